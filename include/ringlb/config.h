@@ -1,0 +1,44 @@
+// The TOML configuration file: loading, validation and the resulting Config.
+//
+// Every error names the file, the line and column, the key and what was expected, e.g.
+//   ringlb.toml:12:10: vip[0].backend[1].weight: expected an integer in 0..10000, got 20000
+// A config with any error is rejected whole: nothing starts, nothing changes.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ringlb/hash.h"
+#include "ringlb/model.h"
+#include "ringlb/result.h"
+
+namespace ringlb {
+
+struct DaemonConfig {
+  uint32_t workers = 0;  // 0: one per CPU
+  std::string control_dir = "/run/ringlb";
+  uint32_t max_connections = 65536;  // per worker
+  uint32_t drain_timeout_ms = 30000;
+  uint32_t maglev_table_size = 65537;
+  // SipHash key for client hashing (hash_seed, 32 hex digits). When the config leaves
+  // it out, a fixed public default is used: stable across restarts, but not secret.
+  ringlb_hash_key hash_key{};
+  bool hash_seed_set = false;
+};
+
+struct Config {
+  std::string source;  // the file it came from
+  DaemonConfig daemon;
+  std::vector<VipSpec> vips;
+};
+
+// Parses and validates TOML text; `source` names it in error messages.
+Result<Config> parse_config(std::string_view text, std::string_view source);
+// Reads and parses the file at `path`.
+Result<Config> load_config(const std::string& path);
+
+// Parses a 32-hex-digit seed into a SipHash key.
+std::optional<ringlb_hash_key> parse_hash_seed(std::string_view hex);
+
+}  // namespace ringlb

@@ -1,0 +1,398 @@
+#include "ringlb/config.h"
+
+#include <toml++/toml.h>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "ringlb/maglev.h"
+
+namespace ringlb {
+
+namespace {
+
+// The default hash key when the config sets none: public, so not a secret, but stable.
+constexpr ringlb_hash_key kDefaultHashKey{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+
+// Collects every error in the file so an operator fixes them in one pass.
+class Checker {
+ public:
+  explicit Checker(std::string_view source) : source_(source) {}
+
+  void error(const toml::source_region& where, std::string_view key, std::string_view what) {
+    std::ostringstream out;
+    out << source_ << ":" << where.begin.line << ":" << where.begin.column << ": " << key << ": "
+        << what;
+    errors_.push_back(out.str());
+  }
+
+  bool ok() const { return errors_.empty(); }
+
+  std::string message() const {
+    std::string all;
+    for (const auto& e : errors_) {
+      if (!all.empty()) {
+        all += '\n';
+      }
+      all += e;
+    }
+    return all;
+  }
+
+  // Rejects keys of `table` that are not in `allowed`.
+  void check_keys(const toml::table& table, std::string_view path,
+                  std::initializer_list<std::string_view> allowed) {
+    for (auto&& [key, node] : table) {
+      bool known = false;
+      for (auto name : allowed) {
+        known = known || key.str() == name;
+      }
+      if (!known) {
+        std::string expected;
+        for (auto name : allowed) {
+          expected += expected.empty() ? "" : ", ";
+          expected += name;
+        }
+        error(key.source(), join(path, key.str()),
+              "unknown key (expected one of: " + expected + ")");
+      }
+    }
+  }
+
+  // Reads an integer key into `out` when present; checks the range.
+  void read_uint(const toml::table& table, std::string_view path, std::string_view key,
+                 uint64_t min, uint64_t max, uint32_t& out) {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) {
+      return;
+    }
+    const auto value = node->value<int64_t>();
+    const std::string range = std::to_string(min) + ".." + std::to_string(max);
+    if (!node->is_integer() || !value) {
+      error(node->source(), join(path, key),
+            "expected an integer in " + range + ", got " + describe(*node));
+      return;
+    }
+    if (*value < 0 || static_cast<uint64_t>(*value) < min || static_cast<uint64_t>(*value) > max) {
+      error(node->source(), join(path, key),
+            "expected an integer in " + range + ", got " + std::to_string(*value));
+      return;
+    }
+    out = static_cast<uint32_t>(*value);
+  }
+
+  void read_bool(const toml::table& table, std::string_view path, std::string_view key, bool& out) {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) {
+      return;
+    }
+    if (!node->is_boolean()) {
+      error(node->source(), join(path, key), "expected true or false, got " + describe(*node));
+      return;
+    }
+    out = *node->value<bool>();
+  }
+
+  // Returns the string at `key`, or nullopt (with an error if it is there but not a
+  // string, or if it is missing and `required`).
+  std::optional<std::string> read_string(const toml::table& table,
+                                         const toml::source_region& table_where,
+                                         std::string_view path, std::string_view key,
+                                         bool required) {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) {
+      if (required) {
+        error(table_where, join(path, key), "missing (required)");
+      }
+      return std::nullopt;
+    }
+    if (!node->is_string()) {
+      error(node->source(), join(path, key), "expected a string, got " + describe(*node));
+      return std::nullopt;
+    }
+    return std::string(*node->value<std::string_view>());
+  }
+
+  // Reads a string key that must be one of a fixed set of words.
+  template <class E>
+  void read_enum(const toml::table& table, const toml::source_region& where, std::string_view path,
+                 std::string_view key, std::optional<E> (*parse)(std::string_view),
+                 std::string_view expected, E& out) {
+    auto text = read_string(table, where, path, key, false);
+    if (!text) {
+      return;
+    }
+    auto value = parse(*text);
+    if (!value) {
+      error(table.get(key)->source(), join(path, key),
+            "expected one of " + std::string(expected) + ", got \"" + *text + "\"");
+      return;
+    }
+    out = *value;
+  }
+
+  static std::string join(std::string_view path, std::string_view key) {
+    return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
+  }
+
+ private:
+  static std::string describe(const toml::node& node) {
+    switch (node.type()) {
+      case toml::node_type::string:
+        return "a string";
+      case toml::node_type::integer:
+        return "an integer";
+      case toml::node_type::floating_point:
+        return "a float";
+      case toml::node_type::boolean:
+        return "a boolean";
+      case toml::node_type::table:
+        return "a table";
+      case toml::node_type::array:
+        return "an array";
+      default:
+        return "a date or time";
+    }
+  }
+
+  std::string source_;
+  std::vector<std::string> errors_;
+};
+
+void read_daemon(Checker& check, const toml::table& table, DaemonConfig& daemon) {
+  const std::string path = "daemon";
+  check.check_keys(table, path,
+                   {"workers", "control_dir", "max_connections", "drain_timeout_ms",
+                    "maglev_table_size", "hash_seed"});
+  check.read_uint(table, path, "workers", 0, 1024, daemon.workers);
+  check.read_uint(table, path, "max_connections", 1, 10'000'000, daemon.max_connections);
+  check.read_uint(table, path, "drain_timeout_ms", 0, 3'600'000, daemon.drain_timeout_ms);
+  check.read_uint(table, path, "maglev_table_size", 3, kMaxMaglevTableSize,
+                  daemon.maglev_table_size);
+  if (const auto* node = table.get("maglev_table_size");
+      node != nullptr && node->is_integer() && !is_prime(daemon.maglev_table_size)) {
+    check.error(node->source(), "daemon.maglev_table_size",
+                "expected a prime number (65537 is the default), got " +
+                    std::to_string(daemon.maglev_table_size));
+  }
+  if (auto dir = check.read_string(table, table.source(), path, "control_dir", false)) {
+    if (dir->empty() || dir->front() != '/') {
+      check.error(table.get("control_dir")->source(), "daemon.control_dir",
+                  "expected an absolute path, got \"" + *dir + "\"");
+    } else {
+      daemon.control_dir = *dir;
+    }
+  }
+  if (auto seed = check.read_string(table, table.source(), path, "hash_seed", false)) {
+    if (auto key = parse_hash_seed(*seed)) {
+      daemon.hash_key = *key;
+      daemon.hash_seed_set = true;
+    } else {
+      check.error(table.get("hash_seed")->source(), "daemon.hash_seed",
+                  "expected 32 hexadecimal digits (a 128-bit secret)");
+    }
+  }
+}
+
+void read_backend(Checker& check, const toml::table& table, const std::string& vip_path,
+                  size_t index, Mode mode, BackendSpec& backend) {
+  std::string path = vip_path + ".backend[" + std::to_string(index) + "]";
+  if (auto name = check.read_string(table, table.source(), path, "name", true)) {
+    if (!is_valid_name(*name)) {
+      check.error(table.get("name")->source(), path + ".name",
+                  "expected 1..64 characters of [A-Za-z0-9_.-], got \"" + *name + "\"");
+    } else {
+      backend.name = *name;
+      path = vip_path + ".backend[" + *name + "]";
+    }
+  }
+  check.check_keys(table, path, {"name", "address", "weight", "state"});
+  if (auto address = check.read_string(table, table.source(), path, "address", true)) {
+    const auto* node = table.get("address");
+    if (mode == Mode::proxy) {
+      if (auto parsed = SocketAddress::parse(*address)) {
+        backend.address = *parsed;
+      } else {
+        check.error(node->source(), path + ".address",
+                    "expected ip:port (\"192.0.2.1:80\" or \"[2001:db8::1]:80\"), got \"" +
+                        *address + "\"");
+      }
+    } else if (auto ip = IpAddress::parse(*address)) {
+      backend.address = SocketAddress{*ip, 0};
+    } else {
+      check.error(node->source(), path + ".address",
+                  "expected an IP address without port (forward mode), got \"" + *address + "\"");
+    }
+  }
+  check.read_uint(table, path, "weight", 0, kMaxWeight, backend.weight);
+  check.read_enum(table, table.source(), path, "state", parse_admin_state, "up, drain, down",
+                  backend.state);
+}
+
+void read_vip(Checker& check, const toml::table& table, size_t index, VipSpec& vip) {
+  std::string path = "vip[" + std::to_string(index) + "]";
+  if (auto name = check.read_string(table, table.source(), path, "name", true)) {
+    if (!is_valid_name(*name)) {
+      check.error(table.get("name")->source(), path + ".name",
+                  "expected 1..64 characters of [A-Za-z0-9_.-], got \"" + *name + "\"");
+    } else {
+      vip.name = *name;
+      path = "vip[" + *name + "]";
+    }
+  }
+  check.check_keys(
+      table, path,
+      {"name", "listen", "protocol", "mode", "policy", "connect_timeout_ms", "connect_retries",
+       "idle_timeout_ms", "max_connection_age_ms", "send_proxy_v2", "backend"});
+  if (auto listen = check.read_string(table, table.source(), path, "listen", true)) {
+    if (auto parsed = SocketAddress::parse(*listen)) {
+      vip.listen = *parsed;
+    } else {
+      check.error(
+          table.get("listen")->source(), path + ".listen",
+          "expected ip:port (\"192.0.2.1:80\" or \"[2001:db8::1]:80\"), got \"" + *listen + "\"");
+    }
+  }
+  check.read_enum(table, table.source(), path, "protocol", parse_protocol, "tcp, udp",
+                  vip.protocol);
+  check.read_enum(table, table.source(), path, "mode", parse_mode, "proxy, forward", vip.mode);
+  check.read_enum(table, table.source(), path, "policy", parse_policy,
+                  "round_robin, weighted, least_request, random, ip_hash", vip.policy);
+  if (vip.mode == Mode::proxy && vip.protocol == Protocol::udp) {
+    check.error(table.get("protocol")->source(), path + ".protocol",
+                "proxy mode forwards TCP only; use mode = \"forward\" for UDP");
+  }
+  if (vip.mode == Mode::forward && table.get("policy") != nullptr &&
+      vip.policy != PolicyKind::ip_hash) {
+    check.error(table.get("policy")->source(), path + ".policy",
+                "forward mode always balances with ip_hash (Maglev), got \"" +
+                    std::string(to_string(vip.policy)) + "\"");
+  }
+  if (vip.mode == Mode::forward) {
+    vip.policy = PolicyKind::ip_hash;
+  }
+  check.read_uint(table, path, "connect_timeout_ms", 1, 3'600'000, vip.connect_timeout_ms);
+  check.read_uint(table, path, "connect_retries", 0, 16, vip.connect_retries);
+  check.read_uint(table, path, "idle_timeout_ms", 0, 86'400'000, vip.idle_timeout_ms);
+  check.read_uint(table, path, "max_connection_age_ms", 0, 604'800'000, vip.max_connection_age_ms);
+  check.read_bool(table, path, "send_proxy_v2", vip.send_proxy_v2);
+
+  const toml::node* backends = table.get("backend");
+  const toml::array* list = backends != nullptr ? backends->as_array() : nullptr;
+  if (backends != nullptr && (list == nullptr || !list->is_array_of_tables())) {
+    check.error(backends->source(), path + ".backend",
+                "expected [[vip.backend]] tables, got another kind of value");
+    return;
+  }
+  if (list == nullptr || list->empty()) {
+    check.error(table.source(), path, "empty pool: add at least one [[vip.backend]]");
+    return;
+  }
+  std::set<std::string> names;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const toml::table& entry = *list->get(i)->as_table();
+    BackendSpec backend;
+    read_backend(check, entry, path, i, vip.mode, backend);
+    if (!backend.name.empty() && !names.insert(backend.name).second) {
+      check.error(entry.get("name")->source(), path + ".backend[" + backend.name + "].name",
+                  "duplicate backend name \"" + backend.name + "\" in this vip");
+    }
+    vip.backends.push_back(std::move(backend));
+  }
+}
+
+Config read_config(Checker& check, const toml::table& root, std::string_view source) {
+  Config config;
+  config.source = std::string(source);
+  config.daemon.hash_key = kDefaultHashKey;
+  check.check_keys(root, "", {"daemon", "vip"});
+  if (const toml::node* daemon = root.get("daemon")) {
+    if (const auto* table = daemon->as_table()) {
+      read_daemon(check, *table, config.daemon);
+    } else {
+      check.error(daemon->source(), "daemon", "expected a [daemon] table");
+    }
+  }
+  const toml::node* vips = root.get("vip");
+  const toml::array* list = vips != nullptr ? vips->as_array() : nullptr;
+  if (vips != nullptr && (list == nullptr || !list->is_array_of_tables())) {
+    check.error(vips->source(), "vip", "expected [[vip]] tables");
+    return config;
+  }
+  if (list == nullptr || list->empty()) {
+    check.error(root.source(), "vip", "no [[vip]] defined: nothing to balance");
+    return config;
+  }
+  std::set<std::string> names;
+  std::set<std::tuple<SocketAddress, Protocol>> listens;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const toml::table& entry = *list->get(i)->as_table();
+    VipSpec vip;
+    read_vip(check, entry, i, vip);
+    if (!vip.name.empty() && !names.insert(vip.name).second) {
+      check.error(entry.get("name")->source(), "vip[" + vip.name + "].name",
+                  "duplicate vip name \"" + vip.name + "\"");
+    }
+    if (vip.listen.port != 0 && !listens.insert({vip.listen, vip.protocol}).second) {
+      check.error(entry.get("listen")->source(), "vip[" + vip.name + "].listen",
+                  "another vip already listens on " + vip.listen.to_string() + "/" +
+                      std::string(to_string(vip.protocol)));
+    }
+    config.vips.push_back(std::move(vip));
+  }
+  return config;
+}
+
+}  // namespace
+
+std::optional<ringlb_hash_key> parse_hash_seed(std::string_view hex) {
+  if (hex.size() != 32) {
+    return std::nullopt;
+  }
+  uint64_t words[2] = {0, 0};
+  for (size_t i = 0; i < 32; ++i) {
+    const char c = hex[i];
+    uint64_t digit;
+    if (c >= '0' && c <= '9') {
+      digit = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      digit = c - 'a' + 10;
+    } else if (c >= 'A' && c <= 'F') {
+      digit = c - 'A' + 10;
+    } else {
+      return std::nullopt;
+    }
+    words[i / 16] = (words[i / 16] << 4) | digit;
+  }
+  return ringlb_hash_key{words[0], words[1]};
+}
+
+Result<Config> parse_config(std::string_view text, std::string_view source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream out;
+    out << source << ":" << e.source().begin.line << ":" << e.source().begin.column
+        << ": syntax error: " << e.description();
+    return Error{out.str()};
+  }
+  Checker check(source);
+  Config config = read_config(check, root, source);
+  if (!check.ok()) {
+    return Error{check.message()};
+  }
+  return config;
+}
+
+Result<Config> load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return system_error("cannot read config " + path, errno);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path);
+}
+
+}  // namespace ringlb

@@ -1,0 +1,81 @@
+// least_request: the backend with the fewest active connections relative to its
+// weight, scored as (active + 1) / weight like HAProxy's leastconn; ties are broken at
+// random. Small pools are scanned whole; above kFullScanLimit backends two random
+// candidates are compared (power of two choices), which keeps pick() O(1) and avoids
+// every worker herding onto the same least-loaded backend.
+#include "policy/registry.h"
+#include "ringlb/random.h"
+
+namespace ringlb {
+namespace {
+
+constexpr size_t kFullScanLimit = 8;
+
+// Returns <0 when a is less loaded than b, 0 on a tie, >0 otherwise.
+int compare_load(const Backend& a, const Backend& b) {
+  const uint64_t load_a =
+      static_cast<uint64_t>(a.stats->active.load(std::memory_order_relaxed)) + 1;
+  const uint64_t load_b =
+      static_cast<uint64_t>(b.stats->active.load(std::memory_order_relaxed)) + 1;
+  // (load_a / weight_a) vs (load_b / weight_b) without division.
+  const uint64_t lhs = load_a * b.spec.weight;
+  const uint64_t rhs = load_b * a.spec.weight;
+  return lhs < rhs ? -1 : (lhs > rhs ? 1 : 0);
+}
+
+class LeastRequest final : public Policy {
+ public:
+  explicit LeastRequest(uint64_t seed) : rng_(seed) {}
+
+  const Backend* pick(const Pool& pool, const Client&) override {
+    const auto eligible = pool.eligible();
+    const auto backends = pool.backends();
+    const size_t n = eligible.size();
+    if (n == 0) {
+      return nullptr;
+    }
+    if (n == 1) {
+      return &backends[eligible[0]];
+    }
+    if (n <= kFullScanLimit) {
+      const Backend* best = &backends[eligible[0]];
+      uint32_t ties = 1;
+      for (size_t i = 1; i < n; ++i) {
+        const Backend* candidate = &backends[eligible[i]];
+        const int order = compare_load(*candidate, *best);
+        if (order < 0) {
+          best = candidate;
+          ties = 1;
+        } else if (order == 0 && rng_.below(++ties) == 0) {
+          best = candidate;  // reservoir sampling: each tied backend with equal chance
+        }
+      }
+      return best;
+    }
+    const uint32_t first = rng_.below(static_cast<uint32_t>(n));
+    uint32_t second = rng_.below(static_cast<uint32_t>(n - 1));
+    second += second >= first ? 1 : 0;
+    const Backend& a = backends[eligible[first]];
+    const Backend& b = backends[eligible[second]];
+    const int order = compare_load(a, b);
+    if (order == 0) {
+      return (rng_.next() & 1) ? &a : &b;
+    }
+    return order < 0 ? &a : &b;
+  }
+
+ private:
+  Rng rng_;
+};
+
+}  // namespace
+
+const PolicyOps kLeastRequestOps{
+    .kind = PolicyKind::least_request,
+    .prepare = prepare_nothing,
+    .make = [](uint64_t seed) -> std::unique_ptr<Policy> {
+      return std::make_unique<LeastRequest>(seed);
+    },
+};
+
+}  // namespace ringlb

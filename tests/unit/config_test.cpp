@@ -1,0 +1,234 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+
+#include "ringlb/config.h"
+
+namespace ringlb {
+namespace {
+
+constexpr const char* kValid = R"(
+[daemon]
+workers = 2
+control_dir = "/run/ringlb-test"
+hash_seed = "000102030405060708090a0b0c0d0e0f"
+
+[[vip]]
+name = "web"
+listen = "127.0.0.1:8080"
+policy = "weighted"
+connect_timeout_ms = 500
+send_proxy_v2 = true
+
+[[vip.backend]]
+name = "b1"
+address = "127.0.0.1:9001"
+weight = 5
+
+[[vip.backend]]
+name = "b2"
+address = "[::1]:9002"
+state = "drain"
+
+[[vip]]
+name = "dns"
+listen = "192.0.2.10:53"
+protocol = "udp"
+mode = "forward"
+
+[[vip.backend]]
+name = "r1"
+address = "192.0.2.21"
+)";
+
+TEST(Config, ParsesTheFullSchema) {
+  auto config = parse_config(kValid, "test.toml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->daemon.workers, 2u);
+  EXPECT_EQ(config->daemon.control_dir, "/run/ringlb-test");
+  EXPECT_TRUE(config->daemon.hash_seed_set);
+  EXPECT_EQ(config->daemon.hash_key.k0, 0x0001020304050607ULL);
+  EXPECT_EQ(config->daemon.hash_key.k1, 0x08090a0b0c0d0e0fULL);
+  ASSERT_EQ(config->vips.size(), 2u);
+  const auto& web = config->vips[0];
+  EXPECT_EQ(web.name, "web");
+  EXPECT_EQ(web.listen.to_string(), "127.0.0.1:8080");
+  EXPECT_EQ(web.policy, PolicyKind::weighted);
+  EXPECT_EQ(web.mode, Mode::proxy);
+  EXPECT_EQ(web.connect_timeout_ms, 500u);
+  EXPECT_TRUE(web.send_proxy_v2);
+  ASSERT_EQ(web.backends.size(), 2u);
+  EXPECT_EQ(web.backends[0].weight, 5u);
+  EXPECT_EQ(web.backends[1].address.to_string(), "[::1]:9002");
+  EXPECT_EQ(web.backends[1].state, AdminState::drain);
+  const auto& dns = config->vips[1];
+  EXPECT_EQ(dns.mode, Mode::forward);
+  EXPECT_EQ(dns.protocol, Protocol::udp);
+  EXPECT_EQ(dns.policy, PolicyKind::ip_hash);
+  EXPECT_EQ(dns.backends[0].address.port, 0);
+}
+
+TEST(Config, DefaultsApplyWhenKeysAreLeftOut) {
+  auto config = parse_config(R"(
+[[vip]]
+name = "web"
+listen = "127.0.0.1:8080"
+[[vip.backend]]
+name = "b1"
+address = "127.0.0.1:9001"
+)",
+                             "min.toml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->daemon.workers, 0u);
+  EXPECT_EQ(config->daemon.control_dir, "/run/ringlb");
+  EXPECT_FALSE(config->daemon.hash_seed_set);
+  EXPECT_EQ(config->vips[0].policy, PolicyKind::round_robin);
+  EXPECT_EQ(config->vips[0].backends[0].weight, 1u);
+}
+
+struct BadCase {
+  const char* description;
+  const char* text;
+  const char* expected;  // the whole error message must contain this
+};
+
+const BadCase kBadCases[] = {
+    {"syntax error", "[[vip]\nname = 1", "bad.toml:1:"},
+    {"unknown top-level key", "colour = 1\n",
+     "bad.toml:1:1: colour: unknown key (expected one of: daemon, vip)"},
+    {"unknown vip key",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\nlisen='x'\n[[vip.backend]]\nname='b'\naddress='127."
+     "0.0.1:2'",
+     "bad.toml:4:1: vip[w].lisen: unknown key (expected one of: name, listen,"},
+    {"unknown backend key",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'"
+     "\nwieght=2",
+     "bad.toml:7:1: vip[w].backend[b].wieght: unknown key"},
+    {"weight out of range",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'"
+     "\nweight=20000",
+     "bad.toml:7:8: vip[w].backend[b].weight: expected an integer in 0..10000, got 20000"},
+    {"negative weight",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'"
+     "\nweight=-1",
+     "vip[w].backend[b].weight: expected an integer in 0..10000, got -1"},
+    {"weight of the wrong type",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'"
+     "\nweight='5'",
+     "vip[w].backend[b].weight: expected an integer in 0..10000, got a string"},
+    {"bad backend address",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.300:2'",
+     "bad.toml:6:9: vip[w].backend[b].address: expected ip:port"},
+    {"backend without port in proxy mode",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1'",
+     "vip[w].backend[b].address: expected ip:port"},
+    {"backend with port in forward mode",
+     "[[vip]]\nname='w'\nlisten='192.0.2.1:80'\nmode='forward'\n[[vip.backend]]\nname='b'\naddress="
+     "'192.0.2.2:80'",
+     "vip[w].backend[b].address: expected an IP address without port (forward mode)"},
+    {"bad listen address", "[[vip]]\nname='w'\nlisten='localhost:80'\n",
+     "bad.toml:3:8: vip[w].listen: expected ip:port"},
+    {"empty pool", "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n",
+     "bad.toml:1:1: vip[w]: empty pool: add at least one [[vip.backend]]"},
+    {"no vip at all", "[daemon]\nworkers = 1\n", "vip: no [[vip]] defined"},
+    {"duplicate vip names",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'\n"
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:3'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'",
+     "bad.toml:8:6: vip[w].name: duplicate vip name \"w\""},
+    {"duplicate backend names",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'\n"
+     "[[vip.backend]]\nname='b'\naddress='127.0.0.1:3'",
+     "bad.toml:8:6: vip[w].backend[b].name: duplicate backend name \"b\" in this vip"},
+    {"two vips on one listen address",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'\n"
+     "[[vip]]\nname='x'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'",
+     "vip[x].listen: another vip already listens on 127.0.0.1:1/tcp"},
+    {"unknown policy",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\npolicy='fastest'\n[[vip.backend]]\nname='b'"
+     "\naddress='127.0.0.1:2'",
+     "bad.toml:4:8: vip[w].policy: expected one of round_robin, weighted, least_request, random, "
+     "ip_hash, got \"fastest\""},
+    {"unknown state",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'"
+     "\nstate='off'",
+     "vip[w].backend[b].state: expected one of up, drain, down, got \"off\""},
+    {"udp in proxy mode",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\nprotocol='udp'\n[[vip.backend]]\nname='b'\naddress='"
+     "127.0.0.1:2'",
+     "vip[w].protocol: proxy mode forwards TCP only"},
+    {"bad vip name", "[[vip]]\nname='a/b'\nlisten='127.0.0.1:1'\n",
+     "vip[0].name: expected 1..64 characters of [A-Za-z0-9_.-], got \"a/b\""},
+    {"missing backend name",
+     "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\naddress='127.0.0.1:2'",
+     "bad.toml:4:1: vip[w].backend[0].name: missing (required)"},
+    {"workers out of range", "[daemon]\nworkers = 5000\n",
+     "bad.toml:2:11: daemon.workers: expected an integer in 0..1024, got 5000"},
+    {"short hash seed", "[daemon]\nhash_seed = 'abcd'\n",
+     "daemon.hash_seed: expected 32 hexadecimal digits"},
+    {"table size not prime", "[daemon]\nmaglev_table_size = 65536\n",
+     "daemon.maglev_table_size: expected a prime number"},
+    {"relative control dir", "[daemon]\ncontrol_dir = 'run/ringlb'\n",
+     "daemon.control_dir: expected an absolute path"},
+    {"forward mode with another policy",
+     "[[vip]]\nname='w'\nlisten='192.0.2.1:80'\nmode='forward'\npolicy='random'\n[[vip.backend]]\n"
+     "name='b'\naddress='192.0.2.2'",
+     "vip[w].policy: forward mode always balances with ip_hash"},
+};
+
+// Names the case in test output instead of dumping its bytes.
+void PrintTo(const BadCase& c, std::ostream* out) {
+  *out << c.description;
+}
+
+class BadConfig : public testing::TestWithParam<BadCase> {};
+
+TEST_P(BadConfig, IsRejectedWithFileLineKeyAndExpectation) {
+  const BadCase& c = GetParam();
+  auto config = parse_config(c.text, "bad.toml");
+  ASSERT_FALSE(config) << c.description;
+  EXPECT_NE(config.error().message.find(c.expected), std::string::npos)
+      << c.description << "\n  got: " << config.error().message << "\n  want: " << c.expected;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, BadConfig, testing::ValuesIn(kBadCases), [](const auto& info) {
+  std::string name = info.param.description;
+  for (auto& ch : name) {
+    ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+  }
+  return name;
+});
+
+TEST(Config, ReportsEveryErrorAtOnce) {
+  auto config = parse_config(
+      "[[vip]]\nname='w'\nlisten='nowhere'\npolicy='x'\n[[vip.backend]]\nname='b'\n"
+      "address='127.0.0.1:2'\nweight=99999",
+      "bad.toml");
+  ASSERT_FALSE(config);
+  const auto& m = config.error().message;
+  EXPECT_NE(m.find("vip[w].listen"), std::string::npos) << m;
+  EXPECT_NE(m.find("vip[w].policy"), std::string::npos) << m;
+  EXPECT_NE(m.find("vip[w].backend[b].weight"), std::string::npos) << m;
+}
+
+TEST(Config, MissingFileNamesThePathAndCause) {
+  auto config = load_config("/nonexistent/ringlb.toml");
+  ASSERT_FALSE(config);
+  EXPECT_EQ(config.error().message,
+            "cannot read config /nonexistent/ringlb.toml: No such file or directory");
+}
+
+TEST(Config, TheDemoConfigIsValid) {
+  auto config = load_config(RINGLB_SOURCE_DIR "/tools/demo/ringlb-demo.toml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_FALSE(config->vips.empty());
+}
+
+TEST(HashSeed, ParsesHexAndRejectsOther) {
+  EXPECT_TRUE(parse_hash_seed("00112233445566778899AABBCCDDEEFF"));
+  EXPECT_FALSE(parse_hash_seed("00112233445566778899aabbccddeeg0"));
+  EXPECT_FALSE(parse_hash_seed(""));
+}
+
+}  // namespace
+}  // namespace ringlb

@@ -1,0 +1,347 @@
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ringlb/policy.h"
+#include "ringlb/random.h"
+
+namespace ringlb {
+namespace {
+
+struct B {
+  std::string name;
+  uint32_t weight = 1;
+  AdminState state = AdminState::up;
+  bool healthy = true;
+};
+
+std::shared_ptr<const Pool> make_pool(PolicyKind policy, const std::vector<B>& list) {
+  std::vector<Backend> backends;
+  uint16_t port = 9000;
+  for (const auto& b : list) {
+    backends.push_back(Backend{
+        .spec = {.name = b.name,
+                 .address = {*IpAddress::parse("127.0.0.1"), port++},
+                 .weight = b.weight,
+                 .state = b.state},
+        .healthy = b.healthy,
+        .stats = std::make_shared<BackendStats>(),
+    });
+  }
+  return Pool::build(std::move(backends), policy, PoolOptions{.hash_key = {11, 22}});
+}
+
+std::vector<B> uniform(size_t n) {
+  std::vector<B> out;
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back({.name = "b" + std::to_string(i)});
+  }
+  return out;
+}
+
+Client client_at(uint32_t i) {
+  in_addr a;
+  a.s_addr = htonl(0x0a000000u + i);
+  return Client{.address = IpAddress::v4(a), .port = 40000};
+}
+
+std::string sequence(Policy& policy, const Pool& pool, int picks) {
+  std::string out;
+  for (int i = 0; i < picks; ++i) {
+    const Backend* b = policy.pick(pool, client_at(i));
+    out += b != nullptr ? b->spec.name : "-";
+  }
+  return out;
+}
+
+// -- every policy ---------------------------------------------------------------------
+
+}  // namespace
+
+void PrintTo(PolicyKind kind, std::ostream* out) {
+  *out << to_string(kind);
+}
+
+namespace {
+
+class EveryPolicy : public testing::TestWithParam<PolicyKind> {};
+
+TEST_P(EveryPolicy, EmptyEligibleSetGivesNoBackend) {
+  auto pool = make_pool(GetParam(), {{.name = "a", .state = AdminState::down},
+                                     {.name = "b", .weight = 0},
+                                     {.name = "c", .healthy = false},
+                                     {.name = "d", .state = AdminState::drain}});
+  auto policy = make_policy(GetParam(), 1);
+  for (uint32_t i = 0; i < 100; ++i) {
+    EXPECT_EQ(policy->pick(*pool, client_at(i)), nullptr);
+  }
+  auto empty = make_pool(GetParam(), {});
+  EXPECT_EQ(policy->pick(*empty, client_at(0)), nullptr);
+}
+
+TEST_P(EveryPolicy, PicksOnlyUpHealthyWeightedBackends) {
+  auto pool = make_pool(GetParam(), {{.name = "down", .state = AdminState::down},
+                                     {.name = "ok1"},
+                                     {.name = "zero", .weight = 0},
+                                     {.name = "sick", .healthy = false},
+                                     {.name = "ok2", .weight = 3},
+                                     {.name = "drain", .state = AdminState::drain}});
+  auto policy = make_policy(GetParam(), 1);
+  std::map<std::string, int> seen;
+  for (uint32_t i = 0; i < 2000; ++i) {
+    const Backend* b = policy->pick(*pool, client_at(i));
+    ASSERT_NE(b, nullptr);
+    b->stats->active.fetch_add(1);  // the client holds its connection
+    ++seen[b->spec.name];
+  }
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_GT(seen["ok1"], 0);
+  EXPECT_GT(seen["ok2"], 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, EveryPolicy,
+                         testing::Values(PolicyKind::round_robin, PolicyKind::weighted,
+                                         PolicyKind::least_request, PolicyKind::random,
+                                         PolicyKind::ip_hash),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+// -- round_robin ----------------------------------------------------------------------
+
+TEST(RoundRobinPolicy, EveryEligibleBackendInTurn) {
+  auto pool = make_pool(PolicyKind::round_robin,
+                        {{.name = "a", .weight = 5}, {.name = "b"}, {.name = "c"}});
+  auto policy = make_policy(PolicyKind::round_robin, 1);
+  EXPECT_EQ(sequence(*policy, *pool, 7), "abcabca");
+}
+
+TEST(RoundRobinPolicy, SkipsIneligibleBackends) {
+  auto pool = make_pool(PolicyKind::round_robin,
+                        {{.name = "a"}, {.name = "b", .state = AdminState::down}, {.name = "c"}});
+  auto policy = make_policy(PolicyKind::round_robin, 1);
+  EXPECT_EQ(sequence(*policy, *pool, 4), "acac");
+}
+
+TEST(RoundRobinPolicy, ContinuesAcrossASmallerSnapshot) {
+  auto policy = make_policy(PolicyKind::round_robin, 1);
+  auto three = make_pool(PolicyKind::round_robin, {{.name = "a"}, {.name = "b"}, {.name = "c"}});
+  EXPECT_EQ(sequence(*policy, *three, 2), "ab");
+  auto two = make_pool(PolicyKind::round_robin, {{.name = "a"}, {.name = "b"}});
+  EXPECT_EQ(sequence(*policy, *two, 3), "aba");
+}
+
+// -- weighted -------------------------------------------------------------------------
+
+TEST(WeightedPolicy, SmoothSequenceForWeights511) {
+  auto pool =
+      make_pool(PolicyKind::weighted, {{.name = "a", .weight = 5}, {.name = "b"}, {.name = "c"}});
+  auto policy = make_policy(PolicyKind::weighted, 1);
+  EXPECT_EQ(sequence(*policy, *pool, 14), "aabacaaaabacaa");
+}
+
+TEST(WeightedPolicy, SmoothSequenceForWeights421) {
+  auto pool = make_pool(PolicyKind::weighted,
+                        {{.name = "a", .weight = 4}, {.name = "b", .weight = 2}, {.name = "c"}});
+  auto policy = make_policy(PolicyKind::weighted, 1);
+  // nginx's ngx_http_upstream_get_peer gives a b a c a b a for 4,2,1.
+  EXPECT_EQ(sequence(*policy, *pool, 7), "abacaba");
+}
+
+TEST(WeightedPolicy, ExactOverEachCycle) {
+  std::vector<B> list = {{.name = "a", .weight = 7},
+                         {.name = "b", .weight = 3},
+                         {.name = "c", .weight = 11},
+                         {.name = "d", .weight = 1}};
+  auto pool = make_pool(PolicyKind::weighted, list);
+  auto policy = make_policy(PolicyKind::weighted, 1);
+  for (int cycle = 0; cycle < 3; ++cycle) {
+    std::map<std::string, uint32_t> counts;
+    for (int i = 0; i < 22; ++i) {
+      ++counts[policy->pick(*pool, client_at(i))->spec.name];
+    }
+    for (const auto& b : list) {
+      EXPECT_EQ(counts[b.name], b.weight) << "cycle " << cycle << " backend " << b.name;
+    }
+  }
+}
+
+TEST(WeightedPolicy, CommonDivisorDoesNotLengthenTheCycle) {
+  auto pool = make_pool(
+      PolicyKind::weighted,
+      {{.name = "a", .weight = 500}, {.name = "b", .weight = 100}, {.name = "c", .weight = 100}});
+  EXPECT_EQ(pool->tables().sequence.size(), 7u);
+}
+
+TEST(WeightedPolicy, WeightChangeMidCycleStartsTheNewCycle) {
+  auto policy = make_policy(PolicyKind::weighted, 1);
+  auto before =
+      make_pool(PolicyKind::weighted, {{.name = "a", .weight = 5}, {.name = "b"}, {.name = "c"}});
+  EXPECT_EQ(sequence(*policy, *before, 3), "aab");
+  auto after = make_pool(
+      PolicyKind::weighted,
+      {{.name = "a", .weight = 1}, {.name = "b", .weight = 1}, {.name = "c", .weight = 2}});
+  EXPECT_EQ(sequence(*policy, *after, 8), "cabccabc");
+}
+
+TEST(WeightedPolicy, HugeWeightSumsAreScaledAndStayProportional) {
+  std::vector<B> list;
+  for (int i = 0; i < 1000; ++i) {
+    list.push_back({.name = "b" + std::to_string(i), .weight = static_cast<uint32_t>(1 + i * 7)});
+  }
+  auto pool = make_pool(PolicyKind::weighted, list);
+  const auto& seq = pool->tables().sequence;
+  EXPECT_LE(seq.size(), 65536u);
+  std::vector<uint32_t> counts(list.size());
+  for (auto index : seq) {
+    ++counts[index];
+  }
+  double total = 0;
+  for (const auto& b : list) {
+    total += b.weight;
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    EXPECT_GE(counts[i], 1u);
+    EXPECT_NEAR(counts[i] / static_cast<double>(seq.size()), list[i].weight / total, 0.0005);
+  }
+}
+
+// -- random ---------------------------------------------------------------------------
+
+TEST(RandomPolicy, SharesFollowWeightsWithFixedSeed) {
+  std::vector<B> list = {{.name = "a", .weight = 1},
+                         {.name = "b", .weight = 2},
+                         {.name = "c", .weight = 3},
+                         {.name = "d", .weight = 4}};
+  auto pool = make_pool(PolicyKind::random, list);
+  auto policy = make_policy(PolicyKind::random, 42);
+  constexpr int kPicks = 200000;
+  std::map<std::string, int> counts;
+  for (int i = 0; i < kPicks; ++i) {
+    ++counts[policy->pick(*pool, client_at(i))->spec.name];
+  }
+  // Standard deviation of a share here is below 0.0011; allow about 5 sigma.
+  for (const auto& b : list) {
+    EXPECT_NEAR(counts[b.name] / static_cast<double>(kPicks), b.weight / 10.0, 0.006) << b.name;
+  }
+}
+
+TEST(RandomPolicy, DifferentSeedsGiveDifferentSequences) {
+  auto pool = make_pool(PolicyKind::random, uniform(10));
+  auto one = make_policy(PolicyKind::random, 1);
+  auto two = make_policy(PolicyKind::random, 2);
+  EXPECT_NE(sequence(*one, *pool, 30), sequence(*two, *pool, 30));
+}
+
+// -- least_request --------------------------------------------------------------------
+
+// Clients that hold their connection: the policy must keep active counts proportional
+// to weights.
+void expect_active_follows_weights(size_t n, int picks) {
+  std::vector<B> list;
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    list.push_back({.name = "b" + std::to_string(i), .weight = static_cast<uint32_t>(1 + i % 4)});
+    total += list.back().weight;
+  }
+  auto pool = make_pool(PolicyKind::least_request, list);
+  auto policy = make_policy(PolicyKind::least_request, 7);
+  for (int i = 0; i < picks; ++i) {
+    policy->pick(*pool, client_at(i))->stats->active.fetch_add(1);
+  }
+  for (const auto& backend : pool->backends()) {
+    const double expected = picks * backend.spec.weight / total;
+    const double active = static_cast<double>(backend.stats->active.load());
+    // Full scan (small pools) keeps (active + 1) / weight level, so every backend stays
+    // within about two connections of its share;
+    // power of two choices within a few connections plus 10%.
+    const double slack = n <= 8 ? 2.5 : 3 + 0.1 * expected;
+    EXPECT_NEAR(active, expected, slack) << n << " backends, " << backend.spec.name;
+  }
+}
+
+TEST(LeastRequestPolicy, FullScanKeepsActiveProportionalToWeight) {
+  expect_active_follows_weights(6, 6000);
+}
+
+TEST(LeastRequestPolicy, TwoChoicesKeepActiveProportionalToWeightInLargePools) {
+  expect_active_follows_weights(100, 50000);
+}
+
+TEST(LeastRequestPolicy, PrefersTheLeastLoadedBackend) {
+  auto pool = make_pool(PolicyKind::least_request, uniform(3));
+  pool->backends()[0].stats->active = 10;
+  pool->backends()[1].stats->active = 2;
+  pool->backends()[2].stats->active = 10;
+  auto policy = make_policy(PolicyKind::least_request, 3);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(policy->pick(*pool, client_at(i))->spec.name, "b1");
+  }
+}
+
+TEST(LeastRequestPolicy, BreaksTiesAtRandom) {
+  auto pool = make_pool(PolicyKind::least_request, uniform(4));
+  auto policy = make_policy(PolicyKind::least_request, 5);
+  std::map<std::string, int> counts;
+  for (int i = 0; i < 8000; ++i) {
+    ++counts[policy->pick(*pool, client_at(i))->spec.name];  // nobody's count changes
+  }
+  ASSERT_EQ(counts.size(), 4u);
+  for (const auto& [name, count] : counts) {
+    EXPECT_NEAR(count, 2000, 250) << name;
+  }
+}
+
+// -- ip_hash --------------------------------------------------------------------------
+
+TEST(IpHashPolicy, SameClientSameBackend) {
+  auto pool = make_pool(PolicyKind::ip_hash, uniform(5));
+  auto one = make_policy(PolicyKind::ip_hash, 1);
+  auto two = make_policy(PolicyKind::ip_hash, 2);  // another worker
+  for (uint32_t i = 0; i < 1000; ++i) {
+    EXPECT_EQ(one->pick(*pool, client_at(i)), two->pick(*pool, client_at(i)));
+  }
+}
+
+TEST(IpHashPolicy, SharesFollowWeights) {
+  std::vector<B> list = {{.name = "a", .weight = 1}, {.name = "b", .weight = 3}};
+  auto pool = make_pool(PolicyKind::ip_hash, list);
+  auto policy = make_policy(PolicyKind::ip_hash, 1);
+  std::map<std::string, int> counts;
+  constexpr int kClients = 100000;
+  for (uint32_t i = 0; i < kClients; ++i) {
+    ++counts[policy->pick(*pool, client_at(i * 7919))->spec.name];
+  }
+  EXPECT_NEAR(counts["a"] / static_cast<double>(kClients), 0.25, 0.01);
+}
+
+TEST(IpHashPolicy, RetryAttemptsSpreadOverOtherBackends) {
+  auto pool = make_pool(PolicyKind::ip_hash, uniform(4));
+  auto policy = make_policy(PolicyKind::ip_hash, 1);
+  int differing = 0;
+  for (uint32_t i = 0; i < 1000; ++i) {
+    Client c = client_at(i);
+    const Backend* first = policy->pick(*pool, c);
+    c.attempt = 1;
+    differing += policy->pick(*pool, c) != first;
+  }
+  EXPECT_NEAR(differing, 750, 80);  // a fresh slot: another backend 3 times in 4
+}
+
+TEST(IpHashPolicy, RemovingABackendMovesOnlyItsClients) {
+  auto policy = make_policy(PolicyKind::ip_hash, 1);
+  auto before = make_pool(PolicyKind::ip_hash, uniform(5));
+  auto list = uniform(5);
+  list[2].state = AdminState::down;
+  auto after = make_pool(PolicyKind::ip_hash, list);
+  for (uint32_t i = 0; i < 5000; ++i) {
+    const auto& was = policy->pick(*before, client_at(i))->spec.name;
+    const auto& now = policy->pick(*after, client_at(i))->spec.name;
+    if (was != "b2") {
+      EXPECT_EQ(now, was);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ringlb
