@@ -27,9 +27,25 @@ struct DaemonConfig {
   bool hash_seed_set = false;
 };
 
+// How the XDP program attaches: in the driver (native) or in the generic hook.
+enum class XdpAttach : uint8_t { native, generic };
+
+// [xdp]: the XDP data plane. Present: forward-mode VIPs are balanced at the NIC and, unless
+// steer = false, proxy VIPs are steered to the worker that owns the client's hash.
+struct XdpConfig {
+  bool enabled = false;   // the config has an [xdp] table
+  std::string interface;  // required when enabled
+  XdpAttach attach = XdpAttach::native;
+  bool steer = true;
+  // xdp.hash_seed is another name for daemon.hash_seed: one key serves both planes (the
+  // proxy's ip_hash and the XDP program must agree). Giving both with different values is
+  // an error; either one sets DaemonConfig::hash_key.
+};
+
 struct Config {
   std::string source;  // the file it came from
   DaemonConfig daemon;
+  XdpConfig xdp;
   std::vector<VipSpec> vips;
 };
 

@@ -194,6 +194,47 @@ void read_daemon(Checker& check, const toml::table& table, DaemonConfig& daemon)
   }
 }
 
+void read_xdp(Checker& check, const toml::table& table, DaemonConfig& daemon, XdpConfig& xdp) {
+  const std::string path = "xdp";
+  xdp.enabled = true;
+  check.check_keys(table, path, {"interface", "attach", "hash_seed", "steer"});
+  if (auto name = check.read_string(table, table.source(), path, "interface", true)) {
+    if (name->empty() || name->size() >= 16 || name->find('/') != std::string::npos) {
+      check.error(table.get("interface")->source(), "xdp.interface",
+                  "expected an interface name (1..15 characters, no '/'), got \"" + *name + "\"");
+    } else {
+      xdp.interface = *name;
+    }
+  }
+  check.read_enum(
+      table, table.source(), path, "attach",
+      +[](std::string_view text) -> std::optional<XdpAttach> {
+        if (text == "native") {
+          return XdpAttach::native;
+        }
+        if (text == "generic") {
+          return XdpAttach::generic;
+        }
+        return std::nullopt;
+      },
+      "native, generic", xdp.attach);
+  check.read_bool(table, path, "steer", xdp.steer);
+  if (auto seed = check.read_string(table, table.source(), path, "hash_seed", false)) {
+    const auto key = parse_hash_seed(*seed);
+    if (!key) {
+      check.error(table.get("hash_seed")->source(), "xdp.hash_seed",
+                  "expected 32 hexadecimal digits (a 128-bit secret)");
+    } else if (daemon.hash_seed_set &&
+               (key->k0 != daemon.hash_key.k0 || key->k1 != daemon.hash_key.k1)) {
+      check.error(table.get("hash_seed")->source(), "xdp.hash_seed",
+                  "differs from daemon.hash_seed; both planes must use one key (set one of them)");
+    } else {
+      daemon.hash_key = *key;
+      daemon.hash_seed_set = true;
+    }
+  }
+}
+
 void read_backend(Checker& check, const toml::table& table, const std::string& vip_path,
                   size_t index, Mode mode, BackendSpec& backend) {
   std::string path = vip_path + ".backend[" + std::to_string(index) + "]";
@@ -305,12 +346,20 @@ Config read_config(Checker& check, const toml::table& root, std::string_view sou
   Config config;
   config.source = std::string(source);
   config.daemon.hash_key = kDefaultHashKey;
-  check.check_keys(root, "", {"daemon", "vip"});
+  check.check_keys(root, "", {"daemon", "xdp", "vip"});
   if (const toml::node* daemon = root.get("daemon")) {
     if (const auto* table = daemon->as_table()) {
       read_daemon(check, *table, config.daemon);
     } else {
       check.error(daemon->source(), "daemon", "expected a [daemon] table");
+    }
+  }
+  // After [daemon], so that xdp.hash_seed is checked against daemon.hash_seed.
+  if (const toml::node* xdp = root.get("xdp")) {
+    if (const auto* table = xdp->as_table()) {
+      read_xdp(check, *table, config.daemon, config.xdp);
+    } else {
+      check.error(xdp->source(), "xdp", "expected an [xdp] table");
     }
   }
   const toml::node* vips = root.get("vip");

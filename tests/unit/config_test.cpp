@@ -96,7 +96,7 @@ struct BadCase {
 const BadCase kBadCases[] = {
     {"syntax error", "[[vip]\nname = 1", "bad.toml:1:"},
     {"unknown top-level key", "colour = 1\n",
-     "bad.toml:1:1: colour: unknown key (expected one of: daemon, vip)"},
+     "bad.toml:1:1: colour: unknown key (expected one of: daemon, xdp, vip)"},
     {"unknown vip key",
      "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\nlisen='x'\n[[vip.backend]]\nname='b'\naddress='127."
      "0.0.1:2'",
@@ -228,6 +228,70 @@ TEST(HashSeed, ParsesHexAndRejectsOther) {
   EXPECT_TRUE(parse_hash_seed("00112233445566778899AABBCCDDEEFF"));
   EXPECT_FALSE(parse_hash_seed("00112233445566778899aabbccddeeg0"));
   EXPECT_FALSE(parse_hash_seed(""));
+}
+
+TEST(XdpConfig, AbsentMeansDisabled) {
+  auto config = parse_config(kValid, "test.toml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_FALSE(config->xdp.enabled);
+}
+
+TEST(XdpConfig, ParsesInterfaceAttachSteerAndSeed) {
+  auto config = parse_config(
+      "[xdp]\ninterface = \"veth0\"\nattach = \"generic\"\nsteer = false\n"
+      "hash_seed = \"ffeeddccbbaa99887766554433221100\"\n"
+      "[[vip]]\nname='d'\nlisten='192.0.2.10:53'\nprotocol='udp'\nmode='forward'\n"
+      "[[vip.backend]]\nname='r1'\naddress='192.0.2.21'\n",
+      "x.toml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_TRUE(config->xdp.enabled);
+  EXPECT_EQ(config->xdp.interface, "veth0");
+  EXPECT_EQ(config->xdp.attach, XdpAttach::generic);
+  EXPECT_FALSE(config->xdp.steer);
+  EXPECT_TRUE(config->daemon.hash_seed_set);
+  EXPECT_EQ(config->daemon.hash_key.k0, 0xffeeddccbbaa9988ULL);
+  EXPECT_EQ(config->daemon.hash_key.k1, 0x7766554433221100ULL);
+}
+
+TEST(XdpConfig, DefaultsToNativeWithSteer) {
+  auto config = parse_config(
+      "[xdp]\ninterface = \"eth0\"\n"
+      "[[vip]]\nname='w'\nlisten='127.0.0.1:80'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:1'"
+      "\n",
+      "x.toml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->xdp.attach, XdpAttach::native);
+  EXPECT_TRUE(config->xdp.steer);
+  EXPECT_FALSE(config->daemon.hash_seed_set);
+}
+
+TEST(XdpConfig, SameSeedInBothTablesIsAccepted) {
+  auto config = parse_config(
+      "[daemon]\nhash_seed = \"000102030405060708090a0b0c0d0e0f\"\n"
+      "[xdp]\ninterface = \"eth0\"\nhash_seed = \"000102030405060708090A0B0C0D0E0F\"\n"
+      "[[vip]]\nname='w'\nlisten='127.0.0.1:80'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:1'"
+      "\n",
+      "x.toml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->daemon.hash_key.k0, 0x0001020304050607ULL);
+}
+
+TEST(XdpConfig, RejectsConflictingSeedsBadAttachMissingInterfaceUnknownKey) {
+  auto config = parse_config(
+      "[daemon]\nhash_seed = \"000102030405060708090a0b0c0d0e0f\"\n"
+      "[xdp]\nattach = \"offload\"\nhash_seed = \"ffeeddccbbaa99887766554433221100\"\n"
+      "mtu = 1500\n"
+      "[[vip]]\nname='w'\nlisten='127.0.0.1:80'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:1'"
+      "\n",
+      "x.toml");
+  ASSERT_FALSE(config);
+  const auto& m = config.error().message;
+  EXPECT_NE(m.find("xdp.interface: missing (required)"), std::string::npos) << m;
+  EXPECT_NE(m.find("xdp.attach: expected one of native, generic, got \"offload\""),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("xdp.hash_seed: differs from daemon.hash_seed"), std::string::npos) << m;
+  EXPECT_NE(m.find("xdp.mtu: unknown key"), std::string::npos) << m;
 }
 
 }  // namespace
