@@ -1,32 +1,405 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 /*
- * ringlb XDP program. For now it passes every packet and counts it per CPU; the XDP
- * data-plane issue fills in parsing, VIP lookup, forward and steer modes. It already
- * includes the shared client hash so that the BPF build path compiles it.
+ * ringlb XDP data plane.
+ *
+ * Parses Ethernet (with VLAN tags), IPv4 / IPv6, TCP / UDP and looks the destination
+ * up in `vips`. Packets that are not for a VIP pass to the kernel untouched. For a VIP:
+ *   - forward mode: the backend comes from the flow table or, for a new flow, from the
+ *     VIP's Maglev table at ringlb_hash(client) % maglev_table_size (the proxy's ip_hash
+ *     computes the same). The packet is encapsulated in IPIP / IP6IP6 (outer family:
+ *     the backend's), the next hop comes from bpf_fib_lookup and the packet leaves with
+ *     XDP_TX (or a redirect when the route points at another device). The backend
+ *     answers the client directly.
+ *   - steer mode: the packet goes through the cpumap to the CPU of the worker that owns
+ *     hash(client) % steer_workers; ringlb_reuseport hands the connection to that
+ *     worker's listener.
+ * ICMP errors about a forward-mode flow (a router telling the VIP about a packet the
+ * backend sent) go to the backend of that flow. Fragments pass to the kernel.
  */
 #include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "consts.h"
+#include "helpers.h"
+#include "maps.h"
+#include "parsing.h"
 #include "ringlb/hash.h"
+#include "ringlb/xdp_abi.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} packets SEC(".maps");
+/* Set by the loader before load; the verifier sees them as constants. */
+/* The SipHash key (struct ringlb_hash_key), as two words: skeletons know no structs. */
+const volatile __u64 hash_key_k0 = 0;
+const volatile __u64 hash_key_k1 = 0;
+const volatile __u32 maglev_table_size = 65537;
+/* Number of steer-mode workers (worker i runs on CPU i); 0 when steer is off. */
+const volatile __u32 steer_workers = 0;
+/* Outer source addresses of encapsulated packets. */
+const volatile __u32 encap_source_v4 = 0;
+const volatile __u32 encap_source_v6[4] = {};
+
+/* Counts the packet under `verdict` and returns `action`. */
+static __always_inline int verdict(enum ringlb_verdict verdict, int action, __u64 bytes)
+{
+	counter_add(&verdict_stats, verdict, bytes);
+	return action;
+}
+
+static __always_inline __u64 client_hash(const __u32 *client, __u8 family)
+{
+	struct ringlb_hash_key key = {.k0 = hash_key_k0, .k1 = hash_key_k1};
+
+	if (family == RINGLB_FAMILY_V4)
+		return ringlb_hash_v4(&key, client[0]);
+	return ringlb_hash_v6(&key, client);
+}
+
+/* The backend id of Maglev slot hash % table size of VIP `vip_id`, or -1. */
+static __always_inline int maglev_pick(__u32 vip_id, __u64 hash, __u32 *backend_id)
+{
+	__u32 slot = hash % maglev_table_size;
+	void *table;
+	__u32 *id;
+
+	table = bpf_map_lookup_elem(&maglev_tables, &vip_id);
+	if (!table)
+		return -1;
+	id = bpf_map_lookup_elem(table, &slot);
+	if (!id)
+		return -1;
+	*backend_id = *id;
+	return 0;
+}
+
+/*
+ * Encapsulates the IP packet described by `p` toward `be` and sends it. The FIB lookup
+ * comes first, with the encapsulated length, so that a packet too big for the path is
+ * answered before the frame is touched. `may_reply` is 0 for ICMP errors (no ICMP about
+ * ICMP). Returns an XDP action.
+ */
+static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packet *p,
+					  const struct ringlb_backend *be, int may_reply,
+					  __u64 bytes)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bpf_fib_lookup fib = {};
+	__u32 outer_len, l3_off = p->l3_off;
+	struct l2_copy l2;
+	__u8 *dmac, *smac;
+	__u16 h_proto;
+	int rc, action;
+	void *outer;
+
+	if (be->family == RINGLB_FAMILY_V4) {
+		outer_len = IPV4_HDR_LEN;
+		h_proto = bpf_htons(ETH_P_IP);
+		fib.family = AF_INET;
+		fib.tos = p->tos;
+		fib.ipv4_src = encap_source_v4;
+		fib.ipv4_dst = be->addr[0];
+	} else {
+		outer_len = IPV6_HDR_LEN;
+		h_proto = bpf_htons(ETH_P_IPV6);
+		fib.family = AF_INET6;
+		fib.ipv6_src[0] = encap_source_v6[0];
+		fib.ipv6_src[1] = encap_source_v6[1];
+		fib.ipv6_src[2] = encap_source_v6[2];
+		fib.ipv6_src[3] = encap_source_v6[3];
+		__builtin_memcpy(fib.ipv6_dst, be->addr, 16);
+	}
+	fib.l4_protocol = p->flow.family == RINGLB_FAMILY_V4 ? IPPROTO_IPIP : IPPROTO_IPV6;
+	fib.tot_len = p->l3_len + outer_len;
+	fib.ifindex = ctx->ingress_ifindex;
+
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		enum ringlb_verdict v;
+
+		if (!may_reply)
+			return verdict(RINGLB_V_DROP_FIB, XDP_DROP, bytes);
+		if (p->flow.family == RINGLB_FAMILY_V4)
+			v = send_too_big_v4(ctx, p, fib.mtu_result - outer_len);
+		else
+			v = send_too_big_v6(ctx, p, fib.mtu_result - outer_len);
+		return verdict(v, v == RINGLB_V_TX_TOO_BIG ? XDP_TX : XDP_DROP, bytes);
+	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return verdict(RINGLB_V_DROP_FIB, XDP_DROP, bytes);
+
+	if (l2_save(data, data_end, &l2) < 0 || l3_off > L2_MAX_LEN)
+		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		dmac = fib.dmac;
+		smac = fib.smac;
+	} else {
+		/*
+		 * No neighbour entry yet: hand the encapsulated packet to the kernel, still
+		 * addressed to us, so that it resolves the next hop and forwards it.
+		 */
+		dmac = (__u8 *)&l2;
+		smac = (__u8 *)&l2 + ETH_ALEN;
+	}
+	if (bpf_xdp_adjust_head(ctx, -(int)outer_len))
+		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (l2_write(data, data_end, &l2, p->vlan_depth, dmac, smac, h_proto) < 0)
+		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
+	outer = data + l3_off;
+	if (be->family == RINGLB_FAMILY_V4) {
+		if (outer + IPV4_HDR_LEN > data_end)
+			return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
+		write_outer_v4(outer, p, be, encap_source_v4);
+	} else {
+		__u32 src[4] = {encap_source_v6[0], encap_source_v6[1], encap_source_v6[2],
+				encap_source_v6[3]};
+		__u32 label = (p->flow.src[0] ^ p->flow.src[1] ^ p->flow.src[2] ^ p->flow.src[3] ^
+			       ((__u32)p->flow.sport << 16 | p->flow.dport)) &
+			      0xfffff;
+
+		if (outer + IPV6_HDR_LEN > data_end)
+			return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
+		write_outer_v6(outer, p, be, src, label);
+	}
+
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return verdict(RINGLB_V_PASS_NO_NEIGH, XDP_PASS, bytes);
+	if (fib.ifindex == ctx->ingress_ifindex)
+		return verdict(may_reply ? RINGLB_V_TX_FORWARD : RINGLB_V_TX_ICMP_ERROR, XDP_TX,
+			       bytes);
+	action = bpf_redirect(fib.ifindex, 0);
+	return verdict(RINGLB_V_REDIRECT_FORWARD, action, bytes);
+}
+
+/* forward mode: flow table, else Maglev; then encapsulate. */
+static __always_inline int forward(struct xdp_md *ctx, struct packet *p,
+				   const struct ringlb_vip_info *info, __u64 bytes)
+{
+	int is_syn = p->flow.proto == IPPROTO_TCP &&
+		     (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	struct ringlb_backend *be;
+	struct ringlb_flow *flow;
+	struct ringlb_flow entry;
+	__u32 backend_id;
+
+	if (!is_syn) {
+		/* Established flows: one hash-map access, no hashing of the client. */
+		flow = bpf_map_lookup_elem(&flows, &p->flow);
+		if (flow) {
+			backend_id = flow->backend_id;
+			be = bpf_map_lookup_elem(&backends, &backend_id);
+			if (be && be->family != RINGLB_FAMILY_NONE)
+				goto send;
+			/* The backend went away: pick again below and remember the new one. */
+		} else if (p->flow.proto == IPPROTO_TCP) {
+			/* A TCP flow we did not see start: balance it, but do not insert. */
+			if (maglev_pick(info->vip_id, client_hash(p->flow.src, p->flow.family),
+					&backend_id) < 0)
+				return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
+			be = bpf_map_lookup_elem(&backends, &backend_id);
+			if (!be || be->family == RINGLB_FAMILY_NONE)
+				return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
+			goto send;
+		}
+	}
+	if (maglev_pick(info->vip_id, client_hash(p->flow.src, p->flow.family), &backend_id) < 0)
+		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
+	be = bpf_map_lookup_elem(&backends, &backend_id);
+	if (!be || be->family == RINGLB_FAMILY_NONE)
+		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
+	/* New flow (TCP SYN, first UDP datagram) or a stale entry: remember the backend. */
+	entry.backend_id = backend_id;
+	bpf_map_update_elem(&flows, &p->flow, &entry, BPF_ANY);
+send:
+	counter_add(&backend_stats, backend_id, bytes);
+	return encap_and_send(ctx, p, be, 1, bytes);
+}
+
+/* steer mode: to the CPU of the worker that owns hash(client). */
+static __always_inline int steer(struct packet *p, __u64 bytes)
+{
+	__u32 worker;
+	int action;
+
+	if (steer_workers == 0)
+		return verdict(RINGLB_V_PASS_STEER_NO_CPU, XDP_PASS, bytes);
+	worker = client_hash(p->flow.src, p->flow.family) % steer_workers;
+	action = bpf_redirect_map(&cpu_map, worker, XDP_PASS);
+	if (action == XDP_REDIRECT)
+		return verdict(RINGLB_V_REDIRECT_STEER, action, bytes);
+	return verdict(RINGLB_V_PASS_STEER_NO_CPU, action, bytes);
+}
+
+/*
+ * ICMP / ICMPv6. An error whose quoted packet left a forward-mode VIP (backend -> client,
+ * sent directly by the backend) belongs to that flow's backend: find it in the flow
+ * table by the reversed quoted 5-tuple, else by the Maglev slot of the quoted
+ * destination (the client), and forward the whole ICMP packet there. Anything else
+ * passes to the kernel.
+ */
+static __always_inline int handle_icmp(struct xdp_md *ctx, struct packet *p, struct hdr_cursor *nh,
+				       __u64 bytes)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ringlb_vip_key key = {};
+	struct ringlb_flow_key reverse = {};
+	struct ringlb_vip_info *info;
+	struct ringlb_backend *be;
+	struct ringlb_flow *flow;
+	__u32 backend_id;
+	__u16 *ports;
+	__u8 type;
+
+	if (nh->pos + ICMP_HDR_LEN > data_end)
+		return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
+	type = *(__u8 *)nh->pos;
+	if (p->flow.family == RINGLB_FAMILY_V4) {
+		struct iphdr *inner = nh->pos + ICMP_HDR_LEN;
+
+		if (type != ICMP_DEST_UNREACH && type != ICMP_TIME_EXCEEDED &&
+		    type != ICMP_PARAMETERPROB)
+			return verdict(RINGLB_V_PASS_ICMP, XDP_PASS, bytes);
+		if ((void *)(inner + 1) > data_end || inner->ihl < 5)
+			return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
+		ports = (void *)inner + inner->ihl * 4;
+		if ((void *)(ports + 2) > data_end)
+			return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
+		key.addr[0] = inner->saddr;
+		key.proto = inner->protocol;
+		reverse.src[0] = inner->daddr;
+		reverse.dst[0] = inner->saddr;
+	} else {
+		struct ipv6hdr *inner = nh->pos + ICMP_HDR_LEN;
+
+		if (type != ICMPV6_DEST_UNREACH && type != ICMPV6_PKT_TOOBIG &&
+		    type != ICMPV6_TIME_EXCEED && type != ICMPV6_PARAMPROB)
+			return verdict(RINGLB_V_PASS_ICMP, XDP_PASS, bytes);
+		ports = (void *)(inner + 1);
+		if ((void *)(ports + 2) > data_end)
+			return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
+		__builtin_memcpy(key.addr, &inner->saddr, 16);
+		key.proto = inner->nexthdr;
+		__builtin_memcpy(reverse.src, &inner->daddr, 16);
+		__builtin_memcpy(reverse.dst, &inner->saddr, 16);
+	}
+	key.port = ports[0];
+	key.family = p->flow.family;
+	info = bpf_map_lookup_elem(&vips, &key);
+	if (!info || info->mode != RINGLB_MODE_FORWARD)
+		return verdict(RINGLB_V_PASS_ICMP, XDP_PASS, bytes);
+
+	reverse.sport = ports[1];
+	reverse.dport = ports[0];
+	reverse.proto = key.proto;
+	reverse.family = key.family;
+	flow = bpf_map_lookup_elem(&flows, &reverse);
+	if (flow) {
+		backend_id = flow->backend_id;
+	} else if (maglev_pick(info->vip_id, client_hash(reverse.src, reverse.family),
+			       &backend_id) < 0) {
+		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
+	}
+	be = bpf_map_lookup_elem(&backends, &backend_id);
+	if (!be || be->family == RINGLB_FAMILY_NONE)
+		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
+	counter_add(&vip_stats, info->vip_id, bytes);
+	counter_add(&backend_stats, backend_id, bytes);
+	return encap_and_send(ctx, p, be, 0, bytes);
+}
 
 SEC("xdp")
 int ringlb_xdp(struct xdp_md *ctx)
 {
-	__u32 zero = 0;
-	__u64 *count = bpf_map_lookup_elem(&packets, &zero);
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 bytes = data_end - data;
+	struct hdr_cursor nh = {.pos = data};
+	struct ringlb_vip_key key = {};
+	struct ringlb_vip_info *info;
+	struct packet p = {};
+	int h_proto, proto;
 
-	(void)ctx;
-	if (!count)
-		return XDP_PASS;
-	*count += 1;
-	return XDP_PASS;
+	h_proto = parse_ethhdr(&nh, data_end, &p.vlan_depth);
+	if (h_proto < 0)
+		return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
+	p.l3_off = nh.pos - data;
+	if (h_proto == bpf_htons(ETH_P_IP))
+		proto = parse_iphdr(&nh, data, data_end, &p);
+	else if (h_proto == bpf_htons(ETH_P_IPV6))
+		proto = parse_ip6hdr(&nh, data, data_end, &p);
+	else
+		return verdict(RINGLB_V_PASS_NOT_IP, XDP_PASS, bytes);
+	if (proto < 0)
+		return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
+	if (p.fragment)
+		return verdict(RINGLB_V_PASS_FRAGMENT, XDP_PASS, bytes);
+	p.flow.proto = proto;
+
+	switch (proto) {
+	case IPPROTO_TCP:
+		if (parse_tcphdr(&nh, data_end, &p) < 0)
+			return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
+		break;
+	case IPPROTO_UDP:
+		if (parse_udphdr(&nh, data_end, &p) < 0)
+			return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
+		break;
+	case IPPROTO_ICMP:
+		if (p.flow.family != RINGLB_FAMILY_V4)
+			return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
+		return handle_icmp(ctx, &p, &nh, bytes);
+	case IPPROTO_ICMPV6:
+		if (p.flow.family != RINGLB_FAMILY_V6)
+			return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
+		return handle_icmp(ctx, &p, &nh, bytes);
+	default:
+		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
+	}
+
+	__builtin_memcpy(key.addr, p.flow.dst, 16);
+	key.port = p.flow.dport;
+	key.proto = proto;
+	key.family = p.flow.family;
+	info = bpf_map_lookup_elem(&vips, &key);
+	if (!info)
+		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
+	counter_add(&vip_stats, info->vip_id, bytes);
+	if (info->mode == RINGLB_MODE_STEER)
+		return steer(&p, bytes);
+	return forward(ctx, &p, info, bytes);
+}
+
+/*
+ * steer mode, second half: picks the listener of the worker that owns hash(client), the
+ * same worker whose CPU the XDP program steered the packet to. On any failure the
+ * kernel's own reuseport choice stands.
+ */
+SEC("sk_reuseport")
+int ringlb_reuseport(struct sk_reuseport_md *md)
+{
+	__u32 addr[4] = {};
+	__u32 worker;
+	__u64 hash;
+
+	if (steer_workers == 0)
+		return SK_PASS;
+	if (md->eth_protocol == bpf_htons(ETH_P_IP)) {
+		if (bpf_skb_load_bytes_relative(md, offsetof(struct iphdr, saddr), addr, 4,
+						BPF_HDR_START_NET))
+			return SK_PASS;
+		hash = client_hash(addr, RINGLB_FAMILY_V4);
+	} else if (md->eth_protocol == bpf_htons(ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes_relative(md, offsetof(struct ipv6hdr, saddr), addr, 16,
+						BPF_HDR_START_NET))
+			return SK_PASS;
+		hash = client_hash(addr, RINGLB_FAMILY_V6);
+	} else {
+		return SK_PASS;
+	}
+	worker = hash % steer_workers;
+	bpf_sk_select_reuseport(md, &worker_sockets, &worker, 0);
+	return SK_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * Maps of the ringlb XDP program. Keys and values are defined in
+ * include/ringlb/xdp_abi.h. User space is the only writer of configuration maps; the
+ * program writes the flow table and the per-CPU counters. Maps that must outlive the
+ * loader are pinned by name under the loader's pin root (default /sys/fs/bpf/ringlb).
+ */
+#ifndef RINGLB_BPF_MAPS_H
+#define RINGLB_BPF_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "ringlb/xdp_abi.h"
+
+/* (address, port, protocol) -> VIP id and mode. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RINGLB_MAX_VIPS);
+	__type(key, struct ringlb_vip_key);
+	__type(value, struct ringlb_vip_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vips SEC(".maps");
+
+/* backend id -> backend address. Ids are stable per address across reloads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RINGLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct ringlb_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} backends SEC(".maps");
+
+/*
+ * One Maglev table per VIP: slot -> backend id. The loader sets max_entries to the
+ * configured table size before load. User space swaps a VIP's table by writing a new,
+ * fully filled inner map into maglev_tables, so the program never sees a half-written
+ * table.
+ */
+struct maglev_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65537);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, RINGLB_MAX_VIPS);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct maglev_table);
+} maglev_tables SEC(".maps");
+
+/*
+ * Forward-mode connection table: 5-tuple -> backend id. LRU with per-CPU LRU lists
+ * (BPF_F_NO_COMMON_LRU): no cross-CPU lock on insert, and an RSS- or ECMP-stable flow
+ * stays on one CPU. The loader sizes it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RINGLB_DEFAULT_FLOW_ENTRIES);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct ringlb_flow_key);
+	__type(value, struct ringlb_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flows SEC(".maps");
+
+/* steer mode: worker index (= CPU) -> cpumap queue. Filled by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CPUMAP);
+	__uint(max_entries, RINGLB_MAX_WORKERS);
+	__type(key, __u32);
+	__type(value, struct bpf_cpumap_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cpu_map SEC(".maps");
+
+/* steer mode: worker index -> that worker's listening socket. Filled by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
+	__uint(max_entries, RINGLB_MAX_WORKERS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} worker_sockets SEC(".maps");
+
+/* Per-CPU counters: per VIP id, per backend id, per verdict (enum ringlb_verdict). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RINGLB_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct ringlb_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RINGLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct ringlb_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} backend_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RINGLB_V_MAX);
+	__type(key, __u32);
+	__type(value, struct ringlb_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} verdict_stats SEC(".maps");
+
+#endif /* RINGLB_BPF_MAPS_H */

@@ -1,0 +1,609 @@
+// The XDP loader (include/ringlb/xdp.h): skeleton life cycle, map filling, attachment.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <ifaddrs.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "ringlb/maglev.h"
+#include "ringlb/policy.h"
+#include "ringlb/xdp.h"
+#include "ringlb_decap.skel.h"
+#include "ringlb_xdp.skel.h"
+
+namespace ringlb::xdp {
+
+// The ABI header is shared with the BPF side; these pin its layout for the C++ side.
+static_assert(sizeof(ringlb_vip_key) == 20);
+static_assert(offsetof(ringlb_vip_key, port) == 16);
+static_assert(sizeof(ringlb_vip_info) == 8);
+static_assert(sizeof(ringlb_backend) == 20);
+static_assert(sizeof(ringlb_flow_key) == 40);
+static_assert(offsetof(ringlb_flow_key, sport) == 32);
+static_assert(sizeof(ringlb_flow) == 4);
+static_assert(sizeof(ringlb_counter) == 16);
+
+namespace {
+
+// An owned file descriptor (inner maps while they are filled).
+class OwnedFd {
+ public:
+  explicit OwnedFd(int fd) : fd_(fd) {}
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// libbpf reports the verifier log through its print callback. While a load runs, the
+// callback keeps the warnings so that a rejected program's error carries the log.
+std::mutex log_mutex;
+std::string* log_capture = nullptr;
+
+int libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) {
+    return 0;
+  }
+  char line[4096];
+  const int n = std::vsnprintf(line, sizeof(line), format, args);
+  if (log_capture != nullptr) {
+    log_capture->append(line, n > 0 ? std::min<size_t>(n, sizeof(line) - 1) : 0);
+  }
+  return 0;
+}
+
+class LogCapture {
+ public:
+  LogCapture() : lock_(log_mutex) {
+    log_capture = &text_;
+    libbpf_set_print(libbpf_print);
+  }
+  ~LogCapture() { log_capture = nullptr; }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  // The end of the log (the verifier's verdict is at the end).
+  std::string tail(size_t max = 8192) const {
+    return text_.size() <= max ? text_ : "..." + text_.substr(text_.size() - max);
+  }
+
+ private:
+  std::lock_guard<std::mutex> lock_;
+  std::string text_;
+};
+
+Error libbpf_error(std::string_view what, int err, const LogCapture* log = nullptr) {
+  Error error = system_error(what, err < 0 ? -err : err);
+  if (log != nullptr) {
+    const std::string text = log->tail();
+    if (!text.empty()) {
+      error.message += "\nlibbpf/verifier log:\n" + text;
+    }
+  }
+  return error;
+}
+
+ringlb_vip_key vip_key(const VipSpec& vip) {
+  ringlb_vip_key key{};
+  std::memcpy(key.addr, vip.listen.ip.bytes(), vip.listen.ip.size());
+  key.port = htons(vip.listen.port);
+  key.proto = vip.protocol == Protocol::tcp ? IPPROTO_TCP : IPPROTO_UDP;
+  key.family = vip.listen.ip.is_v4() ? RINGLB_FAMILY_V4 : RINGLB_FAMILY_V6;
+  return key;
+}
+
+ringlb_backend backend_entry(const IpAddress& address) {
+  ringlb_backend entry{};
+  std::memcpy(entry.addr, address.bytes(), address.size());
+  entry.family = address.is_v4() ? RINGLB_FAMILY_V4 : RINGLB_FAMILY_V6;
+  return entry;
+}
+
+bool same_key(const ringlb_vip_key& a, const ringlb_vip_key& b) {
+  return std::memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+Result<void> make_dirs(const std::string& path) {
+  for (size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos == path.size() || path[pos] == '/') {
+      const std::string prefix = path.substr(0, pos);
+      if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+        return system_error("Failed to create pin directory " + prefix, errno);
+      }
+    }
+  }
+  return {};
+}
+
+uint32_t attach_flags(XdpAttach mode) {
+  return mode == XdpAttach::native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+}
+
+Result<void> attach_fd(int ifindex, int prog_fd, XdpAttach mode) {
+  // Replace whatever ringlb (or anything else) attached in the other mode first: the
+  // kernel refuses a second program in a different mode.
+  bpf_xdp_query_opts query{};
+  query.sz = sizeof(query);
+  if (bpf_xdp_query(ifindex, 0, &query) == 0 && query.attach_mode != XDP_ATTACHED_NONE) {
+    const bool same = (query.attach_mode == XDP_ATTACHED_DRV && mode == XdpAttach::native) ||
+                      (query.attach_mode == XDP_ATTACHED_SKB && mode == XdpAttach::generic);
+    if (!same) {
+      if (auto detached = detach(ifindex); !detached) {
+        return detached;
+      }
+    }
+  }
+  const int err = bpf_xdp_attach(ifindex, prog_fd, attach_flags(mode), nullptr);
+  if (err != 0) {
+    char name[IF_NAMESIZE] = "?";
+    if_indextoname(ifindex, name);
+    return libbpf_error(std::string("Failed to attach XDP program to ") + name + " (" +
+                            (mode == XdpAttach::native ? "native" : "generic") + ")",
+                        err);
+  }
+  return {};
+}
+
+}  // namespace
+
+void SkeletonDeleter::operator()(ringlb_xdp* skel) const {
+  ringlb_xdp__destroy(skel);
+}
+void SkeletonDeleter::operator()(ringlb_decap* skel) const {
+  ringlb_decap__destroy(skel);
+}
+
+LoadOptions load_options(const Config& config) {
+  LoadOptions options;
+  options.hash_key = config.daemon.hash_key;
+  options.maglev_table_size = config.daemon.maglev_table_size;
+  if (config.xdp.enabled && config.xdp.steer) {
+    uint32_t workers = config.daemon.workers;
+    if (workers == 0) {
+      workers = std::max(1u, std::thread::hardware_concurrency());
+    }
+    options.steer_workers = std::min<uint32_t>(workers, RINGLB_MAX_WORKERS);
+  }
+  return options;
+}
+
+Result<int> interface_index(const std::string& name) {
+  const unsigned index = if_nametoindex(name.c_str());
+  if (index == 0) {
+    return system_error("Failed to find interface " + name, errno);
+  }
+  return static_cast<int>(index);
+}
+
+Result<void> set_sources_from_interface(LoadOptions& options, const std::string& interface) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) {
+    return system_error("Failed to list interface addresses", errno);
+  }
+  bool v4 = false;
+  bool v6 = false;
+  for (ifaddrs* ifa = list; ifa != nullptr; ifa = ifa->ifa_next) {
+    if (ifa->ifa_addr == nullptr || interface != ifa->ifa_name) {
+      continue;
+    }
+    if (ifa->ifa_addr->sa_family == AF_INET && !v4) {
+      options.source_v4 = reinterpret_cast<sockaddr_in*>(ifa->ifa_addr)->sin_addr.s_addr;
+      v4 = true;
+    } else if (ifa->ifa_addr->sa_family == AF_INET6 && !v6) {
+      const auto& a = reinterpret_cast<sockaddr_in6*>(ifa->ifa_addr)->sin6_addr;
+      if (IN6_IS_ADDR_LINKLOCAL(&a)) {
+        continue;
+      }
+      std::memcpy(options.source_v6.data(), &a, 16);
+      v6 = true;
+    }
+  }
+  freeifaddrs(list);
+  if (!v4 && !v6) {
+    return Error{"Failed to find an address on " + interface +
+                 " for the outer header of encapsulated packets"};
+  }
+  return {};
+}
+
+ForwardTable build_forward_table(const VipSpec& vip, uint32_t table_size) {
+  std::vector<MaglevBackend> members;
+  std::vector<uint32_t> index_of;
+  for (uint32_t i = 0; i < vip.backends.size(); ++i) {
+    const auto& b = vip.backends[i];
+    if (b.state == AdminState::up && b.weight > 0) {
+      members.push_back(MaglevBackend{.name = b.name, .weight = b.weight});
+      index_of.push_back(i);
+    }
+  }
+  ForwardTable table;
+  if (members.empty()) {
+    return table;
+  }
+  table.slots = build_maglev_table(members, table_size);
+  for (auto& slot : table.slots) {
+    slot = index_of[slot];
+  }
+  return table;
+}
+
+std::optional<uint32_t> forward_backend(const VipSpec& /*vip*/, const ForwardTable& table,
+                                        const ringlb_hash_key& key, const IpAddress& client) {
+  if (table.slots.empty()) {
+    return std::nullopt;
+  }
+  return table.slots[client_hash(key, client) % table.slots.size()];
+}
+
+Result<XdpProgram> XdpProgram::load(const LoadOptions& options) {
+  LogCapture log;
+  XdpProgram program;
+  program.options_ = options;
+  std::string pin_root = options.pin_root;
+  if (!pin_root.empty()) {
+    if (auto made = make_dirs(pin_root); !made) {
+      return made.error();
+    }
+  }
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts,
+              .pin_root_path = pin_root.empty() ? nullptr : pin_root.c_str());
+  program.skel_.reset(ringlb_xdp__open_opts(&open_opts));
+  if (!program.skel_) {
+    return libbpf_error("Failed to open the XDP program", errno, &log);
+  }
+  auto* skel = program.skel_.get();
+  if (pin_root.empty()) {
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel->obj) {
+      bpf_map__set_pin_path(map, nullptr);
+    }
+  }
+  if (options.maglev_table_size == 0 || options.maglev_table_size > kMaxMaglevTableSize) {
+    return Error{"Failed to configure the XDP program: bad Maglev table size " +
+                 std::to_string(options.maglev_table_size)};
+  }
+  skel->rodata->hash_key_k0 = options.hash_key.k0;
+  skel->rodata->hash_key_k1 = options.hash_key.k1;
+  skel->rodata->maglev_table_size = options.maglev_table_size;
+  skel->rodata->steer_workers = options.steer_workers;
+  skel->rodata->encap_source_v4 = options.source_v4;
+  for (int i = 0; i < 4; ++i) {
+    skel->rodata->encap_source_v6[i] = options.source_v6[i];
+  }
+  int err = bpf_map__set_max_entries(bpf_map__inner_map(skel->maps.maglev_tables),
+                                     options.maglev_table_size);
+  if (err == 0) {
+    err = bpf_map__set_max_entries(skel->maps.flows, options.flow_entries);
+  }
+  if (err != 0) {
+    return libbpf_error("Failed to size the XDP program's maps", err, &log);
+  }
+  err = ringlb_xdp__load(skel);
+  if (err != 0) {
+    return libbpf_error("Failed to load the XDP program" +
+                            (pin_root.empty() ? std::string() : " (pins under " + pin_root + ")"),
+                        err, &log);
+  }
+  return program;
+}
+
+int XdpProgram::xdp_fd() const {
+  return bpf_program__fd(skel_->progs.ringlb_xdp);
+}
+int XdpProgram::reuseport_fd() const {
+  return bpf_program__fd(skel_->progs.ringlb_reuseport);
+}
+
+int XdpProgram::map_fd(std::string_view name) const {
+  bpf_map* map = bpf_object__find_map_by_name(skel_->obj, std::string(name).c_str());
+  return map == nullptr ? -1 : bpf_map__fd(map);
+}
+
+Result<void> XdpProgram::apply(const Config& config) {
+  auto* maps = &skel_->maps;
+  const int vips_fd = bpf_map__fd(maps->vips);
+  const int backends_fd = bpf_map__fd(maps->backends);
+  const int tables_fd = bpf_map__fd(maps->maglev_tables);
+  const uint32_t table_size = options_.maglev_table_size;
+  if (config.daemon.maglev_table_size != table_size) {
+    return Error{"Failed to apply config: maglev_table_size " +
+                 std::to_string(config.daemon.maglev_table_size) +
+                 " differs from the loaded program's " + std::to_string(table_size)};
+  }
+
+  // What the maps hold now (a reload reuses pinned maps): keep ids stable per address.
+  std::vector<std::pair<ringlb_vip_key, uint32_t>> old_vips;
+  {
+    ringlb_vip_key key{};
+    ringlb_vip_key next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(vips_fd, prev, &next) == 0) {
+      ringlb_vip_info info{};
+      if (bpf_map_lookup_elem(vips_fd, &next, &info) == 0) {
+        old_vips.emplace_back(next, info.vip_id);
+      }
+      key = next;
+      prev = &key;
+    }
+  }
+  std::map<std::pair<uint32_t, std::array<uint32_t, 4>>, uint32_t> old_backends;
+  std::set<uint32_t> used_backend_ids;
+  for (uint32_t id = 0; id < RINGLB_MAX_BACKENDS; ++id) {
+    ringlb_backend entry{};
+    if (bpf_map_lookup_elem(backends_fd, &id, &entry) == 0 && entry.family != 0) {
+      std::array<uint32_t, 4> addr{entry.addr[0], entry.addr[1], entry.addr[2], entry.addr[3]};
+      old_backends[{entry.family, addr}] = id;
+    }
+  }
+
+  // Assign ids.
+  struct PlannedVip {
+    const VipSpec* spec;
+    ringlb_vip_key key;
+    ringlb_vip_info info;
+  };
+  std::vector<PlannedVip> planned;
+  std::set<uint32_t> used_vip_ids;
+  for (const auto& vip : config.vips) {
+    if (vip.mode == Mode::proxy && options_.steer_workers == 0) {
+      continue;  // proxy VIPs pass to the stack untouched unless steer is on
+    }
+    PlannedVip p{.spec = &vip, .key = vip_key(vip), .info = {}};
+    p.info.mode = vip.mode == Mode::forward ? RINGLB_MODE_FORWARD : RINGLB_MODE_STEER;
+    p.info.vip_id = UINT32_MAX;
+    for (const auto& [key, id] : old_vips) {
+      if (same_key(key, p.key)) {
+        p.info.vip_id = id;
+      }
+    }
+    if (p.info.vip_id != UINT32_MAX) {
+      used_vip_ids.insert(p.info.vip_id);
+    }
+    planned.push_back(p);
+  }
+  uint32_t next_vip_id = 0;
+  for (auto& p : planned) {
+    if (p.info.vip_id == UINT32_MAX) {
+      while (used_vip_ids.count(next_vip_id) != 0) {
+        ++next_vip_id;
+      }
+      if (next_vip_id >= RINGLB_MAX_VIPS) {
+        return Error{"Failed to apply config: more than " + std::to_string(RINGLB_MAX_VIPS) +
+                     " VIPs"};
+      }
+      p.info.vip_id = next_vip_id;
+      used_vip_ids.insert(next_vip_id);
+    }
+  }
+
+  std::map<std::pair<uint32_t, std::array<uint32_t, 4>>, uint32_t> backend_ids;
+  for (const auto& p : planned) {
+    if (p.info.mode != RINGLB_MODE_FORWARD) {
+      continue;
+    }
+    for (const auto& b : p.spec->backends) {
+      if (b.state == AdminState::down) {
+        continue;
+      }
+      const auto entry = backend_entry(b.address.ip);
+      std::array<uint32_t, 4> addr{entry.addr[0], entry.addr[1], entry.addr[2], entry.addr[3]};
+      const auto id_key = std::make_pair(entry.family, addr);
+      if (auto it = old_backends.find(id_key); it != old_backends.end()) {
+        backend_ids[id_key] = it->second;
+        used_backend_ids.insert(it->second);
+      } else {
+        backend_ids[id_key] = UINT32_MAX;
+      }
+    }
+  }
+  uint32_t next_backend_id = 0;
+  for (auto& [id_key, id] : backend_ids) {
+    if (id != UINT32_MAX) {
+      continue;
+    }
+    while (used_backend_ids.count(next_backend_id) != 0) {
+      ++next_backend_id;
+    }
+    if (next_backend_id >= RINGLB_MAX_BACKENDS) {
+      return Error{"Failed to apply config: more than " + std::to_string(RINGLB_MAX_BACKENDS) +
+                   " distinct backend addresses"};
+    }
+    id = next_backend_id;
+    used_backend_ids.insert(id);
+  }
+
+  // 1. Backends first: a table never names a backend the program cannot resolve.
+  for (const auto& [id_key, id] : backend_ids) {
+    ringlb_backend entry{};
+    std::memcpy(entry.addr, id_key.second.data(), 16);
+    entry.family = id_key.first;
+    if (bpf_map_update_elem(backends_fd, &id, &entry, BPF_ANY) != 0) {
+      return system_error("Failed to update the backends map", errno);
+    }
+  }
+
+  // 2. Tables: fill a fresh inner map, then swap it in with one update.
+  std::vector<uint32_t> keys(table_size);
+  for (uint32_t i = 0; i < table_size; ++i) {
+    keys[i] = i;
+  }
+  std::vector<uint32_t> values(table_size);
+  for (const auto& p : planned) {
+    if (p.info.mode != RINGLB_MODE_FORWARD) {
+      continue;
+    }
+    const ForwardTable table = build_forward_table(*p.spec, table_size);
+    if (table.slots.empty()) {
+      // No eligible backend: no table, and the program drops new flows (DROP_NO_BACKEND).
+      bpf_map_delete_elem(tables_fd, &p.info.vip_id);
+      continue;
+    }
+    for (uint32_t i = 0; i < table_size; ++i) {
+      const auto entry = backend_entry(p.spec->backends[table.slots[i]].address.ip);
+      std::array<uint32_t, 4> addr{entry.addr[0], entry.addr[1], entry.addr[2], entry.addr[3]};
+      values[i] = backend_ids.at({entry.family, addr});
+    }
+    OwnedFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "maglev_table", sizeof(uint32_t),
+                                 sizeof(uint32_t), table_size, nullptr));
+    if (inner.get() < 0) {
+      return system_error("Failed to create a Maglev table map", errno);
+    }
+    uint32_t count = table_size;
+    LIBBPF_OPTS(bpf_map_batch_opts, batch_opts);
+    if (bpf_map_update_batch(inner.get(), keys.data(), values.data(), &count, &batch_opts) != 0) {
+      return system_error("Failed to fill the Maglev table of vip " + p.spec->name, errno);
+    }
+    const int inner_fd = inner.get();
+    if (bpf_map_update_elem(tables_fd, &p.info.vip_id, &inner_fd, BPF_ANY) != 0) {
+      return system_error("Failed to install the Maglev table of vip " + p.spec->name, errno);
+    }
+  }
+
+  // 3. VIPs, now that their tables are in place; then remove VIPs no longer configured.
+  for (const auto& p : planned) {
+    if (bpf_map_update_elem(vips_fd, &p.key, &p.info, BPF_ANY) != 0) {
+      return system_error("Failed to update the vips map for vip " + p.spec->name, errno);
+    }
+  }
+  for (const auto& [key, id] : old_vips) {
+    bool kept = false;
+    for (const auto& p : planned) {
+      kept = kept || same_key(key, p.key);
+    }
+    if (!kept) {
+      bpf_map_delete_elem(vips_fd, &key);
+      if (used_vip_ids.count(id) == 0) {
+        bpf_map_delete_elem(tables_fd, &id);
+      }
+    }
+  }
+  // 4. Backends no VIP uses any more (state down, removed): flows on them pick again.
+  for (const auto& [id_key, id] : old_backends) {
+    if (backend_ids.count(id_key) == 0) {
+      ringlb_backend none{};
+      bpf_map_update_elem(backends_fd, &id, &none, BPF_ANY);
+    }
+  }
+
+  // 5. steer mode: one cpumap queue per worker CPU.
+  const int cpu_fd = bpf_map__fd(maps->cpu_map);
+  const uint32_t cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  for (uint32_t worker = 0; worker < options_.steer_workers && worker < cpus; ++worker) {
+    bpf_cpumap_val value{};
+    value.qsize = 2048;
+    if (bpf_map_update_elem(cpu_fd, &worker, &value, BPF_ANY) != 0) {
+      return system_error("Failed to add CPU " + std::to_string(worker) + " to the cpumap", errno);
+    }
+  }
+  return {};
+}
+
+Result<void> XdpProgram::attach(int ifindex, XdpAttach mode) const {
+  return attach_fd(ifindex, xdp_fd(), mode);
+}
+
+Result<DecapProgram> DecapProgram::load() {
+  LogCapture log;
+  DecapProgram program;
+  program.skel_.reset(ringlb_decap__open_and_load());
+  if (!program.skel_) {
+    return libbpf_error("Failed to load the decap program", errno, &log);
+  }
+  return program;
+}
+
+Result<void> DecapProgram::attach(int ifindex, XdpAttach mode) const {
+  return attach_fd(ifindex, fd(), mode);
+}
+
+int DecapProgram::fd() const {
+  return bpf_program__fd(skel_->progs.ringlb_decap);
+}
+int DecapProgram::stats_fd() const {
+  return bpf_map__fd(skel_->maps.decap_stats);
+}
+
+Result<void> detach(int ifindex) {
+  bpf_xdp_query_opts query{};
+  query.sz = sizeof(query);
+  int err = bpf_xdp_query(ifindex, 0, &query);
+  if (err != 0) {
+    return libbpf_error("Failed to query the XDP program of interface " + std::to_string(ifindex),
+                        err);
+  }
+  uint32_t flags = 0;
+  switch (query.attach_mode) {
+    case XDP_ATTACHED_NONE:
+      return {};
+    case XDP_ATTACHED_DRV:
+      flags = XDP_FLAGS_DRV_MODE;
+      break;
+    case XDP_ATTACHED_SKB:
+      flags = XDP_FLAGS_SKB_MODE;
+      break;
+    case XDP_ATTACHED_HW:
+      flags = XDP_FLAGS_HW_MODE;
+      break;
+    default:
+      break;  // several modes: detach the driver one, then look again
+  }
+  if (flags == 0) {
+    flags = XDP_FLAGS_DRV_MODE;
+  }
+  err = bpf_xdp_detach(ifindex, flags, nullptr);
+  if (err != 0) {
+    return libbpf_error("Failed to detach XDP program", err);
+  }
+  if (query.attach_mode == XDP_ATTACHED_MULTI) {
+    return detach(ifindex);
+  }
+  return {};
+}
+
+Result<std::vector<ringlb_counter>> read_counters(int map_fd, uint32_t entries) {
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) {
+    return libbpf_error("Failed to count CPUs", cpus);
+  }
+  std::vector<ringlb_counter> per_cpu(cpus);
+  std::vector<ringlb_counter> sums(entries);
+  for (uint32_t i = 0; i < entries; ++i) {
+    if (bpf_map_lookup_elem(map_fd, &i, per_cpu.data()) != 0) {
+      return system_error("Failed to read counter " + std::to_string(i), errno);
+    }
+    for (const auto& c : per_cpu) {
+      sums[i].packets += c.packets;
+      sums[i].bytes += c.bytes;
+    }
+  }
+  return sums;
+}
+
+std::string_view verdict_name(uint32_t verdict) {
+  static constexpr std::string_view kNames[] = {
+      "pass_not_ip",   "pass_malformed",    "pass_not_vip",    "pass_fragment",    "pass_icmp",
+      "pass_no_neigh", "pass_steer_no_cpu", "tx_forward",      "redirect_forward", "tx_icmp_error",
+      "tx_too_big",    "redirect_steer",    "drop_no_backend", "drop_fib",         "drop_error",
+  };
+  static_assert(std::size(kNames) == RINGLB_V_MAX, "one name per enum ringlb_verdict");
+  return verdict < std::size(kNames) ? kNames[verdict] : "unknown";
+}
+
+}  // namespace ringlb::xdp
