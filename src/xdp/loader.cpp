@@ -287,8 +287,14 @@ Result<XdpProgram> XdpProgram::load(const LoadOptions& options) {
   for (int i = 0; i < 4; ++i) {
     skel->rodata->encap_source_v6[i] = options.source_v6[i];
   }
-  int err = bpf_map__set_max_entries(bpf_map__inner_map(skel->maps.maglev_tables),
-                                     options.maglev_table_size);
+  // The inner-map template: libbpf 1.1 builds the inner map only at load time, so the
+  // table size is given through a template map of the right size.
+  OwnedFd inner_template(bpf_map_create(BPF_MAP_TYPE_ARRAY, "maglev_tmpl", sizeof(uint32_t),
+                                        sizeof(uint32_t), options.maglev_table_size, nullptr));
+  if (inner_template.get() < 0) {
+    return libbpf_error("Failed to create the Maglev table template map", errno, &log);
+  }
+  int err = bpf_map__set_inner_map_fd(skel->maps.maglev_tables, inner_template.get());
   if (err == 0) {
     err = bpf_map__set_max_entries(skel->maps.flows, options.flow_entries);
   }

@@ -1,0 +1,589 @@
+// The XDP program under BPF_PROG_TEST_RUN: verdicts, exact output bytes, VLAN, IPv4
+// options, IPv6 extension headers, fragments, ICMP, "too big" replies, truncation, fuzz,
+// flow stickiness and hash parity with the C++ Maglev table. Needs root; skips otherwise.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "ringlb/policy.h"
+#include "xdp_env.h"
+
+namespace ringlb::test {
+namespace {
+
+class XdpProgTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string reason = XdpEnv::setup();
+    if (!reason.empty()) {
+      GTEST_SKIP() << reason;
+    }
+  }
+};
+
+Bytes v4_syn(const char* client, const char* vip, uint16_t sport = 40000, uint16_t dport = 80,
+             uint8_t flags = kSyn) {
+  return Packet()
+      .Eth(kClientMac, kLbMac)
+      .IPv4(client, vip)
+      .TCP(sport, dport, flags)
+      .payload(16)
+      .build();
+}
+
+Bytes v6_syn(const char* client, const char* vip, uint16_t sport = 40000) {
+  return Packet()
+      .Eth(kClientMac, kLbMac)
+      .IPv6(client, vip)
+      .TCP(sport, 80, kSyn)
+      .payload(16)
+      .build();
+}
+
+// The backend address the C++ side names for `client` on `vip`.
+IpAddress expected_backend(const std::string& vip_name, const char* client) {
+  const auto& vip = XdpEnv::vip(vip_name);
+  const auto table = xdp::build_forward_table(vip, XdpEnv::config().daemon.maglev_table_size);
+  const auto index =
+      xdp::forward_backend(vip, table, XdpEnv::config().daemon.hash_key, *IpAddress::parse(client));
+  EXPECT_TRUE(index.has_value());
+  return vip.backends[index.value_or(0)].address.ip;
+}
+
+// The exact frame the program must send for `in` (L3 at `l3_off`) toward an IPv4 backend.
+Bytes expected_ipip(const Bytes& in, size_t l3_off, const IpAddress& backend, bool inner_v6) {
+  Bytes out;
+  out.insert(out.end(), kPeerMac.begin(), kPeerMac.end());
+  out.insert(out.end(), kLbMac.begin(), kLbMac.end());
+  out.insert(out.end(), in.begin() + 12, in.begin() + l3_off - 2);  // VLAN tags
+  out.push_back(0x08);
+  out.push_back(0x00);
+  const size_t inner_len = in.size() - l3_off;
+  const size_t total = inner_len + 20;
+  const uint8_t tos = inner_v6
+                          ? static_cast<uint8_t>(((in[l3_off] & 0xf) << 4) | (in[l3_off + 1] >> 4))
+                          : in[l3_off + 1];
+  uint8_t outer[20] = {0x45,
+                       tos,
+                       static_cast<uint8_t>(total >> 8),
+                       static_cast<uint8_t>(total & 0xff),
+                       0,
+                       0,
+                       0x40,
+                       0,
+                       64,
+                       static_cast<uint8_t>(inner_v6 ? 41 : 4),
+                       0,
+                       0};
+  const uint32_t src = ip4("10.99.0.1");
+  std::memcpy(outer + 12, &src, 4);
+  std::memcpy(outer + 16, backend.bytes(), 4);
+  const uint16_t csum = inet_csum(outer, 20);
+  outer[10] = csum >> 8;
+  outer[11] = csum & 0xff;
+  out.insert(out.end(), outer, outer + 20);
+  out.insert(out.end(), in.begin() + l3_off, in.end());
+  return out;
+}
+
+uint16_t get16(const Bytes& b, size_t off) {
+  return static_cast<uint16_t>((b[off] << 8) | b[off + 1]);
+}
+
+// --- Verdicts, table-driven ------------------------------------------------------------
+
+struct VerdictCase {
+  std::string name;
+  Bytes packet;
+  uint32_t retval;
+  ringlb_verdict verdict;
+};
+
+std::vector<VerdictCase> verdict_cases() {
+  Bytes icmp_quote = Packet().IPv4("10.0.0.10", "10.1.0.5").TCP(80, 40000, kAck).build();
+  Bytes icmp_quote_other = Packet().IPv4("10.0.0.99", "10.1.0.5").TCP(80, 40000, kAck).build();
+  return {
+      {"tcp_syn_to_vip", v4_syn("10.1.0.5", "10.0.0.10"), XDP_TX, RINGLB_V_TX_FORWARD},
+      {"udp_to_vip",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv4("10.1.0.5", "10.0.0.10")
+           .UDP(5353, 53)
+           .payload(20)
+           .build(),
+       XDP_TX, RINGLB_V_TX_FORWARD},
+      {"tcp_syn_to_vip6", v6_syn("fd00:1::5", "fd00::10"), XDP_TX, RINGLB_V_TX_FORWARD},
+      {"tcp_to_other_port", v4_syn("10.1.0.5", "10.0.0.10", 40000, 81), XDP_PASS,
+       RINGLB_V_PASS_NOT_VIP},
+      {"tcp_to_other_address", v4_syn("10.1.0.5", "10.0.0.99"), XDP_PASS, RINGLB_V_PASS_NOT_VIP},
+      {"udp_to_tcp_vip",
+       Packet().Eth(kClientMac, kLbMac).IPv4("10.1.0.5", "10.0.0.10").UDP(5353, 80).build(),
+       XDP_PASS, RINGLB_V_PASS_NOT_VIP},
+      {"sctp_to_vip_address",
+       [] {
+         auto b =
+             Packet().Eth(kClientMac, kLbMac).IPv4("10.1.0.5", "10.0.0.10").payload(20).build();
+         b[14 + 9] = 132;
+         return b;
+       }(),
+       XDP_PASS, RINGLB_V_PASS_NOT_VIP},
+      {"arp", Packet().Eth(kClientMac, kLbMac).Arp().build(), XDP_PASS, RINGLB_V_PASS_NOT_IP},
+      {"vlan_tcp_syn_to_vip",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .Vlan(100)
+           .IPv4("10.1.0.5", "10.0.0.10")
+           .TCP(40000, 80, kSyn)
+           .build(),
+       XDP_TX, RINGLB_V_TX_FORWARD},
+      {"qinq_tcp_syn_to_vip",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .Vlan(200, 0x88a8)
+           .Vlan(100)
+           .IPv4("10.1.0.5", "10.0.0.10")
+           .TCP(40000, 80, kSyn)
+           .build(),
+       XDP_TX, RINGLB_V_TX_FORWARD},
+      {"three_vlan_tags_pass",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .Vlan(1, 0x88a8)
+           .Vlan(2, 0x88a8)
+           .Vlan(3)
+           .IPv4("10.1.0.5", "10.0.0.10")
+           .TCP(40000, 80, kSyn)
+           .build(),
+       XDP_PASS, RINGLB_V_PASS_MALFORMED},
+      {"ipv4_options_to_vip",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv4("10.1.0.5", "10.0.0.10", {1, 1, 1, 0, 0x94, 4, 0, 0})
+           .TCP(40000, 80, kSyn)
+           .build(),
+       XDP_TX, RINGLB_V_TX_FORWARD},
+      {"ipv6_ext_headers_to_vip",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv6("fd00:1::5", "fd00::10", {{0, 8}, {60, 16}})
+           .TCP(40000, 80, kSyn)
+           .build(),
+       XDP_TX, RINGLB_V_TX_FORWARD},
+      {"ipv6_too_many_ext_headers",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv6("fd00:1::5", "fd00::10",
+                 {{0, 8}, {60, 8}, {60, 8}, {60, 8}, {60, 8}, {60, 8}, {60, 8}})
+           .TCP(40000, 80, kSyn)
+           .build(),
+       XDP_PASS, RINGLB_V_PASS_MALFORMED},
+      {"ipv4_first_fragment",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv4("10.1.0.5", "10.0.0.10", {}, 0x2000)
+           .TCP(40000, 80, kSyn)
+           .build(),
+       XDP_PASS, RINGLB_V_PASS_FRAGMENT},
+      {"ipv4_later_fragment",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv4("10.1.0.5", "10.0.0.10", {}, 0x00b9)
+           .payload(40)
+           .build(),
+       XDP_PASS, RINGLB_V_PASS_FRAGMENT},
+      {"ipv6_fragment",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv6("fd00:1::5", "fd00::10", {{44, 8}})
+           .TCP(40000, 80, kSyn)
+           .build(),
+       XDP_PASS, RINGLB_V_PASS_FRAGMENT},
+      {"icmp_echo_to_vip",
+       Packet().Eth(kClientMac, kLbMac).IPv4("10.1.0.5", "10.0.0.10").ICMP(8, 0).payload(8).build(),
+       XDP_PASS, RINGLB_V_PASS_ICMP},
+      {"icmp_unreachable_about_vip_flow",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv4("10.3.0.1", "10.0.0.10")
+           .ICMP(3, 4, 1400)
+           .raw(icmp_quote)
+           .build(),
+       XDP_TX, RINGLB_V_TX_ICMP_ERROR},
+      {"icmp_unreachable_about_other",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv4("10.3.0.1", "10.0.0.99")
+           .ICMP(3, 4, 1400)
+           .raw(icmp_quote_other)
+           .build(),
+       XDP_PASS, RINGLB_V_PASS_ICMP},
+      {"icmp6_echo_to_vip",
+       Packet().Eth(kClientMac, kLbMac).IPv6("fd00:1::5", "fd00::10").ICMP(128, 0).build(),
+       XDP_PASS, RINGLB_V_PASS_ICMP},
+      {"vip_without_backends", v4_syn("10.1.0.5", "10.0.0.11"), XDP_DROP, RINGLB_V_DROP_NO_BACKEND},
+      {"backend_without_route", v4_syn("10.1.0.5", "10.0.0.12"), XDP_DROP, RINGLB_V_DROP_FIB},
+      {"backend_without_neighbour", v4_syn("10.1.0.5", "10.0.0.13"), XDP_PASS,
+       RINGLB_V_PASS_NO_NEIGH},
+      {"steer_vip", v4_syn("10.1.0.5", "10.0.0.20", 40000, 8080), XDP_REDIRECT,
+       RINGLB_V_REDIRECT_STEER},
+      {"bad_ip_version",
+       [] {
+         auto b = v4_syn("10.1.0.5", "10.0.0.10");
+         b[14] = 0x55;
+         return b;
+       }(),
+       XDP_PASS, RINGLB_V_PASS_MALFORMED},
+      {"ip_total_length_beyond_frame",
+       [] {
+         auto b = v4_syn("10.1.0.5", "10.0.0.10");
+         b[16] = 0x05;
+         return b;
+       }(),
+       XDP_PASS, RINGLB_V_PASS_MALFORMED},
+      {"tcp_data_offset_too_small",
+       [] {
+         auto b = v4_syn("10.1.0.5", "10.0.0.10");
+         b[14 + 20 + 12] = 0x40;
+         return b;
+       }(),
+       XDP_PASS, RINGLB_V_PASS_MALFORMED},
+  };
+}
+
+class XdpVerdict : public XdpProgTest, public ::testing::WithParamInterface<VerdictCase> {};
+
+TEST_P(XdpVerdict, GivesTheDefinedVerdictAndCountsIt) {
+  const auto& c = GetParam();
+  const uint64_t before = XdpEnv::verdict_count(c.verdict);
+  const auto r = XdpEnv::run(c.packet);
+  ASSERT_EQ(r.err, 0) << "test_run: " << strerror(r.err);
+  EXPECT_EQ(r.retval, c.retval) << c.name << " retval";
+  EXPECT_EQ(XdpEnv::verdict_count(c.verdict), before + 1)
+      << c.name << " counter " << xdp::verdict_name(c.verdict);
+  if (c.retval == XDP_PASS && c.verdict != RINGLB_V_PASS_NO_NEIGH) {
+    EXPECT_EQ(r.out, c.packet) << c.name << " passes unmodified";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, XdpVerdict, ::testing::ValuesIn(verdict_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+// --- Exact bytes ----------------------------------------------------------------------
+
+TEST_F(XdpProgTest, EncapsulatesIPv4InIPIPByteForByte) {
+  const Bytes in = v4_syn("10.1.0.5", "10.0.0.10");
+  const auto r = XdpEnv::run(in);
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX)) << "retval";
+  const IpAddress backend = expected_backend("web", "10.1.0.5");
+  const Bytes expected = expected_ipip(in, 14, backend, false);
+  ASSERT_EQ(r.out.size(), expected.size()) << "encapsulated length";
+  EXPECT_EQ(get16(r.out, 12), 0x0800) << "ethertype";
+  EXPECT_EQ(r.out[14], 0x45) << "outer version/ihl";
+  EXPECT_EQ(get16(r.out, 16), in.size() - 14 + 20) << "outer total length";
+  EXPECT_EQ(get16(r.out, 20), 0x4000) << "outer DF";
+  EXPECT_EQ(r.out[22], 64) << "outer ttl";
+  EXPECT_EQ(r.out[23], 4) << "outer protocol IPIP";
+  EXPECT_EQ(inet_csum(&r.out[14], 20), 0) << "outer header checksum verifies";
+  EXPECT_EQ(0, std::memcmp(&r.out[30], backend.bytes(), 4))
+      << "outer destination = table's backend";
+  EXPECT_EQ(r.out, expected) << "whole frame";
+}
+
+TEST_F(XdpProgTest, EncapsulatesIPv6InIP6IP6ByteForByte) {
+  const Bytes in = v6_syn("fd00:1::5", "fd00::10", 41000);
+  const auto r = XdpEnv::run(in);
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX)) << "retval";
+  const IpAddress backend = expected_backend("web6", "fd00:1::5");
+  Bytes expected(kPeerMac.begin(), kPeerMac.end());
+  expected.insert(expected.end(), kLbMac.begin(), kLbMac.end());
+  expected.push_back(0x86);
+  expected.push_back(0xdd);
+  // Flow label: the client address words and the ports folded to 20 bits (ringlb.bpf.c).
+  const auto client = ip6("fd00:1::5");
+  uint32_t words[4];
+  std::memcpy(words, client.data(), 16);
+  const uint32_t label = (words[0] ^ words[1] ^ words[2] ^ words[3] ^
+                          ((static_cast<uint32_t>(htons(41000)) << 16) | htons(80))) &
+                         0xfffff;
+  const size_t inner = in.size() - 14;
+  const uint8_t outer[8] = {0x60,
+                            static_cast<uint8_t>((label >> 16) & 0xf),
+                            static_cast<uint8_t>(label >> 8),
+                            static_cast<uint8_t>(label),
+                            static_cast<uint8_t>(inner >> 8),
+                            static_cast<uint8_t>(inner),
+                            41,
+                            64};
+  expected.insert(expected.end(), outer, outer + 8);
+  const auto src = ip6("fd00:99::1");
+  expected.insert(expected.end(), src.begin(), src.end());
+  expected.insert(expected.end(), backend.bytes(), backend.bytes() + 16);
+  expected.insert(expected.end(), in.begin() + 14, in.end());
+  ASSERT_EQ(r.out.size(), expected.size()) << "encapsulated length";
+  EXPECT_EQ(r.out[20], 41) << "outer next header IPv6";
+  EXPECT_EQ(r.out[21], 64) << "outer hop limit";
+  EXPECT_EQ(get16(r.out, 18), inner) << "outer payload length";
+  EXPECT_EQ(r.out, expected) << "whole frame";
+}
+
+TEST_F(XdpProgTest, KeepsVlanTagsAndIPv4OptionsWhenEncapsulating) {
+  const Bytes in = Packet()
+                       .Eth(kClientMac, kLbMac)
+                       .Vlan(100)
+                       .IPv4("10.1.0.7", "10.0.0.10", {1, 1, 1, 0})
+                       .TCP(40001, 80, kSyn)
+                       .payload(3)
+                       .build();
+  const auto r = XdpEnv::run(in);
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX)) << "retval";
+  EXPECT_EQ(get16(r.out, 12), 0x8100) << "tag kept";
+  EXPECT_EQ(get16(r.out, 14), 100) << "vlan id kept";
+  EXPECT_EQ(r.out, expected_ipip(in, 18, expected_backend("web", "10.1.0.7"), false)) << "frame";
+}
+
+TEST_F(XdpProgTest, AnswersTooBigIPv4WithFragmentationNeeded) {
+  const Bytes in = Packet()
+                       .Eth(kClientMac, kLbMac)
+                       .IPv4("10.1.0.5", "10.0.0.10")
+                       .TCP(40002, 80, kSyn)
+                       .payload(1500 - 40)
+                       .build();
+  ASSERT_EQ(in.size(), 14u + 1500) << "a full-MTU packet";
+  const auto r = XdpEnv::run(in);
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX)) << "retval";
+  ASSERT_EQ(r.out.size(), 14u + 20 + 8 + 68) << "reply length";
+  EXPECT_TRUE(std::equal(kClientMac.begin(), kClientMac.end(), r.out.begin()))
+      << "to the client MAC";
+  EXPECT_TRUE(std::equal(kLbMac.begin(), kLbMac.end(), r.out.begin() + 6)) << "from our MAC";
+  EXPECT_EQ(r.out[23], 1) << "protocol ICMP";
+  EXPECT_EQ(inet_csum(&r.out[14], 20), 0) << "IP checksum";
+  EXPECT_EQ(0, std::memcmp(&r.out[26], &in[30], 4)) << "source is the VIP";
+  EXPECT_EQ(0, std::memcmp(&r.out[30], &in[26], 4)) << "destination is the client";
+  EXPECT_EQ(r.out[34], 3) << "type destination unreachable";
+  EXPECT_EQ(r.out[35], 4) << "code fragmentation needed";
+  EXPECT_EQ(get16(r.out, 40), 1500 - 20) << "next-hop MTU leaves room for IPIP";
+  EXPECT_EQ(inet_csum(&r.out[34], 8 + 68), 0) << "ICMP checksum";
+  EXPECT_EQ(0, std::memcmp(&r.out[42], &in[14], 68)) << "quotes the packet";
+}
+
+TEST_F(XdpProgTest, AnswersTooBigIPv6WithPacketTooBig) {
+  const Bytes in = Packet()
+                       .Eth(kClientMac, kLbMac)
+                       .IPv6("fd00:1::5", "fd00::10")
+                       .TCP(40003, 80, kSyn)
+                       .payload(1500 - 60)
+                       .build();
+  const auto r = XdpEnv::run(in);
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX)) << "retval";
+  ASSERT_EQ(r.out.size(), 14u + 40 + 8 + 128) << "reply length";
+  EXPECT_EQ(r.out[20], 58) << "next header ICMPv6";
+  EXPECT_EQ(0, std::memcmp(&r.out[22], &in[38], 16)) << "source is the VIP";
+  EXPECT_EQ(0, std::memcmp(&r.out[38], &in[22], 16)) << "destination is the client";
+  EXPECT_EQ(r.out[54], 2) << "type packet too big";
+  EXPECT_EQ((uint32_t(get16(r.out, 58)) << 16) | get16(r.out, 60), 1500u - 40) << "MTU";
+  uint32_t sum = 0;
+  for (size_t i = 22; i < 54; i += 2) {
+    sum += get16(r.out, i);
+  }
+  sum += 58 + 8 + 128;
+  EXPECT_EQ(inet_csum(&r.out[54], 8 + 128, sum), 0) << "ICMPv6 checksum";
+  EXPECT_EQ(0, std::memcmp(&r.out[62], &in[14], 128)) << "quotes the packet";
+}
+
+TEST_F(XdpProgTest, ForwardsIcmpErrorsToTheFlowsBackend) {
+  Bytes quote = Packet().IPv4("10.0.0.10", "10.1.0.9").TCP(80, 40000, kAck).build();
+  const Bytes in =
+      Packet().Eth(kClientMac, kLbMac).IPv4("10.3.0.1", "10.0.0.10").ICMP(3, 1).raw(quote).build();
+  const auto r = XdpEnv::run(in);
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX)) << "retval";
+  EXPECT_EQ(r.out, expected_ipip(in, 14, expected_backend("web", "10.1.0.9"), false))
+      << "the ICMP error goes, encapsulated, to the backend of client 10.1.0.9";
+}
+
+TEST_F(XdpProgTest, SteersToTheCpuOfTheWorkerOwningTheHash) {
+  // Remove worker 1's CPU from the cpumap: clients of worker 1 now fall back to
+  // XDP_PASS, clients of worker 0 are still redirected.
+  const int cpu_fd = XdpEnv::program().map_fd("cpu_map");
+  uint32_t worker1 = 1;
+  ASSERT_EQ(bpf_map_delete_elem(cpu_fd, &worker1), 0) << strerror(errno);
+  int seen[2] = {0, 0};
+  for (int i = 1; i <= 64; ++i) {
+    const std::string client = "10.5.0." + std::to_string(i);
+    const uint64_t worker =
+        client_hash(XdpEnv::config().daemon.hash_key, *IpAddress::parse(client)) % 2;
+    const auto r = XdpEnv::run(v4_syn(client.c_str(), "10.0.0.20", 40000, 8080));
+    EXPECT_EQ(r.retval, worker == 0 ? uint32_t{XDP_REDIRECT} : uint32_t{XDP_PASS}) << client;
+    ++seen[worker];
+  }
+  EXPECT_GT(seen[0], 0);
+  EXPECT_GT(seen[1], 0);
+  bpf_cpumap_val value{};
+  value.qsize = 2048;
+  ASSERT_EQ(bpf_map_update_elem(cpu_fd, &worker1, &value, BPF_ANY), 0) << strerror(errno);
+}
+
+// --- Flows ---------------------------------------------------------------------------
+
+TEST_F(XdpProgTest, EstablishedFlowsKeepTheirBackendWhenABackendIsAdded) {
+  const std::string base(kConfig);
+  std::string grown = base;
+  const std::string anchor = "[[vip.backend]]\nname = \"b3\"\naddress = \"10.200.0.3\"\n";
+  grown.insert(grown.find(anchor) + anchor.size(),
+               "[[vip.backend]]\nname = \"b4\"\naddress = \"10.200.0.5\"\nweight = 3\n");
+  // A client whose slot moves to b4 in the grown pool.
+  auto grown_config = parse_config(grown, "g.toml");
+  ASSERT_TRUE(grown_config) << grown_config.error().message;
+  const VipSpec* grown_web = &grown_config->vips[0];
+  const auto grown_table =
+      xdp::build_forward_table(*grown_web, grown_config->daemon.maglev_table_size);
+  std::string client;
+  for (int i = 1; i < 250 && client.empty(); ++i) {
+    const std::string c = "10.8.0." + std::to_string(i);
+    const auto index = xdp::forward_backend(*grown_web, grown_table, grown_config->daemon.hash_key,
+                                            *IpAddress::parse(c));
+    if (index && grown_web->backends[*index].name == "b4") {
+      client = c;
+    }
+  }
+  ASSERT_FALSE(client.empty()) << "some client moves to b4";
+  const IpAddress before = expected_backend("web", client.c_str());
+
+  auto r = XdpEnv::run(v4_syn(client.c_str(), "10.0.0.10", 45000, 80, kSyn));
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX));
+  EXPECT_EQ(0, std::memcmp(&r.out[30], before.bytes(), 4)) << "SYN goes to the table's backend";
+
+  XdpEnv::apply(grown);
+  r = XdpEnv::run(v4_syn(client.c_str(), "10.0.0.10", 45000, 80, kAck));
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX));
+  EXPECT_EQ(0, std::memcmp(&r.out[30], before.bytes(), 4)) << "established flow stays";
+  r = XdpEnv::run(v4_syn(client.c_str(), "10.0.0.10", 45001, 80, kSyn));
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX));
+  EXPECT_EQ(0, std::memcmp(&r.out[30], IpAddress::parse("10.200.0.5")->bytes(), 4))
+      << "a new flow of the same client goes to the new backend";
+  XdpEnv::apply(base);
+  r = XdpEnv::run(v4_syn(client.c_str(), "10.0.0.10", 45001, 80, kAck));
+  EXPECT_EQ(0, std::memcmp(&r.out[30], before.bytes(), 4))
+      << "when b4 leaves, its flows go back to the table's backend";
+}
+
+// --- Hash parity --------------------------------------------------------------------
+
+TEST_F(XdpProgTest, ProgramAndCppPickTheSameBackendFor100kClients) {
+  std::mt19937_64 rng(4);
+  const auto& web = XdpEnv::vip("web");
+  const auto table = xdp::build_forward_table(web, XdpEnv::config().daemon.maglev_table_size);
+  Bytes packet = v4_syn("10.0.0.1", "10.0.0.10");
+  int mismatches = 0;
+  for (int i = 0; i < 100000; ++i) {
+    // Random unicast client addresses, written into a prepared SYN (checksums do not
+    // matter to the program).
+    uint32_t addr = static_cast<uint32_t>(rng());
+    std::memcpy(&packet[26], &addr, 4);
+    const auto r = XdpEnv::run(packet);
+    ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX)) << "client " << i;
+    in_addr a{addr};
+    const auto index =
+        xdp::forward_backend(web, table, XdpEnv::config().daemon.hash_key, IpAddress::v4(a));
+    ASSERT_TRUE(index);
+    if (std::memcmp(&r.out[30], web.backends[*index].address.ip.bytes(), 4) != 0) {
+      ++mismatches;
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST_F(XdpProgTest, ProgramAndCppAgreeForIPv6Clients) {
+  std::mt19937_64 rng(6);
+  const auto& web6 = XdpEnv::vip("web6");
+  const auto table = xdp::build_forward_table(web6, XdpEnv::config().daemon.maglev_table_size);
+  Bytes packet = v6_syn("fd00:1::1", "fd00::10");
+  int mismatches = 0;
+  for (int i = 0; i < 20000; ++i) {
+    for (int w = 0; w < 4; ++w) {
+      const uint32_t word = static_cast<uint32_t>(rng());
+      std::memcpy(&packet[22 + 4 * w], &word, 4);
+    }
+    const auto r = XdpEnv::run(packet);
+    ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX)) << "client " << i;
+    in6_addr a{};
+    std::memcpy(&a, &packet[22], 16);
+    const auto index =
+        xdp::forward_backend(web6, table, XdpEnv::config().daemon.hash_key, IpAddress::v6(a));
+    ASSERT_TRUE(index);
+    if (std::memcmp(&r.out[14 + 24], web6.backends[*index].address.ip.bytes(), 16) != 0) {
+      ++mismatches;
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+// --- Robustness ---------------------------------------------------------------------
+
+TEST_F(XdpProgTest, EveryTruncationOfValidPacketsPassesUntouched) {
+  const std::vector<Bytes> packets = {
+      v4_syn("10.1.0.5", "10.0.0.10"),
+      v6_syn("fd00:1::5", "fd00::10"),
+      Packet()
+          .Eth(kClientMac, kLbMac)
+          .Vlan(7)
+          .IPv4("10.1.0.5", "10.0.0.10", {1, 1, 1, 0})
+          .TCP(1, 80, kSyn)
+          .build(),
+      Packet().Eth(kClientMac, kLbMac).IPv6("fd00:1::5", "fd00::10", {{0, 8}}).UDP(1, 80).build(),
+  };
+  for (const auto& full : packets) {
+    for (size_t len = 14; len < full.size(); ++len) {
+      const Bytes cut(full.begin(), full.begin() + len);
+      const auto r = XdpEnv::run(cut);
+      ASSERT_EQ(r.err, 0) << "length " << len;
+      EXPECT_EQ(r.retval, static_cast<uint32_t>(XDP_PASS)) << "length " << len;
+      EXPECT_EQ(r.out, cut) << "length " << len;
+    }
+  }
+}
+
+TEST_F(XdpProgTest, RandomBytesNeverCrashAndGetADefinedVerdict) {
+  std::mt19937_64 rng(1234);
+  const Bytes seed = v4_syn("10.1.0.5", "10.0.0.10");
+  const uint64_t before_total = [] {
+    uint64_t sum = 0;
+    for (uint32_t v = 0; v < RINGLB_V_MAX; ++v) {
+      sum += XdpEnv::verdict_count(v);
+    }
+    return sum;
+  }();
+  constexpr int kRuns = 20000;
+  for (int i = 0; i < kRuns; ++i) {
+    Bytes b;
+    if (i % 2 == 0) {
+      b.resize(14 + rng() % 200);
+      for (auto& byte : b) {
+        byte = static_cast<uint8_t>(rng());
+      }
+      if (i % 4 == 0) {
+        b[12] = 0x08;  // mostly IPv4 / IPv6 EtherTypes so the parsers get exercised
+        b[13] = (i % 8 == 0) ? 0x00 : 0xdd;
+        b[12] = (i % 8 == 0) ? 0x08 : 0x86;
+      }
+    } else {
+      b = seed;
+      for (int flips = 0; flips < 3; ++flips) {
+        b[14 + rng() % (b.size() - 14)] ^= static_cast<uint8_t>(1u << (rng() % 8));
+      }
+    }
+    const auto r = XdpEnv::run(b);
+    ASSERT_EQ(r.err, 0) << "run " << i;
+    ASSERT_TRUE(r.retval == XDP_PASS || r.retval == XDP_TX || r.retval == XDP_DROP ||
+                r.retval == XDP_REDIRECT)
+        << "run " << i << " retval " << r.retval;
+  }
+  uint64_t after_total = 0;
+  for (uint32_t v = 0; v < RINGLB_V_MAX; ++v) {
+    after_total += XdpEnv::verdict_count(v);
+  }
+  EXPECT_EQ(after_total - before_total, static_cast<uint64_t>(kRuns))
+      << "every packet counted once";
+}
+
+}  // namespace
+}  // namespace ringlb::test
