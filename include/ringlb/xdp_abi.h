@@ -26,59 +26,59 @@
 
 /* Address families as stored in the maps (0: entry unused). */
 enum ringlb_family {
-	RINGLB_FAMILY_NONE = 0,
-	RINGLB_FAMILY_V4 = 4,
-	RINGLB_FAMILY_V6 = 6,
+  RINGLB_FAMILY_NONE = 0,
+  RINGLB_FAMILY_V4 = 4,
+  RINGLB_FAMILY_V6 = 6,
 };
 
 /* What the program does with packets to a VIP. */
 enum ringlb_vip_mode {
-	/* Maglev backend, IPIP/IP6IP6 encapsulation, XDP_TX (direct server return). */
-	RINGLB_MODE_FORWARD = 1,
-	/* CPUMAP redirect to the CPU of the worker that owns hash(client). */
-	RINGLB_MODE_STEER = 2,
+  /* Maglev backend, IPIP/IP6IP6 encapsulation, XDP_TX (direct server return). */
+  RINGLB_MODE_FORWARD = 1,
+  /* CPUMAP redirect to the CPU of the worker that owns hash(client). */
+  RINGLB_MODE_STEER = 2,
 };
 
 /* Key of the `vips` hash map. */
 struct ringlb_vip_key {
-	__u32 addr[4];
-	__u16 port; /* network order */
-	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 family; /* enum ringlb_family */
+  __u32 addr[4];
+  __u16 port;  /* network order */
+  __u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+  __u8 family; /* enum ringlb_family */
 };
 
 /* Value of the `vips` hash map. */
 struct ringlb_vip_info {
-	__u32 vip_id; /* index into maglev_tables and vip_stats */
-	__u32 mode; /* enum ringlb_vip_mode */
+  __u32 vip_id; /* index into maglev_tables and vip_stats */
+  __u32 mode;   /* enum ringlb_vip_mode */
 };
 
 /* Value of the `backends` array, indexed by backend id. family 0: removed. */
 struct ringlb_backend {
-	__u32 addr[4];
-	__u32 family; /* enum ringlb_family */
+  __u32 addr[4];
+  __u32 family; /* enum ringlb_family */
 };
 
 /* Key of the `flows` LRU hash: the client's 5-tuple toward a VIP. */
 struct ringlb_flow_key {
-	__u32 src[4];
-	__u32 dst[4];
-	__u16 sport;
-	__u16 dport;
-	__u8 proto;
-	__u8 family;
-	__u8 pad[2];
+  __u32 src[4];
+  __u32 dst[4];
+  __u16 sport;
+  __u16 dport;
+  __u8 proto;
+  __u8 family;
+  __u8 pad[2];
 };
 
 /* Value of the `flows` LRU hash. */
 struct ringlb_flow {
-	__u32 backend_id;
+  __u32 backend_id;
 };
 
 /* Per-CPU counter slot (vip_stats, backend_stats, verdict_stats). */
 struct ringlb_counter {
-	__u64 packets;
-	__u64 bytes;
+  __u64 packets;
+  __u64 bytes;
 };
 
 /*
@@ -86,31 +86,31 @@ struct ringlb_counter {
  * Keep ringlb_verdict_names() in src/xdp in step (it has a static_assert on the count).
  */
 enum ringlb_verdict {
-	RINGLB_V_PASS_NOT_IP = 0, /* not IPv4/IPv6 (ARP, LLDP, ...) */
-	RINGLB_V_PASS_MALFORMED, /* truncated or malformed headers */
-	RINGLB_V_PASS_NOT_VIP, /* IP, but no VIP matches (addr, port, proto) */
-	RINGLB_V_PASS_FRAGMENT, /* IP fragment: the kernel reassembles or routes it */
-	RINGLB_V_PASS_ICMP, /* ICMP not for a forward VIP: the kernel handles it */
-	RINGLB_V_PASS_NO_NEIGH, /* encapsulated, but the next hop has no neighbour entry */
-	RINGLB_V_PASS_STEER_NO_CPU, /* steer VIP, but the worker's CPU has no cpumap entry */
-	RINGLB_V_TX_FORWARD, /* encapsulated and sent back out the ingress device */
-	RINGLB_V_REDIRECT_FORWARD, /* encapsulated and redirected to another device */
-	RINGLB_V_TX_ICMP_ERROR, /* ICMP error about a VIP flow forwarded to its backend */
-	RINGLB_V_TX_TOO_BIG, /* ICMP/ICMPv6 "too big" reply sent to the client */
-	RINGLB_V_REDIRECT_STEER, /* redirected to the worker's CPU through the cpumap */
-	RINGLB_V_DROP_NO_BACKEND, /* forward VIP with an empty table */
-	RINGLB_V_DROP_FIB, /* no route toward the backend */
-	RINGLB_V_DROP_ERROR, /* a helper failed (adjust_head, ...) */
-	RINGLB_V_MAX,
+  RINGLB_V_PASS_NOT_IP = 0,   /* not IPv4/IPv6 (ARP, LLDP, ...) */
+  RINGLB_V_PASS_MALFORMED,    /* truncated or malformed headers */
+  RINGLB_V_PASS_NOT_VIP,      /* IP, but no VIP matches (addr, port, proto) */
+  RINGLB_V_PASS_FRAGMENT,     /* IP fragment: the kernel reassembles or routes it */
+  RINGLB_V_PASS_ICMP,         /* ICMP not for a forward VIP: the kernel handles it */
+  RINGLB_V_PASS_NO_NEIGH,     /* encapsulated, but the next hop has no neighbour entry */
+  RINGLB_V_PASS_STEER_NO_CPU, /* steer VIP, but the worker's CPU has no cpumap entry */
+  RINGLB_V_TX_FORWARD,        /* encapsulated and sent back out the ingress device */
+  RINGLB_V_REDIRECT_FORWARD,  /* encapsulated and redirected to another device */
+  RINGLB_V_TX_ICMP_ERROR,     /* ICMP error about a VIP flow forwarded to its backend */
+  RINGLB_V_TX_TOO_BIG,        /* ICMP/ICMPv6 "too big" reply sent to the client */
+  RINGLB_V_REDIRECT_STEER,    /* redirected to the worker's CPU through the cpumap */
+  RINGLB_V_DROP_NO_BACKEND,   /* forward VIP with an empty table */
+  RINGLB_V_DROP_FIB,          /* no route toward the backend */
+  RINGLB_V_DROP_ERROR,        /* a helper failed (adjust_head, ...) */
+  RINGLB_V_MAX,
 };
 
 /* Index of decap_stats (the backend-side decapsulation program). */
 enum ringlb_decap_verdict {
-	RINGLB_DV_PASS = 0, /* not IPIP/IP6IP6: untouched */
-	RINGLB_DV_DECAP, /* outer header stripped */
-	RINGLB_DV_PASS_MALFORMED, /* truncated tunnel packet: untouched */
-	RINGLB_DV_DROP_ERROR, /* adjust_head failed */
-	RINGLB_DV_MAX,
+  RINGLB_DV_PASS = 0,       /* not IPIP/IP6IP6: untouched */
+  RINGLB_DV_DECAP,          /* outer header stripped */
+  RINGLB_DV_PASS_MALFORMED, /* truncated tunnel packet: untouched */
+  RINGLB_DV_DROP_ERROR,     /* adjust_head failed */
+  RINGLB_DV_MAX,
 };
 
 #endif /* RINGLB_XDP_ABI_H */

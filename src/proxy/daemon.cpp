@@ -1,0 +1,159 @@
+#include "proxy/daemon.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <future>
+#include <thread>
+#include <vector>
+
+#include "proxy/ring.h"
+#include "proxy/worker.h"
+#include "ringlb/config.h"
+#include "ringlb/runtime.h"
+
+namespace ringlb::proxy {
+
+namespace {
+
+void log(const char* format, auto... args) {
+  std::fprintf(stderr, "ringlbd: ");
+  std::fprintf(stderr, format, args...);
+  std::fprintf(stderr, "\n");
+}
+
+void write_stats(const Runtime& runtime, const std::string& path) {
+  if (path.empty()) {
+    return;
+  }
+  // Written whole, then renamed: a reader never sees half a file.
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << runtime.render_stats();
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    log("cannot write stats file %s: %s", path.c_str(), std::strerror(errno));
+  }
+}
+
+// Descriptors: a proxy needs about 4 per connection (2 sockets, 2 pipes = 4 pipe fds).
+void raise_fd_limit() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& options) {
+  if (auto probe = probe_io_uring(); !probe) {
+    log("%s", probe.error().message.c_str());
+    return 1;
+  }
+  auto config = load_config(options.config_path);
+  if (!config) {
+    log("%s", config.error().message.c_str());
+    return 1;
+  }
+  uint32_t workers = options.workers != 0 ? options.workers : config->daemon.workers;
+  const auto cpus = static_cast<uint32_t>(std::thread::hardware_concurrency());
+  if (workers == 0) {
+    workers = cpus != 0 ? cpus : 1;
+  }
+
+  // Signals are taken synchronously by this thread; workers never see them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
+    sigaddset(&signals, sig);
+  }
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+
+  Runtime runtime(workers);
+  if (auto applied = runtime.apply(*config); !applied) {
+    log("%s", applied.error().message.c_str());
+    return 1;
+  }
+
+  std::vector<std::thread> threads;
+  std::vector<std::future<Result<void>>> started;
+  for (uint32_t i = 0; i < workers; ++i) {
+    std::promise<Result<void>> ready;
+    started.push_back(ready.get_future());
+    WorkerOptions worker_options{
+        .index = i,
+        .cpu = options.pin && cpus != 0 ? static_cast<int>(i % cpus) : -1,
+        .max_connections = config->daemon.max_connections,
+        .pipe_size = options.pipe_size,
+        .drain_timeout_ms = config->daemon.drain_timeout_ms,
+    };
+    threads.emplace_back([&runtime, worker_options, ready = std::move(ready)]() mutable {
+      Worker worker(runtime, worker_options);
+      auto init = worker.init();
+      const bool ok = init.ok();
+      ready.set_value(std::move(init));
+      if (ok) {
+        worker.run();
+      }
+    });
+  }
+  bool ok = true;
+  for (auto& f : started) {
+    if (auto r = f.get(); !r) {
+      log("worker start-up failed: %s", r.error().message.c_str());
+      ok = false;
+    }
+  }
+  if (!ok) {
+    runtime.begin_drain();
+    for (auto& t : threads) {
+      t.join();
+    }
+    return 1;
+  }
+  size_t proxy_vips = runtime.vips().load()->vips.size();
+  log("serving %zu proxy VIPs with %u workers (config %s)", proxy_vips, workers,
+      options.config_path.c_str());
+
+  while (true) {
+    siginfo_t info;
+    const int sig = sigwaitinfo(&signals, &info);
+    if (sig == SIGHUP) {
+      auto next = load_config(options.config_path);
+      if (!next) {
+        log("reload failed, keeping the running config: %s", next.error().message.c_str());
+        continue;
+      }
+      if (auto applied = runtime.apply(*next); !applied) {
+        log("reload failed, keeping the running config: %s", applied.error().message.c_str());
+        continue;
+      }
+      log("reloaded %s: %zu proxy VIPs", options.config_path.c_str(),
+          runtime.vips().load()->vips.size());
+    } else if (sig == SIGUSR1) {
+      write_stats(runtime, options.stats_file);
+    } else if (sig == SIGTERM || sig == SIGINT) {
+      log("draining (up to %u ms)", runtime.config().daemon.drain_timeout_ms);
+      runtime.begin_drain();
+      break;
+    }
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  write_stats(runtime, options.stats_file);
+  log("drained, exiting");
+  return 0;
+}
+
+}  // namespace ringlb::proxy

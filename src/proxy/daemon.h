@@ -1,0 +1,24 @@
+// The ringlbd process: config, runtime, worker threads and signals.
+#pragma once
+
+#include <string>
+
+namespace ringlb::proxy {
+
+struct DaemonOptions {
+  std::string config_path;
+  std::string stats_file;  // written on SIGUSR1 and at exit; empty: none
+  uint32_t workers = 0;    // overrides [daemon] workers when non-zero
+  uint32_t pipe_size = 65536;
+  bool pin = true;  // pin worker n to CPU n (mod the CPUs available)
+};
+
+// Runs ringlbd until SIGTERM/SIGINT has drained it. Returns the process exit code:
+// 0 after a drain, 1 when start-up failed (the message is on stderr).
+//   SIGHUP   reload the config: VIPs and backends added, removed or re-weighted without
+//            breaking established connections; a bad config is reported and ignored.
+//   SIGUSR1  write every counter to the stats file.
+//   SIGTERM, SIGINT  stop accepting, let connections finish up to drain_timeout_ms.
+int run_daemon(const DaemonOptions& options);
+
+}  // namespace ringlb::proxy

@@ -1,0 +1,25 @@
+// ringlbd: the ringlb daemon. See src/proxy/daemon.h for signals and exit codes.
+#include <CLI/CLI.hpp>
+
+#include "proxy/daemon.h"
+
+int main(int argc, char** argv) {
+  ringlb::proxy::DaemonOptions options;
+  CLI::App app{"ringlbd: per-core io_uring TCP load balancer"};
+  app.add_option("-c,--config", options.config_path, "Config file (TOML)")->required();
+  app.add_option("--stats-file", options.stats_file,
+                 "Write every counter here on SIGUSR1 and at exit");
+  app.add_option("--workers", options.workers, "Worker threads (overrides [daemon] workers)")
+      ->check(CLI::Range(1u, 1024u));
+  app.add_option("--pipe-size", options.pipe_size, "Bytes per splice pipe (F_SETPIPE_SZ)")
+      ->capture_default_str()
+      ->check(CLI::Range(4096u, 1u << 20));
+  app.add_flag("!--no-pin", options.pin, "Do not pin worker n to CPU n");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  return ringlb::proxy::run_daemon(options);
+}

@@ -1,0 +1,864 @@
+#include "proxy/worker.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace ringlb::proxy {
+
+namespace {
+
+constexpr uint32_t kChunkSize = 1024;  // connection slots allocated at a time
+constexpr uint32_t kNoSlot = 0xffffffffu;
+constexpr int kPumpBudget = 16;           // transfers per pump call before yielding
+constexpr uint32_t kMaxTries = 17;        // connect_retries is at most 16
+constexpr uint32_t kAcceptRetryMs = 100;  // pause after EMFILE/ENFILE
+constexpr size_t kMaxPooledPipes = 256;   // empty pipes kept for reuse
+
+uint64_t monotonic_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Makes the next close() send a reset instead of a FIN.
+void set_reset_on_close(int fd) {
+  const linger l{.l_onoff = 1, .l_linger = 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
+}  // namespace
+
+struct Worker::LocalVip {
+  std::shared_ptr<VipRuntime> vip;
+  SnapshotReader<VipState> reader;
+  std::unique_ptr<Policy> policy;
+  PolicyKind policy_kind = PolicyKind::round_robin;
+  uint32_t slot = 0;        // user_data index of its accept
+  uint32_t generation = 0;  // user_data generation of its accept
+  bool accept_armed = false;
+  bool removed = false;
+
+  explicit LocalVip(std::shared_ptr<VipRuntime> v) : vip(std::move(v)), reader(vip->state()) {}
+
+  // The current state, with a policy instance of its kind.
+  const VipState& state(uint64_t seed) {
+    const auto& current = reader.get();
+    if (!policy || policy_kind != current->spec.policy) {
+      policy = make_policy(current->spec.policy, seed);
+      policy_kind = current->spec.policy;
+    }
+    return *current;
+  }
+};
+
+enum class Phase : uint8_t { free, connecting, established };
+
+struct Worker::Connection {
+  uint32_t index = 0;
+  uint32_t generation = 0;
+  Phase phase = Phase::free;
+  uint32_t next_free = kNoSlot;
+  int client = -1;
+  int backend = -1;
+  std::shared_ptr<LocalVip> vip;
+  std::shared_ptr<const VipState> state;  // the snapshot `target` belongs to
+  const Backend* target = nullptr;
+  Client client_info;
+  uint32_t tried[kMaxTries];
+  uint32_t tried_count = 0;
+  sockaddr_storage backend_address{};
+  socklen_t backend_address_len = 0;
+  __kernel_timespec connect_timeout{};
+  Direction up;    // client -> backend
+  Direction down;  // backend -> client
+  bool poll_armed[2] = {false, false};
+  bool ready = false;  // on the ready list
+  uint64_t last_activity_ms = 0;
+  uint64_t age_deadline_ms = 0;  // 0: none
+  uint64_t bytes_in = 0;         // not yet added to the backend's counters
+  uint64_t bytes_out = 0;
+};
+
+Worker::Worker(Runtime& runtime, WorkerOptions options)
+    : runtime_(runtime),
+      options_(options),
+      stats_(runtime.worker_stats(options.index)),
+      vip_set_(runtime.vips()),
+      free_head_(kNoSlot) {}
+
+Worker::~Worker() {
+  for (uint32_t i = 0; i < slot_count_; ++i) {
+    Connection& c = slot(i);
+    if (c.phase != Phase::free) {
+      close_connection(c, true);
+    }
+  }
+  close_deferred();
+  for (auto& p : pipe_pool_) {
+    ::close(p.read);
+    ::close(p.write);
+  }
+}
+
+Result<void> Worker::init() {
+  if (options_.cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(options_.cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+      return system_error("pin worker " + std::to_string(options_.index) + " to CPU " +
+                              std::to_string(options_.cpu),
+                          errno);
+    }
+  }
+  return ring_.init(4096);
+}
+
+// ---- slots -----------------------------------------------------------------------------
+
+Worker::Connection& Worker::slot(uint32_t index) {
+  return chunks_[index / kChunkSize][index % kChunkSize];
+}
+
+Worker::Connection* Worker::allocate() {
+  if (free_head_ == kNoSlot) {
+    chunks_.push_back(std::make_unique<Connection[]>(kChunkSize));
+    for (uint32_t i = kChunkSize; i-- > 0;) {
+      Connection& c = chunks_.back()[i];
+      c.index = slot_count_ + i;
+      c.next_free = free_head_;
+      free_head_ = c.index;
+    }
+    slot_count_ += kChunkSize;
+  }
+  Connection& c = slot(free_head_);
+  free_head_ = c.next_free;
+  c.next_free = kNoSlot;
+  return &c;
+}
+
+Worker::Connection* Worker::live(UserData ud) {
+  if (ud.index >= slot_count_) {
+    return nullptr;
+  }
+  Connection& c = slot(ud.index);
+  if (c.phase == Phase::free || (c.generation & 0xffffff) != ud.generation) {
+    return nullptr;
+  }
+  return &c;
+}
+
+void Worker::release(Connection& c) {
+  const uint32_t index = c.index;
+  const uint32_t generation = c.generation + 1;
+  c = Connection{};
+  c.index = index;
+  c.generation = generation;
+  c.next_free = free_head_;
+  free_head_ = index;
+}
+
+// ---- event loop ------------------------------------------------------------------------
+
+void Worker::update_clock() {
+  now_ms_ = monotonic_ms();
+}
+
+void Worker::run() {
+  update_clock();
+  next_tick_ms_ = now_ms_ + options_.tick_ms;
+  refresh_vips();
+  while (!stopped_) {
+    __kernel_timespec wait{};
+    if (ready_.empty()) {
+      const uint64_t left = next_tick_ms_ > now_ms_ ? next_tick_ms_ - now_ms_ : 0;
+      wait.tv_sec = static_cast<int64_t>(left / 1000);
+      wait.tv_nsec = static_cast<int64_t>((left % 1000) * 1000000);
+    }
+    io_uring_cqe* cqe = nullptr;
+    io_uring_submit_and_wait_timeout(ring_.get(), &cqe, ready_.empty() ? 1 : 0, &wait, nullptr);
+    close_deferred();
+    update_clock();
+    unsigned head;
+    unsigned count = 0;
+    io_uring_for_each_cqe(ring_.get(), head, cqe) {
+      handle_cqe(cqe);
+      ++count;
+    }
+    io_uring_cq_advance(ring_.get(), count);
+    run_ready();
+    if (now_ms_ >= next_tick_ms_) {
+      next_tick_ms_ = now_ms_ + options_.tick_ms;
+      on_tick();
+    }
+  }
+  io_uring_submit(ring_.get());
+  close_deferred();
+}
+
+void Worker::handle_cqe(const io_uring_cqe* cqe) {
+  const UserData ud = UserData::decode(cqe->user_data);
+  Connection* c = nullptr;
+  switch (ud.op) {
+    case Op::accept:
+      on_accept(ud, cqe->res, cqe->flags);
+      return;
+    case Op::connect:
+      if ((c = live(ud)) != nullptr && c->phase == Phase::connecting) {
+        on_connect(*c, cqe->res);
+      }
+      return;
+    case Op::poll_client:
+    case Op::poll_backend:
+      if ((c = live(ud)) != nullptr && c->phase == Phase::established) {
+        on_poll(*c, ud.op == Op::poll_client ? Side::client : Side::backend, cqe->res, cqe->flags);
+      }
+      return;
+    case Op::pollout_client:
+    case Op::pollout_backend:
+      if ((c = live(ud)) != nullptr && c->phase == Phase::established) {
+        on_pollout(*c, ud.op == Op::pollout_client ? Side::client : Side::backend, cqe->res);
+      }
+      return;
+    case Op::connect_timeout:  // the connect's own completion says what happened
+    case Op::tick:
+    case Op::ignore:
+      return;
+  }
+}
+
+void Worker::close_later(int fd) {
+  deferred_close_.push_back(fd);
+}
+
+void Worker::close_deferred() {
+  // Runs right after a submit: the cancellations of every request on these fds have
+  // been submitted, so closing them now releases the sockets.
+  for (int fd : deferred_close_) {
+    ::close(fd);
+  }
+  deferred_close_.clear();
+}
+
+// ---- listeners -------------------------------------------------------------------------
+
+void Worker::refresh_vips() {
+  const uint64_t generation = runtime_.vips().generation();
+  if (generation == vip_set_generation_) {
+    return;
+  }
+  vip_set_generation_ = generation;
+  const auto& set = vip_set_.get();
+  std::vector<std::shared_ptr<LocalVip>> next;
+  for (const auto& vip : set->vips) {
+    std::shared_ptr<LocalVip> local;
+    for (auto& existing : vips_) {
+      if (existing && existing->vip == vip) {
+        local = existing;
+        existing.reset();
+      }
+    }
+    if (!local) {
+      local = std::make_shared<LocalVip>(vip);
+      local->slot = static_cast<uint32_t>(next.size());
+    }
+    next.push_back(std::move(local));
+  }
+  for (auto& gone : vips_) {
+    if (gone) {
+      gone->removed = true;
+      cancel_accept(*gone);
+    }
+  }
+  vips_ = std::move(next);
+  for (uint32_t i = 0; i < vips_.size(); ++i) {
+    LocalVip& v = *vips_[i];
+    if (v.slot != i) {
+      // Moved in the table: cancel its accept under the old index, re-arm under the new.
+      cancel_accept(v);
+      v.slot = i;
+    }
+    if (!v.accept_armed && !draining_ && !accept_paused_ && !overloaded_) {
+      ++v.generation;
+      arm_accept(v);
+    }
+  }
+}
+
+void Worker::arm_accept(LocalVip& vip) {
+  io_uring_sqe* sqe = ring_.get_sqe();
+  io_uring_prep_multishot_accept(sqe, vip.vip->listener(options_.index), nullptr, nullptr,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, UserData{Op::accept, vip.generation, vip.slot}.encode());
+  vip.accept_armed = true;
+}
+
+void Worker::cancel_accept(LocalVip& vip) {
+  if (!vip.accept_armed) {
+    return;
+  }
+  io_uring_sqe* sqe = ring_.get_sqe();
+  io_uring_prep_cancel64(sqe, UserData{Op::accept, vip.generation, vip.slot}.encode(), 0);
+  io_uring_sqe_set_data64(sqe, UserData{Op::ignore, 0, 0}.encode());
+  vip.accept_armed = false;
+}
+
+void Worker::resume_accepting() {
+  if (draining_ || accept_paused_ || overloaded_) {
+    return;
+  }
+  for (auto& v : vips_) {
+    if (!v->accept_armed) {
+      ++v->generation;
+      arm_accept(*v);
+    }
+  }
+}
+
+void Worker::on_accept(UserData ud, int res, unsigned flags) {
+  LocalVip* vip = nullptr;
+  if (ud.index < vips_.size() && (vips_[ud.index]->generation & 0xffffff) == ud.generation) {
+    vip = vips_[ud.index].get();
+    if (!(flags & IORING_CQE_F_MORE)) {
+      vip->accept_armed = false;
+    }
+  }
+  if (res < 0) {
+    if (res == -ECANCELED || res == -EINVAL) {  // cancelled, or the listener was shut down
+      return;
+    }
+    stats_.accept_errors.add();
+    if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+      // Out of descriptors or memory: stop accepting for a while instead of spinning.
+      if (!accept_paused_) {
+        stats_.accept_pauses.add();
+        accept_paused_ = true;
+        for (auto& v : vips_) {
+          cancel_accept(*v);
+        }
+      }
+      accept_resume_ms_ = now_ms_ + kAcceptRetryMs;
+      return;
+    }
+    if (vip != nullptr && !vip->accept_armed && !draining_ && !accept_paused_ && !overloaded_) {
+      ++vip->generation;
+      arm_accept(*vip);
+    }
+    return;
+  }
+  const int fd = res;
+  if (vip == nullptr || vip->removed || draining_) {
+    ::close(fd);
+    return;
+  }
+  if (!vip->accept_armed && !accept_paused_ && !overloaded_) {
+    ++vip->generation;
+    arm_accept(*vip);
+  }
+  stats_.accepted.add();
+  if (active_ >= options_.max_connections) {
+    stats_.rejected_overload.add();
+    set_reset_on_close(fd);
+    ::close(fd);
+    if (!overloaded_) {
+      overloaded_ = true;
+      for (auto& v : vips_) {
+        cancel_accept(*v);
+      }
+    }
+    return;
+  }
+  Connection* c = allocate();
+  c->phase = Phase::connecting;
+  c->client = fd;
+  c->vip = vips_[ud.index];
+  c->last_activity_ms = now_ms_;
+  ++active_;
+  stats_.active.add();
+  start_connect(*c);
+}
+
+// ---- connecting ------------------------------------------------------------------------
+
+void Worker::start_connect(Connection& c) {
+  const VipState& state = c.vip->state(options_.index * 0x9e3779b97f4a7c15ULL + 1);
+  c.state = c.vip->reader.get();
+  if (state.spec.policy == PolicyKind::ip_hash || state.spec.send_proxy_v2) {
+    sockaddr_storage peer;
+    socklen_t len = sizeof(peer);
+    if (::getpeername(c.client, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+      if (auto address = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), len)) {
+        c.client_info.address = address->ip;
+        c.client_info.port = address->port;
+      }
+    }
+  }
+  if (state.spec.max_connection_age_ms != 0) {
+    // Up to 10% jitter, so connections opened together do not all close together.
+    const uint64_t age = state.spec.max_connection_age_ms;
+    const uint64_t jitter = (c.index * 2654435761u + now_ms_) % (age / 10 + 1);
+    c.age_deadline_ms = now_ms_ + age - jitter;
+  }
+  if (!try_backend(c)) {
+    stats_.no_backend.add();
+    close_connection(c, true);
+  }
+}
+
+// Picks the next untried backend and starts connecting to it. Returns false when no
+// backend is left to try.
+bool Worker::try_backend(Connection& c) {
+  const VipSpec& spec = c.state->spec;
+  const Pool& pool = *c.state->pool;
+  const uint32_t allowed = std::min<uint32_t>(spec.connect_retries + 1, kMaxTries);
+  while (c.tried_count < allowed && c.tried_count < pool.eligible().size()) {
+    // A policy may return a backend already tried (ip_hash across attempts, a small
+    // pool); a few extra picks find another one, and a bound ends the search.
+    const Backend* backend = nullptr;
+    for (uint32_t pick = 0; pick < 4 * kMaxTries && backend == nullptr; ++pick) {
+      c.client_info.attempt = c.tried_count + pick;
+      const Backend* candidate = c.vip->policy->pick(pool, c.client_info);
+      if (candidate == nullptr) {
+        return false;
+      }
+      const auto index = static_cast<uint32_t>(candidate - pool.backends().data());
+      bool seen = false;
+      for (uint32_t i = 0; i < c.tried_count; ++i) {
+        seen = seen || c.tried[i] == index;
+      }
+      if (!seen) {
+        backend = candidate;
+      }
+    }
+    if (backend == nullptr) {
+      return false;
+    }
+    c.tried[c.tried_count++] = static_cast<uint32_t>(backend - pool.backends().data());
+    if (c.tried_count > 1) {
+      stats_.retries.add();
+    }
+    const SocketAddress& address = backend->spec.address;
+    const int fd = ::socket(address.ip.is_v4() ? AF_INET : AF_INET6,
+                            SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      stats_.connect_errors.add();
+      backend->stats->connect_errors.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c.backend = fd;
+    c.target = backend;
+    backend->stats->active.fetch_add(1, std::memory_order_relaxed);
+    c.backend_address_len = address.to_sockaddr(c.backend_address);
+    c.connect_timeout.tv_sec = spec.connect_timeout_ms / 1000;
+    c.connect_timeout.tv_nsec = static_cast<int64_t>(spec.connect_timeout_ms % 1000) * 1000000;
+
+    io_uring_sqe* sqe = ring_.get_sqe();
+    io_uring_prep_connect(sqe, fd, reinterpret_cast<sockaddr*>(&c.backend_address),
+                          c.backend_address_len);
+    io_uring_sqe_set_data64(sqe, UserData{Op::connect, c.generation, c.index}.encode());
+    sqe->flags |= IOSQE_IO_LINK;
+    sqe = ring_.get_sqe();
+    io_uring_prep_link_timeout(sqe, &c.connect_timeout, 0);
+    io_uring_sqe_set_data64(sqe, UserData{Op::connect_timeout, c.generation, c.index}.encode());
+    return true;
+  }
+  return false;
+}
+
+void Worker::on_connect(Connection& c, int res) {
+  if (res == 0) {
+    established(c);
+    return;
+  }
+  // -ECANCELED: the linked timeout fired first.
+  BackendStats& bstats = *c.target->stats;
+  if (res == -ECANCELED || res == -ETIMEDOUT) {
+    stats_.connect_timeouts.add();
+    bstats.connect_timeouts.fetch_add(1, std::memory_order_relaxed);
+  } else if (res == -ECONNREFUSED) {
+    stats_.connect_refused.add();
+    bstats.connect_refused.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    stats_.connect_errors.add();
+    bstats.connect_errors.fetch_add(1, std::memory_order_relaxed);
+  }
+  bstats.active.fetch_sub(1, std::memory_order_relaxed);
+  ::close(c.backend);
+  c.backend = -1;
+  c.target = nullptr;
+  if (draining_ || !try_backend(c)) {
+    stats_.no_backend.add();
+    close_connection(c, true);
+  }
+}
+
+void Worker::established(Connection& c) {
+  if (!get_pipe(c.up.pipe) || !get_pipe(c.down.pipe)) {
+    stats_.resets.add();
+    close_connection(c, true);
+    return;
+  }
+  c.phase = Phase::established;
+  c.last_activity_ms = now_ms_;
+  c.target->stats->connections.fetch_add(1, std::memory_order_relaxed);
+  const int one = 1;
+  ::setsockopt(c.client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (c.state->spec.send_proxy_v2 && !send_proxy_header(c)) {
+    stats_.resets.add();
+    close_connection(c, true);
+    return;
+  }
+  arm_poll(c, Side::client);
+  arm_poll(c, Side::backend);
+  // The client may have sent bytes while we connected: pump now rather than wait for
+  // the poll's first completion.
+  if (pump(c, true)) {
+    pump(c, false);
+  }
+}
+
+// PROXY protocol v2 (haproxy.org's proxy-protocol.txt, section 2.2): the client's
+// address and the VIP's, before any client byte.
+bool Worker::send_proxy_header(Connection& c) {
+  sockaddr_storage local;
+  socklen_t local_len = sizeof(local);
+  if (::getsockname(c.client, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) {
+    return false;
+  }
+  auto vip_address = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&local), local_len);
+  if (!vip_address || vip_address->ip.family() != c.client_info.address.family()) {
+    return false;
+  }
+  uint8_t header[16 + 36];
+  static constexpr uint8_t kSignature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+                                             0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+  std::memcpy(header, kSignature, 12);
+  header[12] = 0x21;  // version 2, PROXY command
+  const bool v4 = vip_address->ip.is_v4();
+  header[13] = v4 ? 0x11 : 0x21;  // TCP over IPv4 / IPv6
+  const size_t address_bytes = v4 ? 12 : 36;
+  header[14] = 0;
+  header[15] = static_cast<uint8_t>(address_bytes);
+  const size_t ip_size = c.client_info.address.size();
+  uint8_t* p = header + 16;
+  std::memcpy(p, c.client_info.address.bytes(), ip_size);
+  std::memcpy(p + ip_size, vip_address->ip.bytes(), ip_size);
+  const uint16_t ports[2] = {htons(c.client_info.port), htons(vip_address->port)};
+  std::memcpy(p + 2 * ip_size, ports, 4);
+  const size_t total = 16 + address_bytes;
+  // A fresh socket's send buffer always has room for these few bytes.
+  return ::send(c.backend, header, total, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+         static_cast<ssize_t>(total);
+}
+
+// ---- forwarding ------------------------------------------------------------------------
+
+void Worker::arm_poll(Connection& c, Side side) {
+  io_uring_sqe* sqe = ring_.get_sqe();
+  const bool client = side == Side::client;
+  io_uring_prep_poll_multishot(sqe, client ? c.client : c.backend, POLLIN | POLLRDHUP);
+  io_uring_sqe_set_data64(
+      sqe, UserData{client ? Op::poll_client : Op::poll_backend, c.generation, c.index}.encode());
+  c.poll_armed[client ? 0 : 1] = true;
+}
+
+void Worker::arm_pollout(Connection& c, Side side) {
+  Direction& d = side == Side::client ? c.down : c.up;
+  if (d.pollout_armed) {
+    return;
+  }
+  io_uring_sqe* sqe = ring_.get_sqe();
+  const bool client = side == Side::client;
+  io_uring_prep_poll_add(sqe, client ? c.client : c.backend, POLLOUT);
+  io_uring_sqe_set_data64(
+      sqe,
+      UserData{client ? Op::pollout_client : Op::pollout_backend, c.generation, c.index}.encode());
+  d.pollout_armed = true;
+}
+
+void Worker::on_poll(Connection& c, Side side, int res, unsigned flags) {
+  const bool client = side == Side::client;
+  if (!(flags & IORING_CQE_F_MORE)) {
+    c.poll_armed[client ? 0 : 1] = false;
+  }
+  if (res < 0) {
+    if (res != -ECANCELED) {
+      stats_.resets.add();
+      close_connection(c, true);
+    }
+    return;
+  }
+  const auto events = static_cast<unsigned>(res);
+  // Readable source: pump its direction. Errors and hang-ups: pump both, and the
+  // splice calls report what happened.
+  bool open = true;
+  if (events & (POLLIN | POLLRDHUP | POLLERR | POLLHUP)) {
+    open = pump(c, client);
+  }
+  if (open && (events & (POLLERR | POLLHUP))) {
+    open = pump(c, !client);
+  }
+  if (open && !c.poll_armed[client ? 0 : 1] &&
+      !(client ? c.up.eof : c.down.eof)) {  // a multishot poll can end (e.g. overflow)
+    arm_poll(c, side);
+  }
+}
+
+void Worker::on_pollout(Connection& c, Side side, int res) {
+  // POLLOUT on the client drains the backend->client pipe, and the other way round.
+  const bool up = side == Side::backend;
+  (up ? c.up : c.down).pollout_armed = false;
+  if (res < 0 && res != -ECANCELED) {
+    stats_.resets.add();
+    close_connection(c, true);
+    return;
+  }
+  pump(c, up);
+}
+
+// Moves bytes for one direction until the source is empty, the destination is full or
+// the budget is spent. Returns false when the connection was closed.
+bool Worker::pump(Connection& c, bool up) {
+  Direction& d = up ? c.up : c.down;
+  const int src = up ? c.client : c.backend;
+  const int dst = up ? c.backend : c.client;
+  for (int budget = kPumpBudget; budget > 0; --budget) {
+    if (d.in_pipe > 0) {
+      const ssize_t n = ::splice(d.pipe.read, nullptr, dst, nullptr, d.in_pipe,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      stats_.splice_calls.add();
+      if (n > 0) {
+        d.in_pipe -= static_cast<uint32_t>(n);
+        c.last_activity_ms = now_ms_;
+        if (up) {
+          c.bytes_in += static_cast<uint64_t>(n);
+          stats_.bytes_in.add(static_cast<uint64_t>(n));
+        } else {
+          c.bytes_out += static_cast<uint64_t>(n);
+          stats_.bytes_out.add(static_cast<uint64_t>(n));
+        }
+        continue;
+      }
+      if (n < 0 && errno == EAGAIN) {
+        arm_pollout(c, up ? Side::backend : Side::client);
+        return true;
+      }
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      stats_.resets.add();  // EPIPE, ECONNRESET, ...
+      close_connection(c, true);
+      return false;
+    }
+    if (d.eof) {
+      if (!d.shut) {
+        ::shutdown(dst, SHUT_WR);
+        d.shut = true;
+        if (c.up.shut && c.down.shut) {
+          close_connection(c, false);
+          return false;
+        }
+      }
+      return true;
+    }
+    const ssize_t n = ::splice(src, nullptr, d.pipe.write, nullptr, options_.pipe_size,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    stats_.splice_calls.add();
+    if (n > 0) {
+      d.in_pipe += static_cast<uint32_t>(n);
+      continue;
+    }
+    if (n == 0) {
+      d.eof = true;
+      continue;
+    }
+    if (errno == EAGAIN) {
+      return true;  // the pipe is empty, so the source is
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    stats_.resets.add();
+    close_connection(c, true);
+    return false;
+  }
+  // Budget spent with work left: come back after the other connections' events.
+  if (!c.ready) {
+    c.ready = true;
+    ready_.push_back(
+        UserData{up ? Op::poll_client : Op::poll_backend, c.generation, c.index}.encode());
+  }
+  return true;
+}
+
+void Worker::run_ready() {
+  if (ready_.empty()) {
+    return;
+  }
+  std::vector<uint64_t> batch;
+  batch.swap(ready_);
+  for (uint64_t v : batch) {
+    const UserData ud = UserData::decode(v);
+    Connection* c = live(ud);
+    if (c == nullptr || c->phase != Phase::established) {
+      continue;
+    }
+    c->ready = false;
+    // Pump both directions: either may have been cut short.
+    if (pump(*c, true)) {
+      pump(*c, false);
+    }
+  }
+  // Reuse the batch's buffer (no allocation next time), but only when no pump queued a
+  // connection while this batch ran: those entries must not be dropped.
+  if (ready_.empty()) {
+    batch.clear();
+    ready_.swap(batch);
+  }
+}
+
+// ---- closing ---------------------------------------------------------------------------
+
+void Worker::flush_bytes(Connection& c) {
+  if (c.target == nullptr) {
+    return;
+  }
+  if (c.bytes_in != 0) {
+    c.target->stats->bytes_in.fetch_add(c.bytes_in, std::memory_order_relaxed);
+    c.bytes_in = 0;
+  }
+  if (c.bytes_out != 0) {
+    c.target->stats->bytes_out.fetch_add(c.bytes_out, std::memory_order_relaxed);
+    c.bytes_out = 0;
+  }
+}
+
+void Worker::close_connection(Connection& c, bool reset) {
+  if (c.phase == Phase::free) {
+    return;
+  }
+  // Cancel every request on both sockets (multishot polls, pending POLLOUT, a connect in
+  // flight) and close them after the cancellations are submitted.
+  for (int fd : {c.client, c.backend}) {
+    if (fd < 0) {
+      continue;
+    }
+    io_uring_sqe* sqe = ring_.get_sqe();
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, UserData{Op::ignore, 0, 0}.encode());
+    if (reset) {
+      set_reset_on_close(fd);
+    }
+    close_later(fd);
+  }
+  if (c.target != nullptr) {
+    flush_bytes(c);
+    c.target->stats->active.fetch_sub(1, std::memory_order_relaxed);
+  }
+  put_pipe(c.up.pipe, c.up.in_pipe == 0);
+  put_pipe(c.down.pipe, c.down.in_pipe == 0);
+  release(c);
+  --active_;
+  stats_.active.sub();
+  stats_.closed.add();
+  if (overloaded_ && active_ < options_.max_connections) {
+    overloaded_ = false;
+    resume_accepting();
+  }
+}
+
+// ---- pipes -----------------------------------------------------------------------------
+
+bool Worker::get_pipe(Pipe& pipe) {
+  if (!pipe_pool_.empty()) {
+    pipe = pipe_pool_.back();
+    pipe_pool_.pop_back();
+    return true;
+  }
+  int fds[2];
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+    return false;
+  }
+  // A larger pipe moves more per splice call; the kernel may refuse past
+  // fs.pipe-max-size, and the default size still works.
+  ::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(options_.pipe_size));
+  stats_.pipes_created.add();
+  pipe = Pipe{fds[0], fds[1]};
+  return true;
+}
+
+void Worker::put_pipe(Pipe& pipe, bool empty) {
+  if (pipe.read < 0) {
+    return;
+  }
+  // A pipe still holding bytes of a dead connection is never handed to another one.
+  if (empty && pipe_pool_.size() < kMaxPooledPipes) {
+    pipe_pool_.push_back(pipe);
+  } else {
+    ::close(pipe.read);
+    ::close(pipe.write);
+  }
+  pipe = Pipe{};
+}
+
+// ---- timers ----------------------------------------------------------------------------
+
+void Worker::on_tick() {
+  refresh_vips();
+  if (!draining_ && runtime_.draining()) {
+    draining_ = true;
+    drain_deadline_ms_ = now_ms_ + options_.drain_timeout_ms;
+    for (auto& v : vips_) {
+      cancel_accept(*v);
+    }
+  }
+  if (accept_paused_ && now_ms_ >= accept_resume_ms_) {
+    accept_paused_ = false;
+    resume_accepting();
+  }
+  const bool cut = draining_ && now_ms_ >= drain_deadline_ms_;
+  for (uint32_t i = 0; i < slot_count_; ++i) {
+    Connection& c = slot(i);
+    if (c.phase == Phase::free) {
+      continue;
+    }
+    if (cut) {
+      stats_.drain_closes.add();
+      close_connection(c, true);
+      continue;
+    }
+    if (c.phase != Phase::established) {
+      continue;
+    }
+    flush_bytes(c);
+    const uint32_t idle = c.state->spec.idle_timeout_ms;
+    if (idle != 0 && now_ms_ - c.last_activity_ms >= idle) {
+      stats_.idle_timeouts.add();
+      close_connection(c, false);
+      continue;
+    }
+    // Graceful age limit: close only between transfers (both pipes empty), with FINs.
+    if (c.age_deadline_ms != 0 && now_ms_ >= c.age_deadline_ms && c.up.in_pipe == 0 &&
+        c.down.in_pipe == 0) {
+      stats_.age_closes.add();
+      close_connection(c, false);
+    }
+  }
+  if (draining_ && active_ == 0) {
+    stopped_ = true;
+  }
+}
+
+}  // namespace ringlb::proxy

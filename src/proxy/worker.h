@@ -1,0 +1,140 @@
+// Worker: one thread, one io_uring, its own SO_REUSEPORT listeners and connections.
+//
+// Per client connection the worker
+//   1. accepts it (multishot accept),
+//   2. asks the VIP's policy for a backend and connects with a linked timeout,
+//      retrying on the next backend the policy gives after a refusal or timeout,
+//   3. forwards both directions with splice(2) through a pipe per direction.
+//
+// The splice pump. IORING_OP_SPLICE is always punted to io-wq threads, which would move
+// the byte copying off this worker's core and add a thread hand-off per chunk. So the
+// worker uses io_uring for readiness only (a multishot poll per socket, a one-shot
+// POLLOUT when a destination is full) and makes non-blocking splice calls itself:
+//   - drain the pipe into the destination first; read from the source only when the
+//     pipe is empty. Because of this order, EAGAIN on the read means the source is
+//     empty (never "pipe full"), and EAGAIN on the write means the destination is full.
+//   - short splices loop; a pump runs at most kPumpBudget transfers per call, then the
+//     connection goes on the ready list so that one fast connection cannot starve
+//     the others.
+//   - EOF on a source is forwarded as shutdown(SHUT_WR) on the destination once the pipe
+//     is empty; the connection closes when both directions have done so. An error on
+//     either side closes both, and the other side gets a reset (SO_LINGER 0).
+// The per-connection bytes in flight are bounded by the two pipes' sizes.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "proxy/ring.h"
+#include "ringlb/policy.h"
+#include "ringlb/runtime.h"
+
+namespace ringlb::proxy {
+
+struct WorkerOptions {
+  size_t index = 0;
+  int cpu = -1;  // CPU to pin to; -1: no pinning
+  uint32_t max_connections = 65536;
+  uint32_t pipe_size = 65536;  // F_SETPIPE_SZ for each pipe
+  uint32_t drain_timeout_ms = 30000;
+  uint32_t tick_ms = 50;  // idle/age sweeps, accept resumption, drain checks
+};
+
+class Worker {
+ public:
+  Worker(Runtime& runtime, WorkerOptions options);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Sets up the ring (on the calling thread, which must be the one calling run()).
+  Result<void> init();
+  // Serves until a drain completes (Runtime::begin_drain), then returns.
+  void run();
+
+ private:
+  struct Pipe {
+    int read = -1;
+    int write = -1;
+  };
+  struct Direction {
+    Pipe pipe;
+    uint32_t in_pipe = 0;        // bytes spliced in and not yet out
+    bool eof = false;            // the source said EOF
+    bool shut = false;           // EOF forwarded: shutdown(destination, SHUT_WR) done
+    bool pollout_armed = false;  // waiting for the destination to become writable
+  };
+  struct LocalVip;
+  struct Connection;
+  enum class Side : uint8_t { client, backend };
+
+  // Connection slots.
+  Connection* allocate();
+  Connection* live(UserData ud);
+  Connection& slot(uint32_t index);
+  void release(Connection& c);
+
+  // Events.
+  void handle_cqe(const io_uring_cqe* cqe);
+  void on_accept(UserData ud, int res, unsigned flags);
+  void on_connect(Connection& c, int res);
+  void on_poll(Connection& c, Side side, int res, unsigned flags);
+  void on_pollout(Connection& c, Side side, int res);
+  void on_tick();
+
+  // Connection life.
+  void start_connect(Connection& c);
+  bool try_backend(Connection& c);
+  void established(Connection& c);
+  bool send_proxy_header(Connection& c);
+  bool pump(Connection& c, bool up);
+  void run_ready();
+  void arm_poll(Connection& c, Side side);
+  void arm_pollout(Connection& c, Side side);
+  void close_connection(Connection& c, bool reset);
+  void flush_bytes(Connection& c);
+
+  // Listeners.
+  void refresh_vips();
+  void arm_accept(LocalVip& vip);
+  void cancel_accept(LocalVip& vip);
+  void resume_accepting();
+
+  // Resources.
+  bool get_pipe(Pipe& pipe);
+  void put_pipe(Pipe& pipe, bool empty);
+  void close_later(int fd);
+  void close_deferred();
+  void update_clock();
+
+  Runtime& runtime_;
+  WorkerOptions options_;
+  WorkerStats& stats_;
+  Ring ring_;
+  SnapshotReader<VipSet> vip_set_;
+  uint64_t vip_set_generation_ = 0;
+  std::vector<std::shared_ptr<LocalVip>> vips_;
+
+  std::vector<std::unique_ptr<Connection[]>> chunks_;
+  uint32_t free_head_;
+  uint32_t slot_count_ = 0;
+  std::vector<uint64_t> ready_;  // user_data (index, generation) of connections to pump
+  std::vector<Pipe> pipe_pool_;
+  std::vector<int> deferred_close_;
+  uint64_t active_ = 0;
+
+  uint64_t now_ms_ = 0;
+  uint64_t next_tick_ms_ = 0;
+  uint64_t accept_resume_ms_ = 0;  // after EMFILE/ENFILE: when to try again
+  bool accept_paused_ = false;     // descriptors ran out
+  bool overloaded_ = false;        // at max_connections
+  bool draining_ = false;
+  uint64_t drain_deadline_ms_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace ringlb::proxy
