@@ -1,15 +1,90 @@
 #!/usr/bin/env bash
-# The run command: installs what is needed, builds ringlb and runs the built-in demo on
-# tools/demo/ringlb-demo.toml.
+# The run command: installs what is needed, builds ringlb and runs the built-in demo:
+# three local nginx backends weighted 5:3:2, ringlbd in front of them, real HTTP traffic
+# through it (wrk, one new connection per request), then each backend's share and
+# ringlbd's counters. Everything stays on 127.0.0.1 and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 bash tools/setup.sh
 cmake -S "$root" -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)"
+cmake --build build -j"$(nproc)" --target ringlbd ringlb
 
 config=tools/demo/ringlb-demo.toml
+dir=$(mktemp -d /tmp/ringlb-demo.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
 echo
-echo "== ringlb simulate: where 10000 synthetic clients land under each policy"
-build/tools/ringlb simulate --config "$config" --clients 10000
+echo "== where the configured policy would send 10000 synthetic clients (ringlb simulate)"
+build/tools/ringlb simulate --config "$config" --clients 10000 --vip web --policy weighted
+
+# The backends of the demo config: alpha, bravo, charlie on 18081..18083.
+for entry in alpha:18081 bravo:18082 charlie:18083; do
+  name=${entry%%:*}
+  port=${entry##*:}
+  mkdir -p "$dir/$name"
+  cat >"$dir/$name/nginx.conf" <<CONF
+worker_processes 1;
+error_log $dir/$name/error.log;
+pid $dir/$name/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/$name; proxy_temp_path $dir/$name; fastcgi_temp_path $dir/$name;
+  uwsgi_temp_path $dir/$name; scgi_temp_path $dir/$name;
+  server {
+    listen 127.0.0.1:$port;
+    location / { return 200 "hello from $name\n"; }
+  }
+}
+CONF
+  nginx -c "$dir/$name/nginx.conf" -g 'daemon off;' &
+  pids+=($!)
+done
+
+build/src/proxy/ringlbd --config "$config" --stats-file "$dir/stats" 2>"$dir/ringlbd.log" &
+ringlbd=$!
+pids+=($ringlbd)
+for _ in $(seq 100); do
+  grep -q "ringlbd: serving" "$dir/ringlbd.log" && break
+  sleep 0.05
+done
+cat "$dir/ringlbd.log"
+
+echo
+echo "== three requests through the VIP 127.0.0.1:18080"
+for _ in 1 2 3; do curl -s --max-time 5 http://127.0.0.1:18080/; done
+
+echo
+echo "== wrk: 3 s of requests, each on a new connection, through ringlbd"
+wrk -t1 -c16 -d3s -H 'Connection: close' http://127.0.0.1:18080/ | sed -n '1,/Transfer/p'
+
+kill -USR1 "$ringlbd"
+for _ in $(seq 100); do [[ -f $dir/stats ]] && break; sleep 0.02; done
+
+echo
+echo "== connections per backend (weights 5:3:2)"
+awk '
+  /^vip\.web\.backend\.[a-z]+\.connections / { split($1, k, "."); conns[k[4]] = $2; total += $2 }
+  END {
+    split("alpha:5 bravo:3 charlie:2", w, " ")
+    printf "  %-8s %6s %12s %8s %9s\n", "backend", "weight", "connections", "share", "expected"
+    for (i = 1; i <= 3; i++) {
+      split(w[i], p, ":")
+      printf "  %-8s %6d %12d %7.1f%% %8.1f%%\n", p[1], p[2], conns[p[1]], 100 * conns[p[1]] / total, p[2] * 10
+    }
+  }' "$dir/stats"
+
+echo
+echo "== ringlbd counters (worker 0; all counters: the stats file, README.md lists them)"
+grep -E '^worker\.0\.(accepted|active|closed|connect_refused|retries|bytes_in|bytes_out|splice_calls|pipes_created) ' "$dir/stats" | sed 's/^/  /'
+
+kill -TERM "$ringlbd"
+wait "$ringlbd" && echo && echo "ringlbd drained and exited 0"

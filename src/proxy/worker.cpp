@@ -104,10 +104,7 @@ Worker::~Worker() {
     }
   }
   close_deferred();
-  for (auto& p : pipe_pool_) {
-    ::close(p.read);
-    ::close(p.write);
-  }
+  release_pooled_pipes();
 }
 
 Result<void> Worker::init() {
@@ -339,7 +336,9 @@ void Worker::on_accept(UserData ud, int res, unsigned flags) {
     }
     stats_.accept_errors.add();
     if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
-      // Out of descriptors or memory: stop accepting for a while instead of spinning.
+      // Out of descriptors or memory: give back the idle pipes and stop accepting for a
+      // while instead of spinning.
+      release_pooled_pipes();
       if (!accept_paused_) {
         stats_.accept_pauses.add();
         accept_paused_ = true;
@@ -789,7 +788,7 @@ bool Worker::get_pipe(Pipe& pipe) {
   }
   int fds[2];
   if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-    return false;
+    return false;  // the pool is empty, so there is nothing to give back
   }
   // A larger pipe moves more per splice call; the kernel may refuse past
   // fs.pipe-max-size, and the default size still works.
@@ -797,6 +796,14 @@ bool Worker::get_pipe(Pipe& pipe) {
   stats_.pipes_created.add();
   pipe = Pipe{fds[0], fds[1]};
   return true;
+}
+
+void Worker::release_pooled_pipes() {
+  for (auto& p : pipe_pool_) {
+    ::close(p.read);
+    ::close(p.write);
+  }
+  pipe_pool_.clear();
 }
 
 void Worker::put_pipe(Pipe& pipe, bool empty) {
@@ -855,6 +862,10 @@ void Worker::on_tick() {
       stats_.age_closes.add();
       close_connection(c, false);
     }
+  }
+  if (active_ == 0) {
+    // Idle: hold no descriptors beyond the listeners and the ring.
+    release_pooled_pipes();
   }
   if (draining_ && active_ == 0) {
     stopped_ = true;

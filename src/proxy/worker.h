@@ -107,6 +107,7 @@ class Worker {
   // Resources.
   bool get_pipe(Pipe& pipe);
   void put_pipe(Pipe& pipe, bool empty);
+  void release_pooled_pipes();
   void close_later(int fd);
   void close_deferred();
   void update_clock();

@@ -275,7 +275,8 @@ void Backend::loop() {
 
 // ---- Ringlbd ---------------------------------------------------------------------------
 
-Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_args) {
+Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_args,
+                 int nofile_limit) {
   char tmpl[] = "/tmp/ringlbd-test-XXXXXX";
   dir_ = ::mkdtemp(tmpl);
   config_path_ = dir_ + "/ringlb.toml";
@@ -290,6 +291,11 @@ Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_
     const int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(log, 1);
     ::dup2(log, 2);
+    ::close(log);
+    if (nofile_limit > 0) {
+      const rlimit limit{static_cast<rlim_t>(nofile_limit), static_cast<rlim_t>(nofile_limit)};
+      ::setrlimit(RLIMIT_NOFILE, &limit);
+    }
     std::vector<char*> argv;
     for (auto& a : args) {
       argv.push_back(a.data());
@@ -384,6 +390,15 @@ uint64_t Ringlbd::worker_total(const std::string& name) {
     }
   }
   return total;
+}
+
+size_t Ringlbd::open_fds() const {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/fd")) {
+    ++n;
+  }
+  return n;
 }
 
 std::string Ringlbd::log() const {

@@ -73,7 +73,9 @@ class Backend {
 class Ringlbd {
  public:
   // Starts ringlbd and waits until it serves (its listeners are bound).
-  Ringlbd(const std::string& config_text, std::vector<std::string> extra_args = {});
+  // `nofile_limit` > 0 sets RLIMIT_NOFILE (soft and hard) of the daemon.
+  Ringlbd(const std::string& config_text, std::vector<std::string> extra_args = {},
+          int nofile_limit = 0);
   ~Ringlbd();
   Ringlbd(const Ringlbd&) = delete;
   Ringlbd& operator=(const Ringlbd&) = delete;
@@ -90,6 +92,8 @@ class Ringlbd {
   // Sum of worker.<n>.<name> over workers.
   uint64_t worker_total(const std::string& name);
   std::string log() const;
+  // Open descriptors of the daemon (/proc/<pid>/fd).
+  size_t open_fds() const;
 
  private:
   std::string dir_;

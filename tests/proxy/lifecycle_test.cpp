@@ -81,6 +81,48 @@ TEST(Lifecycle, MaxConnectionsRefusesTheExcessAndRecovers) {
   EXPECT_EQ(after.read_exact(1).value_or("?"), "y");
 }
 
+// With descriptors exhausted (RLIMIT_NOFILE 64, about six per connection) ringlbd keeps
+// the connections it has, refuses the rest cleanly, and serves again once they close,
+// holding no more descriptors than before.
+TEST(Lifecycle, DescriptorExhaustionRefusesCleanlyAndRecovers) {
+  raise_fd_limit();
+  Backend a("a", BackendMode::echo);
+  const uint16_t port = free_port();
+  Ringlbd lb(proxy_config(port, {&a}, "", "workers = 1\n"), {}, 64);
+  const size_t baseline = lb.open_fds();
+  std::vector<Conn> held;
+  int served = 0;
+  for (int i = 0; i < 30; ++i) {
+    Conn conn = Conn::open("127.0.0.1", port, 500);
+    if (conn.ok() && conn.send_all("x") && conn.read_exact(1, 500).value_or("") == "x") {
+      ++served;
+    }
+    held.push_back(std::move(conn));
+  }
+  EXPECT_GT(served, 3);
+  EXPECT_LT(served, 30) << "the limit was never reached";
+  // Everything that was served still works.
+  int still = 0;
+  for (auto& conn : held) {
+    if (conn.ok() && conn.send_all("y", 500) && conn.read_exact(1, 500).value_or("") == "y") {
+      ++still;
+    }
+  }
+  EXPECT_EQ(still, served);
+  EXPECT_GT(lb.worker_total("accept_errors") + lb.worker_total("connect_errors") +
+                lb.worker_total("resets"),
+            0u);
+  held.clear();
+  std::this_thread::sleep_for(400ms);  // a few ticks: paused accepts resume, pools empty
+  Conn after = Conn::open("127.0.0.1", port);
+  ASSERT_TRUE(after.ok());
+  ASSERT_TRUE(after.send_all("z"));
+  EXPECT_EQ(after.read_exact(1).value_or("?"), "z");
+  after = Conn{};
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(lb.open_fds(), baseline);
+}
+
 TEST(Lifecycle, SigtermLetsTransfersInProgressFinishAndExitsZero) {
   raise_fd_limit();
   Backend a("a", BackendMode::echo);
