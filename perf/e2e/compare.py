@@ -309,7 +309,9 @@ http {{
 """
 
 
-def haproxy_conf(d, http_vip, bulk_vip):
+def haproxy_conf(d, http_vip, bulk_vip, splice="force"):
+    splice_opts = {"force": "    option splice-request\n    option splice-response\n",
+                   "auto": "    option splice-auto\n", "off": ""}[splice]
     servers = "\n".join(f"    server b{i + 1} {HOST}:{p}" for i, p in enumerate(HTTP_PORTS))
     return f"""# ringlb e2e: HAProxy, TCP mode, one thread on CPU 0, splice forced both ways.
 # 'cpu-map 1/1 0' is silently ignored by HAProxy 2.6 with nbthread 1: 1/all pins it.
@@ -322,9 +324,7 @@ global
 defaults
     mode tcp
     log global
-    option splice-request
-    option splice-response
-    timeout connect 5s
+{splice_opts}    timeout connect 5s
     timeout client 120s
     timeout server 120s
     maxconn {MAXCONN}
@@ -401,11 +401,11 @@ def write(path, text):
     return path
 
 
-def start_balancer(name, procs, d, ringlbd_bin):
+def start_balancer(name, procs, d, args):
     http_vip, bulk_vip = VIP_PORTS[name]
     logpath = os.path.join(d, f"{name}.log")
     if name == "haproxy":
-        cfg = write(os.path.join(d, "haproxy.cfg"), haproxy_conf(d, http_vip, bulk_vip))
+        cfg = write(os.path.join(d, "haproxy.cfg"), haproxy_conf(d, http_vip, bulk_vip, args.haproxy_splice))
         argv = ["haproxy", "-f", cfg, "-db"]
     elif name == "nginx":
         cfg = write(os.path.join(d, "nginx-lb.conf"), nginx_lb_conf(d, http_vip, bulk_vip))
@@ -413,7 +413,7 @@ def start_balancer(name, procs, d, ringlbd_bin):
                 "-g", "daemon off;"]
     else:
         cfg = write(os.path.join(d, "ringlbd.toml"), ringlbd_conf(d, http_vip, bulk_vip))
-        argv = [ringlbd_bin, "--config", cfg]
+        argv = [args.ringlbd, "--config", cfg]
     p = procs.start(name, argv, logpath)
     wait_listening(p, [http_vip, bulk_vip])
     return p
@@ -565,7 +565,7 @@ def measure(target, procs, args, d, notes, rnd):
         http_port, bulk_port = HTTP_PORTS[0], BULK_PORT
     else:
         http_port, bulk_port = VIP_PORTS[target]
-        lb = start_balancer(target, procs, d, args.ringlbd)
+        lb = start_balancer(target, procs, d, args)
         if rnd == 1:
             notes.append(f"{LABELS[target]} threads (comm:CPUs): {affinity(lb.pid)}")
     try:
@@ -657,7 +657,7 @@ def draw_chart(path, targets, med, title):
         log(f"chart skipped: {e}")
         return False
     h = med.get("haproxy", {})
-    shown = [t for t in targets if t != "haproxy"]
+    shown = [t for t in targets if t not in ("haproxy", "direct")]  # direct would flatten the scale
     colors = {"direct": "#9e9e9e", "nginx": "#2e7d32", "ringlbd": "#1565c0"}
     fig, ax = plt.subplots(figsize=(11, 5.2))
     n = max(1, len(shown))
@@ -710,6 +710,9 @@ def main():
     ap.add_argument("--idle", type=int, default=None, help="idle connections (default 10000)")
     ap.add_argument("--connections", type=int, default=64, help="wrk connections")
     ap.add_argument("--client-cpu", type=int, default=1, help="CPU of wrk and iperf3 clients")
+    ap.add_argument("--haproxy-splice", choices=["force", "auto", "off"], default="force",
+                    help="HAProxy splice options: force (splice-request + splice-response, "
+                         "issue 3's baseline), auto (splice-auto) or off")
     ap.add_argument("--ringlbd", default=os.path.join(REPO, "build/src/proxy/ringlbd"))
     ap.add_argument("--state-dir", required=True, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -826,7 +829,7 @@ def main():
     meta = (f"{now}; {os.cpu_count()} CPUs ({model}), Linux {platform.release()}; "
             f"{len(per_round)} round(s) interleaved, medians; {args.duration} s per run; "
             f"wrk -t1 -c{args.connections} and iperf3 on CPU {args.client_cpu}; balancers on CPU 0; "
-            f"{args.idle} idle connections (memory scaled to 10k); run took {elapsed:.0f} s")
+            f"{args.idle} idle connections (memory scaled to 10k); HAProxy splice: {args.haproxy_splice}; run took {elapsed:.0f} s")
     print()
     print(table)
     print()
