@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -324,10 +326,20 @@ Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_
 Ringlbd::~Ringlbd() {
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);
-    if (wait_exit(5000) == -1) {
+    const int status = wait_exit(10000);
+    if (status == -1) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
+      ADD_FAILURE() << "ringlbd did not drain within 10 s of SIGTERM\n" << log();
+    } else if (status != 0) {
+      ADD_FAILURE() << "ringlbd exited " << status << " after SIGTERM\n" << log();
     }
+  }
+  // A sanitizer build of the daemon reports into its log; any report fails the test.
+  const std::string text = log();
+  if (text.find("Sanitizer") != std::string::npos ||
+      text.find("runtime error") != std::string::npos) {
+    ADD_FAILURE() << "sanitizer report from ringlbd:\n" << text;
   }
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
@@ -437,7 +449,7 @@ Conn Conn::open(const std::string& host, uint16_t port, int timeout_ms, const st
   return c;
 }
 
-bool Conn::send_all(const void* data, size_t n, int timeout_ms) {
+bool Conn::send_bytes(const void* data, size_t n, int timeout_ms) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   const auto* p = static_cast<const uint8_t*>(data);
   while (n > 0) {

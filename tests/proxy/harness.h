@@ -111,8 +111,10 @@ class Conn {
                    const std::string& source = "");
   bool ok() const { return fd_.valid(); }
   int fd() const { return fd_.get(); }
-  bool send_all(const void* data, size_t n, int timeout_ms = 5000);
-  bool send_all(const std::string& s) { return send_all(s.data(), s.size()); }
+  bool send_bytes(const void* data, size_t n, int timeout_ms = 5000);
+  bool send_all(const std::string& s, int timeout_ms = 5000) {
+    return send_bytes(s.data(), s.size(), timeout_ms);
+  }
   // Reads until EOF (or `limit` bytes); returns what was read, nullopt on error/timeout.
   std::optional<std::string> read_to_eof(int timeout_ms = 5000, size_t limit = 1 << 20);
   // Reads exactly n bytes.
