@@ -558,57 +558,124 @@ def idle_test(port, n, lb_root, timeout):
 # ---------------------------------------------------------------- one target
 
 
+def http_probe(port, timeout=1.0):
+    """One HTTP/1.0 request; True when a 200 comes back."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(b"GET / HTTP/1.0\r\nHost: e2e\r\n\r\n")
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def wait_serving(port, limit=15.0):
+    """Seconds until the target answers again (None: not within limit)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        if http_probe(port):
+            return time.monotonic() - t0
+        time.sleep(0.1)
+    return None
+
+
 def measure(target, procs, args, d, notes, rnd):
-    res = {}
+    """One target, one round. A failing step is noted and the rest still run, so one
+    bad sample does not lose the whole run; res["failed"] lists the failed steps."""
+    res = {"failed": []}
     lb = None
+    cpu_root = None
+
+    def step(name, fn):
+        try:
+            fn()
+            return True
+        except Interrupted:
+            raise
+        except Exception as e:  # noqa: BLE001 - recorded and reported
+            first = str(e).strip().splitlines()[:1] or [""]
+            notes.append(f"round {rnd} {target}: {name} FAILED: {type(e).__name__}: {first[0]}")
+            log(f"  {name} failed: {e}")
+            res["failed"].append(name)
+            return False
+
     if target == "direct":
         http_port, bulk_port = HTTP_PORTS[0], BULK_PORT
     else:
         http_port, bulk_port = VIP_PORTS[target]
-        lb = start_balancer(target, procs, d, args)
+
+        def start():
+            nonlocal lb, cpu_root
+            lb = start_balancer(target, procs, d, args)
+            cpu_root = lb.pid
+        if not step("start", start):
+            if lb:
+                procs.stop(lb)
+            return res
         if rnd == 1:
             notes.append(f"{LABELS[target]} threads (comm:CPUs): {affinity(lb.pid)}")
     try:
         if lb:
-            idle = idle_test(http_port, args.idle, lb.pid, timeout=30 + args.idle / 500)
-            res["idle"] = idle
-            held = min(idle["clients"], idle["backend_conns"])  # proxied connections it holds
-            if held:
-                res["mem_kib_10k"] = (idle["rss_after_kib"] - idle["rss_before_kib"]) * 10000 / held
-                res["rss_idle_kib"] = idle["rss_after_kib"]
-            if rnd == 1:
-                kinds = ", ".join(f"{v} {k}" for k, v in sorted(idle["fds"].items(), key=lambda kv: -kv[1]))
-                notes.append(f"{LABELS[target]} descriptors with {idle['clients']} idle clients connected: {kinds}")
-            if idle["failed"] or idle["backend_conns"] < idle["clients"]:
-                notes.append(f"round {rnd} {target}: idle test: {idle['clients']} clients connected, "
-                             f"{idle['failed']} failed, only {idle['backend_conns']} backend connections "
-                             f"held (memory scaled from those)")
+            def idle_step():
+                idle = idle_test(http_port, args.idle, lb.pid, timeout=30 + args.idle / 500)
+                res["idle"] = idle
+                held = min(idle["clients"], idle["backend_conns"])  # proxied connections it holds
+                if held:
+                    res["mem_kib_10k"] = (idle["rss_after_kib"] - idle["rss_before_kib"]) * 10000 / held
+                    res["rss_idle_kib"] = idle["rss_after_kib"]
+                if rnd == 1:
+                    kinds = ", ".join(f"{v} {k}" for k, v in sorted(idle["fds"].items(), key=lambda kv: -kv[1]))
+                    notes.append(f"{LABELS[target]} descriptors with {idle['clients']} idle clients "
+                                 f"connected: {kinds}")
+                if idle["failed"] or idle["backend_conns"] < idle["clients"]:
+                    notes.append(f"round {rnd} {target}: idle test: {idle['clients']} clients connected, "
+                                 f"{idle['failed']} failed, only {idle['backend_conns']} backend "
+                                 f"connections held (memory scaled from those)")
+                # the idle clients are gone: the balancer must serve again before the load runs
+                t = wait_serving(http_port)
+                res["serving_again_s"] = t
+                if t is None or t > 1.0:
+                    notes.append(f"round {rnd} {target}: after the idle test it served again after "
+                                 + ("more than 15 s" if t is None else f"{t:.1f} s"))
+            step("idle", idle_step)
         if not args.quick:
-            run_wrk(procs, args, http_port, 1, False, None)  # warm-up, not counted
-        ka = run_wrk(procs, args, http_port, args.duration, False, lb.pid if lb else None)
-        res["ka"] = ka
-        res["ka_rps"] = ka["rps"]
-        res["ka_p99_ms"] = ka["p99_ms"]
-        if ka["cpu_s"] is not None:
-            res["cpu_us_req"] = ka["cpu_s"] * 1e6 / ka["requests"]
+            step("warm-up", lambda: run_wrk(procs, args, http_port, 1, False, None))
+
+        def ka_step():
+            ka = run_wrk(procs, args, http_port, args.duration, False, cpu_root)
+            res["ka"] = ka
+            res["ka_rps"] = ka["rps"]
+            res["ka_p99_ms"] = ka["p99_ms"]
+            if ka["cpu_s"] is not None:
+                res["cpu_us_req"] = ka["cpu_s"] * 1e6 / ka["requests"]
+        step("keep-alive", ka_step)
         time.sleep(0.3)
-        cc = run_wrk(procs, args, http_port, args.duration, True, lb.pid if lb else None)
-        res["cc"] = cc
-        res["cc_cps"] = cc["rps"]
-        if cc["cpu_s"] is not None:
-            res["cpu_us_conn"] = cc["cpu_s"] * 1e6 / cc["requests"]
-        for name, r in (("keep-alive", ka), ("connection-close", cc)):
-            if r["errors"] or r["non2xx"]:
+
+        def cc_step():
+            cc = run_wrk(procs, args, http_port, args.duration, True, cpu_root)
+            res["cc"] = cc
+            res["cc_cps"] = cc["rps"]
+            if cc["cpu_s"] is not None:
+                res["cpu_us_conn"] = cc["cpu_s"] * 1e6 / cc["requests"]
+        step("connection-close", cc_step)
+        for name in ("ka", "cc"):
+            r = res.get(name)
+            if r and (r["errors"] or r["non2xx"]):
                 notes.append(f"round {rnd} {target} {name}: {r['errors']} socket errors, "
                              f"{r['non2xx']} non-2xx of {r['requests']} requests")
         time.sleep(0.3)
-        bulk = run_iperf(procs, args, bulk_port, args.duration, lb.pid if lb else None)
-        res["bulk"] = bulk
-        res["bulk_gbps"] = bulk["gbps"]
-        if bulk["cpu_s"] is not None and bulk["bytes"]:
-            res["cpu_ms_gb"] = bulk["cpu_s"] * 1e3 / (bulk["bytes"] / 1e9)
+
+        def bulk_step():
+            bulk = run_iperf(procs, args, bulk_port, args.duration, cpu_root)
+            res["bulk"] = bulk
+            res["bulk_gbps"] = bulk["gbps"]
+            if bulk["cpu_s"] is not None and bulk["bytes"]:
+                res["cpu_ms_gb"] = bulk["cpu_s"] * 1e3 / (bulk["bytes"] / 1e9)
+        step("bulk", bulk_step)
         if lb and lb.poll() is not None:
-            raise RuntimeError(f"{target} died during the run:\n{tail(lb.logpath)}")
+            notes.append(f"round {rnd} {target}: exited with {lb.returncode} during the round: "
+                         f"{tail(lb.logpath, 3).strip()}")
+            res["failed"].append("died")
     finally:
         if lb:
             procs.stop(lb)
@@ -819,6 +886,18 @@ def main():
             return 1
 
     med = {t: {k: median([r[t].get(k) for r in per_round if t in r]) for k, *_ in METRICS} for t in targets}
+    incomplete = []
+    for t in targets:
+        for k, label, *_ in METRICS:
+            if t == "direct" and k in ("cpu_us_req", "cpu_us_conn", "cpu_ms_gb", "mem_kib_10k", "rss_idle_kib"):
+                continue
+            n = sum(1 for r in per_round if r.get(t, {}).get(k) is not None)
+            if n == 0:
+                incomplete.append(f"{t}: {label}")
+            elif n < len(per_round):
+                notes.append(f"{LABELS[t]} {label}: median of {n} of {len(per_round)} rounds (the others failed)")
+    if incomplete and not failed:
+        failed = "no value in any round for " + "; ".join(incomplete)
     table = build_table(targets + (["ringlbd"] if "ringlbd" in skipped else []), med)
     elapsed = time.monotonic() - started
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -863,6 +942,8 @@ def main():
                  f"{args.duration} s runs, {now})")
         if draw_chart(chart, targets, med, title):
             log(f"wrote {chart}")
+    if failed:
+        log(f"INCOMPLETE: {failed}")
     return 1 if failed else 0
 
 
