@@ -46,6 +46,7 @@ class Counter {
   X(bytes_in, "bytes client to backend")                                             \
   X(bytes_out, "bytes backend to client")                                            \
   X(splice_calls, "splice(2) calls made by the pumps")                               \
+  X(copy_calls, "recv/send/write calls of the small-message copy path")              \
   X(pipes_created, "pipes created (empty pipes are reused)")
 
 struct alignas(64) WorkerStats {

@@ -96,6 +96,7 @@ int run_daemon(const DaemonOptions& options) {
         .max_connections = config->daemon.max_connections,
         .pipe_size = options.pipe_size,
         .drain_timeout_ms = config->daemon.drain_timeout_ms,
+        .pump = options.splice_only ? PumpMode::splice : PumpMode::auto_,
     };
     threads.emplace_back([&runtime, worker_options, ready = std::move(ready)]() mutable {
       Worker worker(runtime, worker_options);

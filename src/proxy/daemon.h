@@ -10,7 +10,8 @@ struct DaemonOptions {
   std::string stats_file;  // written on SIGUSR1 and at exit; empty: none
   uint32_t workers = 0;    // overrides [daemon] workers when non-zero
   uint32_t pipe_size = 65536;
-  bool pin = true;  // pin worker n to CPU n (mod the CPUs available)
+  bool pin = true;           // pin worker n to CPU n (mod the CPUs available)
+  bool splice_only = false;  // PumpMode::splice instead of auto
 };
 
 // Runs ringlbd until SIGTERM/SIGINT has drained it. Returns the process exit code:

@@ -15,11 +15,17 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(4096u, 1u << 20));
   app.add_flag("!--no-pin", options.pin, "Do not pin worker n to CPU n");
+  std::string pump = "auto";
+  app.add_option("--pump", pump,
+                 "auto: copy small messages, splice bulk; splice: splice everything")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "splice"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+  options.splice_only = pump == "splice";
   return ringlb::proxy::run_daemon(options);
 }

@@ -108,6 +108,7 @@ Worker::~Worker() {
 }
 
 Result<void> Worker::init() {
+  scratch_.resize(std::min<uint32_t>(options_.pipe_size, 65536));
   if (options_.cpu >= 0) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -600,6 +601,9 @@ void Worker::on_poll(Connection& c, Side side, int res, unsigned flags) {
     return;
   }
   const auto events = static_cast<unsigned>(res);
+  if (events & (POLLRDHUP | POLLHUP | POLLERR)) {
+    (client ? c.up : c.down).source_hup = true;
+  }
   // Readable source: pump its direction. Errors and hang-ups: pump both, and the
   // splice calls report what happened.
   bool open = true;
@@ -627,6 +631,72 @@ void Worker::on_pollout(Connection& c, Side side, int res) {
   pump(c, up);
 }
 
+void Worker::account(Connection& c, bool up, uint64_t n) {
+  c.last_activity_ms = now_ms_;
+  if (up) {
+    c.bytes_in += n;
+    stats_.bytes_in.add(n);
+  } else {
+    c.bytes_out += n;
+    stats_.bytes_out.add(n);
+  }
+}
+
+// One copy-mode step of PumpMode::auto_: recv into the scratch buffer, send it on.
+// Returns 1 to go on pumping, 0 when the direction must wait (source drained,
+// destination full, EOF handled by the caller's loop) and -1 when the connection
+// was closed. Precondition: the direction's pipe is empty.
+int Worker::copy_once(Connection& c, Direction& d, int src, int dst, bool up) {
+  const ssize_t n = ::recv(src, scratch_.data(), scratch_.size(), MSG_DONTWAIT);
+  stats_.copy_calls.add();
+  if (n == 0) {
+    d.eof = true;
+    return 1;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) {
+      return errno == EINTR ? 1 : 0;
+    }
+    stats_.resets.add();
+    close_connection(c, true);
+    return -1;
+  }
+  ssize_t sent = ::send(dst, scratch_.data(), static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+  stats_.copy_calls.add();
+  if (sent < 0) {
+    if (errno != EAGAIN) {
+      stats_.resets.add();
+      close_connection(c, true);
+      return -1;
+    }
+    sent = 0;
+  }
+  account(c, up, static_cast<uint64_t>(sent));
+  if (sent < n) {
+    // The destination is full: park the rest in the pipe, which is empty and holds at
+    // least the scratch buffer; the pipe is drained by splice once it is writable.
+    const size_t rest = static_cast<size_t>(n - sent);
+    const ssize_t parked = ::write(d.pipe.write, scratch_.data() + sent, rest);
+    stats_.copy_calls.add();
+    if (parked != static_cast<ssize_t>(rest)) {
+      stats_.resets.add();
+      close_connection(c, true);
+      return -1;
+    }
+    d.in_pipe += static_cast<uint32_t>(rest);
+    arm_pollout(c, up ? Side::backend : Side::client);
+    return 0;
+  }
+  if (static_cast<size_t>(n) == scratch_.size()) {
+    d.copy = false;  // bulk: zero-copy from now on
+    return 1;
+  }
+  // A short read drained the socket's data, and the multishot poll reports the next
+  // arrival. An EOF or error that came with the data has no arrival left to report,
+  // so once the poll has seen one, read on until the source says so.
+  return d.source_hup ? 1 : 0;
+}
+
 // Moves bytes for one direction until the source is empty, the destination is full or
 // the budget is spent. Returns false when the connection was closed.
 bool Worker::pump(Connection& c, bool up) {
@@ -640,14 +710,7 @@ bool Worker::pump(Connection& c, bool up) {
       stats_.splice_calls.add();
       if (n > 0) {
         d.in_pipe -= static_cast<uint32_t>(n);
-        c.last_activity_ms = now_ms_;
-        if (up) {
-          c.bytes_in += static_cast<uint64_t>(n);
-          stats_.bytes_in.add(static_cast<uint64_t>(n));
-        } else {
-          c.bytes_out += static_cast<uint64_t>(n);
-          stats_.bytes_out.add(static_cast<uint64_t>(n));
-        }
+        account(c, up, static_cast<uint64_t>(n));
         continue;
       }
       if (n < 0 && errno == EAGAIN) {
@@ -671,6 +734,16 @@ bool Worker::pump(Connection& c, bool up) {
         }
       }
       return true;
+    }
+    if (d.copy && options_.pump == PumpMode::auto_) {
+      const int copied = copy_once(c, d, src, dst, up);
+      if (copied < 0) {
+        return false;
+      }
+      if (copied == 0) {
+        return true;
+      }
+      continue;
     }
     const ssize_t n = ::splice(src, nullptr, d.pipe.write, nullptr, options_.pipe_size,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);

@@ -16,6 +16,11 @@
 //   - short splices loop; a pump runs at most kPumpBudget transfers per call, then the
 //     connection goes on the ready list so that one fast connection cannot starve
 //     the others.
+//   - in PumpMode::auto_, small messages are copied with recv/send instead: a recv that
+//     does not fill the buffer proves the socket drained, which saves the EAGAIN call
+//     splice always needs; a send that falls short parks the rest in the (empty) pipe,
+//     so the drain-first rule covers it. The first recv that fills the buffer switches
+//     the direction to splice for good: bulk never passes through user space.
 //   - EOF on a source is forwarded as shutdown(SHUT_WR) on the destination once the pipe
 //     is empty; the connection closes when both directions have done so. An error on
 //     either side closes both, and the other side gets a reset (SO_LINGER 0).
@@ -35,6 +40,13 @@
 
 namespace ringlb::proxy {
 
+// How a direction moves bytes.
+enum class PumpMode : uint8_t {
+  splice,  // always splice through the pipe: no payload byte enters user space
+  auto_,   // recv/send through a per-worker buffer until a read fills it (bulk),
+           // then splice for the rest of the connection (HAProxy's splice-auto idea)
+};
+
 struct WorkerOptions {
   size_t index = 0;
   int cpu = -1;  // CPU to pin to; -1: no pinning
@@ -42,6 +54,7 @@ struct WorkerOptions {
   uint32_t pipe_size = 65536;  // F_SETPIPE_SZ for each pipe
   uint32_t drain_timeout_ms = 30000;
   uint32_t tick_ms = 50;  // idle/age sweeps, accept resumption, drain checks
+  PumpMode pump = PumpMode::auto_;
 };
 
 class Worker {
@@ -67,6 +80,9 @@ class Worker {
     bool eof = false;            // the source said EOF
     bool shut = false;           // EOF forwarded: shutdown(destination, SHUT_WR) done
     bool pollout_armed = false;  // waiting for the destination to become writable
+    bool copy = true;            // PumpMode::auto_ and no bulk seen yet
+    bool source_hup = false;     // a poll saw RDHUP/HUP/ERR on the source: EOF or error
+                                 // may be pending behind the data
   };
   struct LocalVip;
   struct Connection;
@@ -92,6 +108,8 @@ class Worker {
   void established(Connection& c);
   bool send_proxy_header(Connection& c);
   bool pump(Connection& c, bool up);
+  int copy_once(Connection& c, Direction& d, int src, int dst, bool up);
+  void account(Connection& c, bool up, uint64_t n);
   void run_ready();
   void arm_poll(Connection& c, Side side);
   void arm_pollout(Connection& c, Side side);
@@ -125,6 +143,7 @@ class Worker {
   uint32_t slot_count_ = 0;
   std::vector<uint64_t> ready_;  // user_data (index, generation) of connections to pump
   std::vector<Pipe> pipe_pool_;
+  std::vector<uint8_t> scratch_;  // copy-mode buffer, at most one pipe's capacity
   std::vector<int> deferred_close_;
   uint64_t active_ = 0;
 

@@ -108,10 +108,14 @@ TEST(Failures, AllBackendsDownClosesTheClientPromptlyAndCountsWhy) {
   auto before = lb.stats();
   const auto start = Clock::now();
   Conn conn = Conn::open("127.0.0.1", port);
-  ASSERT_TRUE(conn.ok());
-  char buf[16];
-  const ssize_t r = conn.read_some(buf, sizeof(buf), 2000);
-  EXPECT_EQ(r, -ECONNRESET) << "the client must learn at once that nothing serves it";
+  // Both refusals take microseconds: the reset may even beat the client's own check of
+  // its connect, which then fails. Either way the client learns at once; the counters
+  // below show that ringlbd accepted it and gave up on it.
+  if (conn.ok()) {
+    char buf[16];
+    const ssize_t r = conn.read_some(buf, sizeof(buf), 2000);
+    EXPECT_EQ(r, -ECONNRESET) << "the client must learn at once that nothing serves it";
+  }
   EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(500));
   auto after = lb.stats();
   auto delta = [&](const std::string& key) { return after[key] - before[key]; };

@@ -16,6 +16,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -288,6 +289,10 @@ Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_
   std::vector<std::string> args = {RINGLBD_PATH, "--config", config_path_, "--stats-file",
                                    stats_path_};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  // CI runs the suite once per pump mode (tests/proxy/CMakeLists.txt).
+  if (const char* pump = std::getenv("RINGLBD_PUMP"); pump != nullptr && *pump != '\0') {
+    args.insert(args.end(), {"--pump", pump});
+  }
   pid_ = ::fork();
   if (pid_ == 0) {
     const int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
