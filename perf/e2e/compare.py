@@ -780,6 +780,9 @@ def main():
     ap.add_argument("--haproxy-splice", choices=["force", "auto", "off"], default="force",
                     help="HAProxy splice options: force (splice-request + splice-response, "
                          "issue 3's baseline), auto (splice-auto) or off")
+    ap.add_argument("--backend-cpu", default=None,
+                    help="pin the nginx backends and the iperf3 server to these CPUs (taskset list); "
+                         "default: not pinned")
     ap.add_argument("--ringlbd", default=os.path.join(REPO, "build/src/proxy/ringlbd"))
     ap.add_argument("--state-dir", required=True, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -846,14 +849,15 @@ def main():
     started = time.monotonic()
     failed = None
     try:
+        pin = ["taskset", "-c", args.backend_cpu] if args.backend_cpu else []
         log(f"backends: nginx on {HOST}:{HTTP_PORTS[0]}..{HTTP_PORTS[-1]}, iperf3 on {HOST}:{BULK_PORT}")
         for i, port in enumerate(HTTP_PORTS, 1):
             cfg = write(os.path.join(d, f"backend{i}.conf"), nginx_backend_conf(d, i, port))
-            p = procs.start(f"backend{i}", ["nginx", "-c", cfg, "-p", d + "/", "-e",
+            p = procs.start(f"backend{i}", pin + ["nginx", "-c", cfg, "-p", d + "/", "-e",
                                             os.path.join(d, f"backend{i}.err"), "-g", "daemon off;"],
                             os.path.join(d, f"backend{i}.log"))
             wait_listening(p, [port])
-        p = procs.start("iperf3-server", ["iperf3", "-s", "-B", HOST, "-p", str(BULK_PORT)],
+        p = procs.start("iperf3-server", pin + ["iperf3", "-s", "-B", HOST, "-p", str(BULK_PORT)],
                         os.path.join(d, "iperf3-server.log"))
         wait_listening(p, [BULK_PORT])
         rc, out, _ = procs.run("curl", ["curl", "-sS", "-m", "5", f"http://{HOST}:{HTTP_PORTS[0]}/"], 10)
@@ -908,7 +912,7 @@ def main():
     meta = (f"{now}; {os.cpu_count()} CPUs ({model}), Linux {platform.release()}; "
             f"{len(per_round)} round(s) interleaved, medians; {args.duration} s per run; "
             f"wrk -t1 -c{args.connections} and iperf3 on CPU {args.client_cpu}; balancers on CPU 0; "
-            f"{args.idle} idle connections (memory scaled to 10k); HAProxy splice: {args.haproxy_splice}; run took {elapsed:.0f} s")
+            f"{args.idle} idle connections (memory scaled to 10k); HAProxy splice: {args.haproxy_splice}; backends on CPU {args.backend_cpu or 'any'}; run took {elapsed:.0f} s")
     print()
     print(table)
     print()
