@@ -36,6 +36,10 @@ void write_stats(const Runtime& runtime, const std::string& path) {
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << runtime.render_stats();
+    if (!out) {
+      log("cannot write stats file %s: %s", tmp.c_str(), std::strerror(errno));
+      return;
+    }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     log("cannot write stats file %s: %s", path.c_str(), std::strerror(errno));
