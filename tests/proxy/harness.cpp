@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -295,6 +296,9 @@ Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_
   }
   pid_ = ::fork();
   if (pid_ == 0) {
+    // If the test process dies without running destructors (a crash, a sanitizer
+    // abort), the daemon goes with it instead of lingering.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     const int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(log, 1);
     ::dup2(log, 2);
