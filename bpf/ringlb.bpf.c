@@ -86,7 +86,6 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 	struct bpf_fib_lookup fib = {};
 	__u32 outer_len, l3_off = p->l3_off;
 	struct l2_copy l2;
-	__u8 *dmac, *smac;
 	__u16 h_proto;
 	int rc, action;
 	void *outer;
@@ -124,27 +123,23 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 			v = send_too_big_v6(ctx, p, fib.mtu_result - outer_len);
 		return verdict(v, v == RINGLB_V_TX_TOO_BIG ? XDP_TX : XDP_DROP, bytes);
 	}
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+	/*
+	 * No neighbour entry: the kernel would drop the encapsulated packet as a martian (its
+	 * source is our own address), so drop it here. The loader resolves every backend's
+	 * next hop when it fills the maps; the client retransmits.
+	 */
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return verdict(RINGLB_V_DROP_NO_NEIGH, XDP_DROP, bytes);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return verdict(RINGLB_V_DROP_FIB, XDP_DROP, bytes);
 
 	if (l2_save(data, data_end, &l2) < 0 || l3_off > L2_MAX_LEN)
 		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		dmac = fib.dmac;
-		smac = fib.smac;
-	} else {
-		/*
-		 * No neighbour entry yet: hand the encapsulated packet to the kernel, still
-		 * addressed to us, so that it resolves the next hop and forwards it.
-		 */
-		dmac = (__u8 *)&l2;
-		smac = (__u8 *)&l2 + ETH_ALEN;
-	}
 	if (bpf_xdp_adjust_head(ctx, -(int)outer_len))
 		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	if (l2_write(data, data_end, &l2, p->vlan_depth, dmac, smac, h_proto) < 0)
+	if (l2_write(data, data_end, &l2, p->vlan_depth, fib.dmac, fib.smac, h_proto) < 0)
 		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
 	outer = data + l3_off;
 	if (be->family == RINGLB_FAMILY_V4) {
@@ -163,8 +158,6 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 		write_outer_v6(outer, p, be, src, label);
 	}
 
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return verdict(RINGLB_V_PASS_NO_NEIGH, XDP_PASS, bytes);
 	if (fib.ifindex == ctx->ingress_ifindex)
 		return verdict(may_reply ? RINGLB_V_TX_FORWARD : RINGLB_V_TX_ICMP_ERROR, XDP_TX,
 			       bytes);

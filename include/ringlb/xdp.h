@@ -84,6 +84,8 @@ class XdpProgram {
   // Each VIP's table is built in a new inner map and swapped in with one map update, so
   // the program sees the old table or the new one, never a mix. Backend and VIP ids are
   // kept for addresses that were already in the maps (flows keep their backend).
+  // Finally it asks the kernel to resolve every backend's next hop (bpf_fib_lookup needs
+  // a neighbour entry; without one the program drops with DROP_NO_NEIGH).
   // Precondition: config.daemon.maglev_table_size equals the loaded table size.
   Result<void> apply(const Config& config);
 
@@ -115,6 +117,10 @@ class DecapProgram {
   DecapProgram() = default;
   std::unique_ptr<ringlb_decap, SkeletonDeleter> skel_;
 };
+
+// Sends an empty datagram to each forward-mode backend so that the kernel resolves the
+// next hop's MAC (apply() does this; a daemon repeats it now and then).
+void resolve_next_hops(const Config& config);
 
 // Detaches whatever XDP program is attached to the interface (any mode). Detaching
 // from an interface with no program is not an error.

@@ -91,7 +91,6 @@ enum ringlb_verdict {
   RINGLB_V_PASS_NOT_VIP,      /* IP, but no VIP matches (addr, port, proto) */
   RINGLB_V_PASS_FRAGMENT,     /* IP fragment: the kernel reassembles or routes it */
   RINGLB_V_PASS_ICMP,         /* ICMP not for a forward VIP: the kernel handles it */
-  RINGLB_V_PASS_NO_NEIGH,     /* encapsulated, but the next hop has no neighbour entry */
   RINGLB_V_PASS_STEER_NO_CPU, /* steer VIP, but the worker's CPU has no cpumap entry */
   RINGLB_V_TX_FORWARD,        /* encapsulated and sent back out the ingress device */
   RINGLB_V_REDIRECT_FORWARD,  /* encapsulated and redirected to another device */
@@ -100,6 +99,7 @@ enum ringlb_verdict {
   RINGLB_V_REDIRECT_STEER,    /* redirected to the worker's CPU through the cpumap */
   RINGLB_V_DROP_NO_BACKEND,   /* forward VIP with an empty table */
   RINGLB_V_DROP_FIB,          /* no route toward the backend */
+  RINGLB_V_DROP_NO_NEIGH,     /* the next hop toward the backend has no neighbour entry */
   RINGLB_V_DROP_ERROR,        /* a helper failed (adjust_head, ...) */
   RINGLB_V_MAX,
 };

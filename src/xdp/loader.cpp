@@ -4,6 +4,7 @@
 #include <ifaddrs.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -518,7 +519,30 @@ Result<void> XdpProgram::apply(const Config& config) {
       return system_error("Failed to add CPU " + std::to_string(worker) + " to the cpumap", errno);
     }
   }
+  resolve_next_hops(config);
   return {};
+}
+
+void resolve_next_hops(const Config& config) {
+  for (const auto& vip : config.vips) {
+    if (vip.mode != Mode::forward) {
+      continue;
+    }
+    for (const auto& backend : vip.backends) {
+      if (backend.state == AdminState::down) {
+        continue;
+      }
+      // An empty datagram to the discard port: the kernel resolves the next hop's MAC,
+      // which bpf_fib_lookup then finds. Failures only delay the first packets.
+      const SocketAddress target{.ip = backend.address.ip, .port = 9};
+      sockaddr_storage storage{};
+      const socklen_t len = target.to_sockaddr(storage);
+      OwnedFd fd(::socket(storage.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      if (fd.get() >= 0) {
+        (void)::sendto(fd.get(), "", 0, 0, reinterpret_cast<sockaddr*>(&storage), len);
+      }
+    }
+  }
 }
 
 Result<void> XdpProgram::attach(int ifindex, XdpAttach mode) const {

@@ -11,5 +11,7 @@ namespace ringlb::cli {
 // returns the process exit code.
 using CommandRunner = std::function<int()>;
 void add_simulate_command(CLI::App& app, CommandRunner& run);
+// attach, detach, decap attach|detach, which (xdp_commands.cpp).
+void add_xdp_commands(CLI::App& app, CommandRunner& run);
 
 }  // namespace ringlb::cli

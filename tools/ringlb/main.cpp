@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   ringlb::cli::CommandRunner run;
   ringlb::cli::add_simulate_command(app, run);
+  ringlb::cli::add_xdp_commands(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

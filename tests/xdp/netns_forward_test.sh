@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Namespace integration test of forward mode (label integration, needs root).
+#
+#   client ns (10.77.0.100-.130) ─┐
+#   lb ns     (10.77.0.2)      ─┼─ bridge in a switch ns
+#   b1..b4 ns (10.77.0.21-.24) ─┘
+#
+# The lb runs ringlb natively on its veth (ringlb attach); VIP 10.78.0.10:80 is routed
+# by the client via the lb. Backends hold the VIP on lo, strip IPIP with ringlb's decap
+# program (ringlb decap attach) and answer the client directly (DSR: the reply never
+# crosses the lb, whose counters show no reply traffic). Checks:
+#   1. real TCP from several client addresses reaches the backend `ringlb which` names;
+#   2. replies come straight from the backend (the lb saw only client->VIP packets);
+#   3. adding a backend (ringlb attach with a grown config) keeps an open connection on
+#      its backend, while a new connection from that client goes to the new backend.
+# Everything (namespaces, mounts, processes, pins) is removed on exit, also on failure.
+#
+# Usage: netns_forward_test.sh RINGLB_BINARY PASS_OBJECT
+# Exit 77: skipped (not root, or a missing tool).
+set -euo pipefail
+
+ringlb=$1
+pass_obj=$2
+id=$$
+ns_sw=rlsw$id
+ns_c=rlc$id
+ns_l=rll$id
+backends=(b1 b2 b3 b4)
+tmp=$(mktemp -d /tmp/ringlb-netns.XXXXXX)
+pins=$tmp/bpffs
+pids=()
+
+skip() {
+  echo "SKIP: $*"
+  exit 77
+}
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+[[ $(id -u) == 0 ]] || skip "needs root (network namespaces, XDP)"
+for tool in ip socat ethtool mount; do
+  command -v $tool >/dev/null || skip "missing $tool"
+done
+
+cleanup() {
+  set +e
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null
+  done
+  for ns in $ns_c $ns_l $ns_sw "${backends[@]/#/rl$id}"; do
+    ip netns del "$ns" 2>/dev/null
+  done
+  mountpoint -q "$pins" && umount "$pins"
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+inns() {
+  local ns=$1
+  shift
+  ip netns exec "$ns" "$@"
+}
+
+# --- topology -------------------------------------------------------------------------
+ip netns add $ns_sw
+inns $ns_sw ip link add br0 type bridge
+inns $ns_sw ip link set br0 up
+inns $ns_sw ip link set lo up
+
+host() {  # ns, port name in the switch, address/prefix
+  local ns=$1 port=$2 addr=$3
+  ip netns add "$ns"
+  ip link add eth0 netns "$ns" type veth peer name "$port" netns $ns_sw
+  inns $ns_sw ip link set "$port" master br0 up
+  # A veth drops frames sent to it with XDP_TX unless its peer runs an XDP program.
+  inns $ns_sw ip link set dev "$port" xdpdrv obj "$pass_obj" sec xdp
+  inns "$ns" ip link set lo up
+  inns "$ns" ip addr add "$addr" dev eth0
+  inns "$ns" ip link set eth0 up
+}
+
+host $ns_c pc 10.77.0.100/24
+for i in $(seq 101 130); do
+  inns $ns_c ip addr add 10.77.0.$i/24 dev eth0
+done
+inns $ns_c ip route add 10.78.0.10/32 via 10.77.0.2
+# The client's TCP checksums would be left to offload and arrive unfilled after XDP_TX.
+inns $ns_c ethtool -K eth0 tx off >/dev/null
+
+host $ns_l pl 10.77.0.2/24
+inns $ns_l sysctl -qw net.ipv4.ip_forward=1
+
+n=21
+for b in "${backends[@]}"; do
+  ns=rl$id$b
+  host "$ns" "p$b" 10.77.0.$n/24
+  inns "$ns" ip addr add 10.78.0.10/32 dev lo
+  inns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+  inns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
+  inns "$ns" "$ringlb" decap attach eth0 >/dev/null || fail "decap attach in $ns"
+  # Each backend answers every line with its name, on a long-lived connection too.
+  inns "$ns" socat TCP-LISTEN:80,bind=10.78.0.10,fork,reuseaddr \
+    SYSTEM:"while read -r line; do echo $b; done" &
+  pids+=($!)
+  n=$((n + 1))
+done
+
+mkdir -p "$pins"
+mount -t bpf bpf "$pins"
+
+write_config() {  # file, number of backends
+  local file=$1 count=$2
+  cat >"$file" <<EOF
+[daemon]
+hash_seed = "00112233445566778899aabbccddeeff"
+[xdp]
+interface = "eth0"
+attach = "native"
+steer = false
+[[vip]]
+name = "web"
+listen = "10.78.0.10:80"
+mode = "forward"
+EOF
+  for i in $(seq 1 "$count"); do
+    printf '[[vip.backend]]\nname = "b%d"\naddress = "10.77.0.%d"\n' "$i" $((20 + i)) >>"$file"
+  done
+}
+write_config "$tmp/three.toml" 3
+write_config "$tmp/four.toml" 4
+
+inns $ns_l "$ringlb" attach eth0 -c "$tmp/three.toml" --pin-path "$pins/ringlb" >/dev/null ||
+  fail "ringlb attach"
+
+if [[ -n ${RINGLB_NETNS_DEBUG:-} ]]; then  # leave the topology up for a human
+  trap - EXIT
+  echo "debug: namespaces ${ns_c} ${ns_l} ${ns_sw} rl${id}b1..4, tmp $tmp"
+  exit 0
+fi
+
+ask() {  # client address -> the backend name that answered one line
+  inns $ns_c timeout 5 socat -t 2 - TCP:10.78.0.10:80,bind="$1",connect-timeout=3 <<<"hello" |
+    head -n1
+}
+expected() {  # config, client address -> backend name
+  "$ringlb" which -c "$1" --vip web "$2" | awk '{print $2}'
+}
+
+# Wait for the backends' listeners.
+for _ in $(seq 1 10); do
+  [[ -n $(ask 10.77.0.100 || true) ]] && break
+  sleep 0.1
+done
+
+# --- 1. clients reach the backend the table names -------------------------------------
+declare -A seen
+for i in $(seq 100 130); do
+  client=10.77.0.$i
+  want=$(expected "$tmp/three.toml" $client)
+  got=$(ask $client || true)
+  [[ $got == "$want" ]] || fail "client $client: answered by '${got}', table names '$want'"
+  seen[$got]=1
+done
+[[ ${#seen[@]} -ge 2 ]] || fail "31 clients all landed on one backend: ${!seen[*]}"
+echo "ok 1 - 31 client addresses reached the backend the table names (${!seen[*]})"
+
+# --- 2. direct server return -----------------------------------------------------------
+# Backends have no route through the lb; had a reply crossed the lb's stack, it would
+# show in the lb's Ip ForwDatagrams. XDP_TX bypasses the stack, so it stays 0.
+snmp_field() {  # ns, field of the Ip: line of /proc/net/snmp
+  inns "$1" awk -v f="$2" '/^Ip:/ { if (!n) { for (i = 1; i <= NF; i++) if ($i == f) c = i; n = 1 } else print $c }' /proc/net/snmp
+}
+forwarded=$(snmp_field $ns_l ForwDatagrams)
+[[ $forwarded == 0 ]] || fail "the lb's stack forwarded $forwarded packets (replies not direct?)"
+echo "ok 2 - replies went straight from backends to the client (lb ForwDatagrams = 0)"
+
+# --- 3. adding a backend keeps established flows ----------------------------------------
+mover=""
+for i in $(seq 100 130); do
+  client=10.77.0.$i
+  if [[ $(expected "$tmp/four.toml" $client) == b4 ]]; then
+    mover=$client
+    break
+  fi
+done
+[[ -n $mover ]] || fail "no client address moves to b4"
+before=$(expected "$tmp/three.toml" "$mover")
+
+coproc conn { inns $ns_c timeout 30 socat -t 5 - TCP:10.78.0.10:80,bind="$mover",connect-timeout=3; }
+pids+=($conn_PID)
+echo first >&"${conn[1]}"
+read -r -t 5 first <&"${conn[0]}" || fail "no answer on the long-lived connection"
+[[ $first == "$before" ]] || fail "long-lived connection from $mover answered by $first, want $before"
+
+inns $ns_l "$ringlb" attach eth0 -c "$tmp/four.toml" --pin-path "$pins/ringlb" >/dev/null ||
+  fail "ringlb attach (grown pool)"
+
+echo second >&"${conn[1]}"
+read -r -t 5 second <&"${conn[0]}" || fail "the established connection broke after adding b4"
+[[ $second == "$before" ]] || fail "established connection moved from $before to $second"
+new=$(ask "$mover" || true)
+[[ $new == b4 ]] || fail "a new connection from $mover went to '$new', want b4"
+echo "ok 3 - adding b4 kept the open connection on $before; a new one went to b4"
+
+inns $ns_l "$ringlb" detach eth0 --pin-path "$pins/ringlb" --unpin >/dev/null || fail "ringlb detach"
+[[ ! -e $pins/ringlb/flows ]] || fail "detach --unpin left pins"
+echo "ok 4 - detach removed the program and the pins"

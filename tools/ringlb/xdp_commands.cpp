@@ -1,0 +1,216 @@
+// ringlb attach / detach / decap / which: the XDP loader commands.
+//
+//   ringlb attach [DEV] -c FILE [--mode native|generic] [--pin-path P]
+//       loads the data plane, pins its maps under P, fills them from FILE and attaches
+//       it to DEV (default: [xdp] interface). Running it again with a changed FILE
+//       updates the pinned maps in place (Maglev tables are swapped atomically, the flow
+//       table is kept) and replaces the program.
+//   ringlb detach DEV [--pin-path P] [--unpin]
+//   ringlb decap attach DEV [--mode native|generic]     (on backends)
+//   ringlb decap detach DEV
+//   ringlb which -c FILE CLIENT_IP [--vip NAME]
+//       the backend each forward-mode VIP gives a new flow from CLIENT_IP.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "commands.h"
+#include "ringlb/config.h"
+#include "ringlb/xdp.h"
+
+namespace ringlb::cli {
+namespace {
+
+// The maps ringlb pins (bpf/maps.h); --unpin removes exactly these.
+constexpr const char* kPinnedMaps[] = {"vips",      "backends",      "maglev_tables",
+                                       "flows",     "cpu_map",       "worker_sockets",
+                                       "vip_stats", "backend_stats", "verdict_stats"};
+
+template <class T>
+T value_or_throw(Result<T> result) {
+  if (!result) {
+    throw std::runtime_error(result.error().message);
+  }
+  return std::move(result.value());
+}
+
+void ok_or_throw(const Result<void>& result) {
+  if (!result) {
+    throw std::runtime_error(result.error().message);
+  }
+}
+
+Config load(const std::string& path) {
+  return value_or_throw(load_config(path));
+}
+
+XdpAttach parse_mode(const std::string& mode) {
+  return mode == "generic" ? XdpAttach::generic : XdpAttach::native;
+}
+
+struct AttachOptions {
+  std::string interface;
+  std::string config_path;
+  std::string mode;  // empty: the config's [xdp] attach
+  std::string pin_path = xdp::kDefaultPinRoot;
+};
+
+int run_attach(const AttachOptions& options) {
+  const Config config = load(options.config_path);
+  const std::string interface =
+      options.interface.empty() ? config.xdp.interface : options.interface;
+  if (interface.empty()) {
+    throw std::runtime_error("no interface: give DEV or set [xdp] interface in " +
+                             options.config_path);
+  }
+  const XdpAttach mode = options.mode.empty() ? config.xdp.attach : parse_mode(options.mode);
+  const int ifindex = value_or_throw(xdp::interface_index(interface));
+  xdp::LoadOptions load_options = xdp::load_options(config);
+  load_options.pin_root = options.pin_path;
+  ok_or_throw(xdp::set_sources_from_interface(load_options, interface));
+  auto program = value_or_throw(xdp::XdpProgram::load(load_options));
+  ok_or_throw(program.apply(config));
+  ok_or_throw(program.attach(ifindex, mode));
+  std::printf("attached ringlb to %s (%s), maps pinned under %s\n", interface.c_str(),
+              mode == XdpAttach::native ? "native" : "generic", options.pin_path.c_str());
+  return 0;
+}
+
+struct DetachOptions {
+  std::string interface;
+  std::string pin_path = xdp::kDefaultPinRoot;
+  bool unpin = false;
+};
+
+int run_detach(const DetachOptions& options) {
+  const int ifindex = value_or_throw(xdp::interface_index(options.interface));
+  ok_or_throw(xdp::detach(ifindex));
+  if (options.unpin) {
+    std::error_code ec;
+    for (const char* name : kPinnedMaps) {
+      std::filesystem::remove(std::filesystem::path(options.pin_path) / name, ec);
+    }
+    std::filesystem::remove(options.pin_path, ec);  // only if now empty
+  }
+  std::printf("detached XDP from %s\n", options.interface.c_str());
+  return 0;
+}
+
+struct DecapOptions {
+  std::string interface;
+  std::string mode = "native";
+};
+
+int run_decap_attach(const DecapOptions& options) {
+  const int ifindex = value_or_throw(xdp::interface_index(options.interface));
+  auto program = value_or_throw(xdp::DecapProgram::load());
+  ok_or_throw(program.attach(ifindex, parse_mode(options.mode)));
+  std::printf("attached ringlb decap to %s (%s)\n", options.interface.c_str(),
+              options.mode.c_str());
+  return 0;
+}
+
+int run_decap_detach(const DecapOptions& options) {
+  const int ifindex = value_or_throw(xdp::interface_index(options.interface));
+  ok_or_throw(xdp::detach(ifindex));
+  std::printf("detached XDP from %s\n", options.interface.c_str());
+  return 0;
+}
+
+struct WhichOptions {
+  std::string config_path;
+  std::string client;
+  std::string vip;
+};
+
+int run_which(const WhichOptions& options) {
+  const Config config = load(options.config_path);
+  const auto client = IpAddress::parse(options.client);
+  if (!client) {
+    throw std::runtime_error("not an IP address: " + options.client);
+  }
+  bool any = false;
+  for (const auto& vip : config.vips) {
+    if (vip.mode != Mode::forward || (!options.vip.empty() && vip.name != options.vip) ||
+        vip.listen.ip.is_v4() != client->is_v4()) {
+      continue;
+    }
+    any = true;
+    const auto table = xdp::build_forward_table(vip, config.daemon.maglev_table_size);
+    const auto index = xdp::forward_backend(vip, table, config.daemon.hash_key, *client);
+    if (index) {
+      const auto& backend = vip.backends[*index];
+      std::printf("%s %s %s\n", vip.name.c_str(), backend.name.c_str(),
+                  backend.address.ip.to_string().c_str());
+    } else {
+      std::printf("%s - -\n", vip.name.c_str());
+    }
+  }
+  if (!any) {
+    throw std::runtime_error("no forward-mode VIP of the client's address family" +
+                             (options.vip.empty() ? std::string() : " named " + options.vip));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_xdp_commands(CLI::App& app, CommandRunner& run) {
+  {
+    auto options = std::make_shared<AttachOptions>();
+    CLI::App* cmd = app.add_subcommand(
+        "attach", "Load the XDP data plane, pin and fill its maps, attach it (or update it)");
+    cmd->add_option("interface", options->interface, "Interface (default: [xdp] interface)");
+    cmd->add_option("-c,--config", options->config_path, "Config file (TOML)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    cmd->add_option("-m,--mode", options->mode, "native or generic (default: [xdp] attach)")
+        ->check(CLI::IsMember({"native", "generic"}));
+    cmd->add_option("--pin-path", options->pin_path, "bpffs directory for the pinned maps")
+        ->capture_default_str();
+    cmd->callback([&run, options] { run = [options] { return run_attach(*options); }; });
+  }
+  {
+    auto options = std::make_shared<DetachOptions>();
+    CLI::App* cmd = app.add_subcommand("detach", "Detach the XDP program from an interface");
+    cmd->add_option("interface", options->interface, "Interface")->required();
+    cmd->add_option("--pin-path", options->pin_path, "bpffs directory of the pinned maps")
+        ->capture_default_str();
+    cmd->add_flag("--unpin", options->unpin, "Also remove the pinned maps");
+    cmd->callback([&run, options] { run = [options] { return run_detach(*options); }; });
+  }
+  {
+    CLI::App* decap = app.add_subcommand("decap", "IPIP/IP6IP6 decapsulation on backends");
+    decap->require_subcommand(1);
+    auto attach_options = std::make_shared<DecapOptions>();
+    CLI::App* attach = decap->add_subcommand("attach", "Attach the decap program to an interface");
+    attach->add_option("interface", attach_options->interface, "Interface")->required();
+    attach->add_option("-m,--mode", attach_options->mode, "native or generic")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"native", "generic"}));
+    attach->callback([&run, attach_options] {
+      run = [attach_options] { return run_decap_attach(*attach_options); };
+    });
+    auto detach_options = std::make_shared<DecapOptions>();
+    CLI::App* detach = decap->add_subcommand("detach", "Detach the decap program");
+    detach->add_option("interface", detach_options->interface, "Interface")->required();
+    detach->callback([&run, detach_options] {
+      run = [detach_options] { return run_decap_detach(*detach_options); };
+    });
+  }
+  {
+    auto options = std::make_shared<WhichOptions>();
+    CLI::App* cmd =
+        app.add_subcommand("which", "Which backend each forward-mode VIP gives a client address");
+    cmd->add_option("-c,--config", options->config_path, "Config file (TOML)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    cmd->add_option("client", options->client, "Client IP address")->required();
+    cmd->add_option("--vip", options->vip, "Only this VIP");
+    cmd->callback([&run, options] { run = [options] { return run_which(*options); }; });
+  }
+}
+
+}  // namespace ringlb::cli
