@@ -3,13 +3,31 @@
 // flow stickiness and hash parity with the C++ Maglev table. Needs root; skips otherwise.
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <random>
+#include <utility>
 
 #include "ringlb/policy.h"
 #include "xdp_env.h"
 
 namespace ringlb::test {
 namespace {
+
+// Closes a socket when the test ends, also on failure.
+struct UniqueSocket {
+  explicit UniqueSocket(int f) : fd(f) {}
+  UniqueSocket(UniqueSocket&& other) noexcept : fd(std::exchange(other.fd, -1)) {}
+  UniqueSocket(const UniqueSocket&) = delete;
+  UniqueSocket& operator=(const UniqueSocket&) = delete;
+  UniqueSocket& operator=(UniqueSocket&&) = delete;
+  ~UniqueSocket() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+  int fd;
+};
 
 class XdpProgTest : public ::testing::Test {
  protected:
@@ -583,6 +601,73 @@ TEST_F(XdpProgTest, RandomBytesNeverCrashAndGetADefinedVerdict) {
   }
   EXPECT_EQ(after_total - before_total, static_cast<uint64_t>(kRuns))
       << "every packet counted once";
+}
+
+// --- steer mode, socket half ----------------------------------------------------------
+
+TEST_F(XdpProgTest, ReuseportHandsEachClientToTheWorkerOwningItsHash) {
+  // Two workers' listeners on one port; ringlb_reuseport must pick hash(client) % 2, the
+  // worker whose CPU the XDP program steers the client's packets to.
+  constexpr int kWorkers = 2;
+  constexpr uint16_t kPort = 18080;
+  std::vector<UniqueSocket> listeners;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(kPort);
+  addr.sin_addr.s_addr = ip4("127.0.0.1");
+  for (int i = 0; i < kWorkers; ++i) {
+    UniqueSocket s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    ASSERT_GE(s.fd, 0) << strerror(errno);
+    int one = 1;
+    ASSERT_EQ(setsockopt(s.fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0) << strerror(errno);
+    ASSERT_EQ(bind(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << strerror(errno);
+    ASSERT_EQ(listen(s.fd, 64), 0) << strerror(errno);
+    listeners.push_back(std::move(s));
+  }
+  const int prog_fd = XdpEnv::program().reuseport_fd();
+  ASSERT_EQ(
+      setsockopt(listeners[0].fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog_fd, sizeof(prog_fd)),
+      0)
+      << strerror(errno);
+  const int array_fd = XdpEnv::program().map_fd("worker_sockets");
+  for (uint32_t i = 0; i < kWorkers; ++i) {
+    const uint64_t fd = static_cast<uint64_t>(listeners[i].fd);
+    ASSERT_EQ(bpf_map_update_elem(array_fd, &i, &fd, BPF_ANY), 0) << strerror(errno);
+  }
+  int per_worker[kWorkers] = {0, 0};
+  for (int host = 2; host < 42; ++host) {
+    const std::string client = "127.0.0." + std::to_string(host);
+    const auto owner =
+        client_hash(XdpEnv::config().daemon.hash_key, *IpAddress::parse(client)) % kWorkers;
+    for (int attempt = 0; attempt < 3; ++attempt) {  // the same client, again and again
+      UniqueSocket c(::socket(AF_INET, SOCK_STREAM, 0));
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      local.sin_addr.s_addr = ip4(client.c_str());
+      ASSERT_EQ(bind(c.fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)), 0)
+          << strerror(errno);
+      ASSERT_EQ(connect(c.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
+          << strerror(errno);
+      int accepted_by = -1;
+      for (int spin = 0; spin < 1000 && accepted_by < 0; ++spin) {
+        for (int w = 0; w < kWorkers && accepted_by < 0; ++w) {
+          const int fd = accept4(listeners[w].fd, nullptr, nullptr, SOCK_CLOEXEC);
+          if (fd >= 0) {
+            ::close(fd);
+            accepted_by = w;
+          }
+        }
+        if (accepted_by < 0) {
+          usleep(1000);
+        }
+      }
+      ASSERT_GE(accepted_by, 0) << client << ": no listener accepted within 1 s";
+      EXPECT_EQ(static_cast<uint64_t>(accepted_by), owner) << client << " attempt " << attempt;
+      ++per_worker[accepted_by];
+    }
+  }
+  EXPECT_GT(per_worker[0], 0) << "both workers get clients";
+  EXPECT_GT(per_worker[1], 0) << "both workers get clients";
 }
 
 }  // namespace
