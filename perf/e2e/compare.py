@@ -24,6 +24,7 @@ import os
 import platform
 import resource
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -39,10 +40,14 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 HOST = "127.0.0.1"
 HTTP_PORTS = [19001, 19002, 19003]
 BULK_PORT = 19101
-VIP_PORTS = {"haproxy": (19201, 19211), "nginx": (19202, 19212), "ringlbd": (19203, 19213)}
-ALL_TARGETS = ["direct", "haproxy", "nginx", "ringlbd"]
-BALANCERS = ["haproxy", "nginx", "ringlbd"]
-LABELS = {"direct": "direct", "haproxy": "HAProxy", "nginx": "nginx stream", "ringlbd": "ringlbd"}
+VIP_PORTS = {"haproxy": (19201, 19211), "nginx": (19202, 19212), "ringlbd": (19203, 19213),
+             "ringlbd2": (19204, 19214)}
+# ringlbd2: a second ringlbd variant in the same run (--ringlbd2-args), not run by default
+ALL_TARGETS = ["direct", "haproxy", "nginx", "ringlbd", "ringlbd2"]
+DEFAULT_TARGETS = ["direct", "haproxy", "nginx", "ringlbd"]
+RINGLBDS = ["ringlbd", "ringlbd2"]
+LABELS = {"direct": "direct", "haproxy": "HAProxy", "nginx": "nginx stream", "ringlbd": "ringlbd",
+          "ringlbd2": "ringlbd2"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BODY = ("ringlb-e2e " * 10)[:100]  # 100-byte response body
 NOFILE = 20000   # RLIMIT_NOFILE every process gets; set in main() from what we could raise
@@ -412,8 +417,9 @@ def start_balancer(name, procs, d, args):
         argv = ["nginx", "-c", cfg, "-p", d + "/", "-e", os.path.join(d, "nginx-lb.err"),
                 "-g", "daemon off;"]
     else:
-        cfg = write(os.path.join(d, "ringlbd.toml"), ringlbd_conf(d, http_vip, bulk_vip))
-        argv = [args.ringlbd, "--config", cfg]
+        cfg = write(os.path.join(d, f"{name}.toml"), ringlbd_conf(d, http_vip, bulk_vip))
+        extra = args.ringlbd_args if name == "ringlbd" else args.ringlbd2_args
+        argv = [args.ringlbd, "--config", cfg] + shlex.split(extra)
     p = procs.start(name, argv, logpath)
     wait_listening(p, [http_vip, bulk_vip])
     return p
@@ -693,15 +699,17 @@ def median(xs):
 
 def build_table(targets, med):
     cols = [LABELS[t] for t in targets]
-    header = ["metric"] + cols + ["ringlbd / HAProxy", "goal"]
+    ratios = ["ringlbd"] + [t for t in targets if t == "ringlbd2"]
+    header = ["metric"] + cols + [f"{LABELS[t]} / HAProxy" for t in ratios] + ["goal"]
     rows = []
     for key, label, _hib, fmt, goal in METRICS:
         row = [label]
         for t in targets:
             v = med.get(t, {}).get(key)
             row.append("-" if v is None else fmt.format(v))
-        r, h = med.get("ringlbd", {}).get(key), med.get("haproxy", {}).get(key)
-        row.append(f"{r / h:.2f}x" if r is not None and h else "-")
+        for t in ratios:
+            r, h = med.get(t, {}).get(key), med.get("haproxy", {}).get(key)
+            row.append(f"{r / h:.2f}x" if r is not None and h else "-")
         row.append(goal or "")
         rows.append(row)
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
@@ -725,7 +733,7 @@ def draw_chart(path, targets, med, title):
         return False
     h = med.get("haproxy", {})
     shown = [t for t in targets if t not in ("haproxy", "direct")]  # direct would flatten the scale
-    colors = {"direct": "#9e9e9e", "nginx": "#2e7d32", "ringlbd": "#1565c0"}
+    colors = {"direct": "#9e9e9e", "nginx": "#2e7d32", "ringlbd": "#1565c0", "ringlbd2": "#6a1b9a"}
     fig, ax = plt.subplots(figsize=(11, 5.2))
     n = max(1, len(shown))
     width = 0.8 / n
@@ -770,7 +778,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk/iperf3 run")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 1 round, 1-second runs, 1000 idle connections")
-    ap.add_argument("--targets", default=",".join(ALL_TARGETS))
+    ap.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
+                    help=f"comma-separated, from {','.join(ALL_TARGETS)}")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
     ap.add_argument("--chart", default=None,
                     help="PNG path (default perf/e2e/chart.png; with --quick: OUT/chart.png)")
@@ -784,6 +793,10 @@ def main():
                     help="pin the nginx backends and the iperf3 server to these CPUs (taskset list); "
                          "default: not pinned")
     ap.add_argument("--ringlbd", default=os.path.join(REPO, "build/src/proxy/ringlbd"))
+    ap.add_argument("--ringlbd-args", default="", help="extra ringlbd options, e.g. '--pump splice'")
+    ap.add_argument("--ringlbd2-args", default=None,
+                    help="options of a second ringlbd variant, measured as target ringlbd2 "
+                         "(added to the targets when given)")
     ap.add_argument("--state-dir", required=True, help=argparse.SUPPRESS)
     args = ap.parse_args()
     idle_given = args.idle is not None
@@ -799,7 +812,15 @@ def main():
     bad = [t for t in targets if t not in ALL_TARGETS]
     if bad or not targets:
         ap.error(f"unknown target(s) {bad}; choose from {','.join(ALL_TARGETS)}")
+    if args.ringlbd2_args is not None and "ringlbd2" not in targets:
+        targets.append("ringlbd2")
+    if "ringlbd2" in targets and args.ringlbd2_args is None:
+        ap.error("target ringlbd2 needs --ringlbd2-args")
     targets = [t for t in ALL_TARGETS if t in targets]  # canonical order
+    if args.ringlbd_args:
+        LABELS["ringlbd"] = f"ringlbd {args.ringlbd_args}"
+    if args.ringlbd2_args is not None:
+        LABELS["ringlbd2"] = f"ringlbd {args.ringlbd2_args}".strip()
     chart = args.chart or (os.path.join(args.out, "chart.png") if args.quick else os.path.join(HERE, "chart.png"))
 
     signal.signal(signal.SIGINT, on_signal)
@@ -827,12 +848,13 @@ def main():
 
     notes = []
     skipped = {}
-    if "ringlbd" in targets and not os.access(args.ringlbd, os.X_OK):
-        msg = (f"ringlbd SKIPPED: {args.ringlbd} is not built "
-               f"(build it: cmake --build build --target ringlbd); no ringlbd figures in this run")
-        log(msg)
-        skipped["ringlbd"] = msg
-        targets.remove("ringlbd")
+    for t in RINGLBDS:
+        if t in targets and not os.access(args.ringlbd, os.X_OK):
+            msg = (f"{t} SKIPPED: {args.ringlbd} is not built "
+                   f"(build it: cmake --build build --target ringlbd); no {t} figures in this run")
+            log(msg)
+            skipped[t] = msg
+            targets.remove(t)
 
     busy = [p for p in HTTP_PORTS + [BULK_PORT] + [x for t in targets if t in VIP_PORTS for x in VIP_PORTS[t]]
             if port_open(p)]
@@ -902,7 +924,7 @@ def main():
                 notes.append(f"{LABELS[t]} {label}: median of {n} of {len(per_round)} rounds (the others failed)")
     if incomplete and not failed:
         failed = "no value in any round for " + "; ".join(incomplete)
-    table = build_table(targets + (["ringlbd"] if "ringlbd" in skipped else []), med)
+    table = build_table([t for t in ALL_TARGETS if t in targets or t in skipped], med)
     elapsed = time.monotonic() - started
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cmd = "perf/e2e/compare.sh " + " ".join(a for a in sys.argv[1:] if not a.startswith("--state-dir")
