@@ -1,0 +1,262 @@
+// ns per packet of the XDP program, through BPF_PROG_TEST_RUN's `duration`.
+//
+// Every iteration runs the program once (repeat = 1) on a fresh copy of the packet: with
+// repeat = N the kernel reuses one buffer, so from the second run an encapsulating
+// program would see its own output. The verdict of each run is checked. A bare XDP_PASS
+// program, timed the same way, is the baseline: the figures that matter are the
+// differences (the test_run harness's own timer cost is in every row).
+//
+// Set-up: a private network namespace (unshare) with a veth pair and fixed neighbour
+// entries so that bpf_fib_lookup succeeds, as in tests/xdp. Needs root; exits with a
+// message otherwise.
+#include <arpa/inet.h>
+#include <benchmark/benchmark.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ringlb/config.h"
+#include "ringlb/xdp.h"
+#include "ringlb_pass.skel.h"
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+constexpr const char* kConfig = R"(
+[daemon]
+hash_seed = "0f0e0d0c0b0a09080706050403020100"
+[[vip]]
+name = "web"
+listen = "10.0.0.10:80"
+mode = "forward"
+[[vip.backend]]
+name = "b1"
+address = "10.200.0.1"
+[[vip.backend]]
+name = "b2"
+address = "10.200.0.2"
+[[vip.backend]]
+name = "b3"
+address = "10.200.0.3"
+[[vip]]
+name = "web6"
+listen = "[fd00::10]:80"
+mode = "forward"
+[[vip.backend]]
+name = "b1"
+address = "fd00:200::1"
+[[vip.backend]]
+name = "b2"
+address = "fd00:200::2"
+)";
+
+struct Env {
+  std::optional<ringlb::xdp::XdpProgram> program;
+  ringlb_pass* pass = nullptr;
+  int ifindex = 0;
+};
+Env env;
+
+void put16(Bytes& b, uint16_t v) {
+  b.push_back(v >> 8);
+  b.push_back(v & 0xff);
+}
+
+// Ethernet + IPv4/IPv6 + TCP with `flags`, 64 bytes of payload. Checksums do not matter
+// to the program and are left zero.
+Bytes tcp_packet(bool v6, const char* src, const char* dst, uint16_t sport, uint8_t flags) {
+  Bytes b = {0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x10};
+  const size_t payload = 64;
+  if (!v6) {
+    put16(b, 0x0800);
+    const uint16_t total = 20 + 20 + payload;
+    const uint8_t ip[] = {0x45, 0, uint8_t(total >> 8), uint8_t(total), 0, 0, 0x40, 0, 64, 6, 0, 0};
+    b.insert(b.end(), ip, ip + sizeof(ip));
+    in_addr a;
+    inet_pton(AF_INET, src, &a);
+    b.insert(b.end(), reinterpret_cast<uint8_t*>(&a), reinterpret_cast<uint8_t*>(&a) + 4);
+    inet_pton(AF_INET, dst, &a);
+    b.insert(b.end(), reinterpret_cast<uint8_t*>(&a), reinterpret_cast<uint8_t*>(&a) + 4);
+  } else {
+    put16(b, 0x86dd);
+    const uint16_t len = 20 + payload;
+    const uint8_t ip[] = {0x60, 0, 0, 0, uint8_t(len >> 8), uint8_t(len), 6, 64};
+    b.insert(b.end(), ip, ip + sizeof(ip));
+    in6_addr a;
+    inet_pton(AF_INET6, src, &a);
+    b.insert(b.end(), a.s6_addr, a.s6_addr + 16);
+    inet_pton(AF_INET6, dst, &a);
+    b.insert(b.end(), a.s6_addr, a.s6_addr + 16);
+  }
+  put16(b, sport);
+  put16(b, 80);
+  const uint8_t tcp[] = {0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0};
+  b.insert(b.end(), tcp, tcp + sizeof(tcp));
+  b.resize(b.size() + payload, 'x');
+  return b;
+}
+
+// One run on a fresh copy of `packet`; returns the kernel's duration in ns, or -1 when
+// the verdict is not `want`.
+int64_t run_once(int prog_fd, const Bytes& packet, Bytes& out, uint32_t want) {
+  xdp_md ctx{};
+  ctx.data_end = static_cast<uint32_t>(packet.size());
+  ctx.ingress_ifindex = static_cast<uint32_t>(env.ifindex);
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_out = out.data(),
+              .data_size_in = static_cast<uint32_t>(packet.size()),
+              .data_size_out = static_cast<uint32_t>(out.size()), .ctx_in = &ctx,
+              .ctx_size_in = sizeof(ctx), .repeat = 1);
+  if (bpf_prog_test_run_opts(prog_fd, &opts) != 0 || opts.retval != want) {
+    return -1;
+  }
+  return opts.duration;
+}
+
+// Times `prog_fd` on `packet`; `vary_port` rewrites the TCP source port each iteration so
+// that every SYN is a new flow.
+void time_program(benchmark::State& state, int prog_fd, Bytes packet, uint32_t want,
+                  bool vary_port) {
+  Bytes out(packet.size() + 256);
+  const size_t port_at = packet[12] == 0x08 ? 14 + 20 : 14 + 40;
+  uint16_t port = 1024;
+  int64_t total = 0;
+  for (auto _ : state) {
+    if (vary_port) {
+      port = static_cast<uint16_t>(port == 65535 ? 1024 : port + 1);
+      packet[port_at] = port >> 8;
+      packet[port_at + 1] = port & 0xff;
+    }
+    const int64_t ns = run_once(prog_fd, packet, out, want);
+    if (ns < 0) {
+      state.SkipWithError("unexpected verdict");
+      break;
+    }
+    total += ns;
+    state.SetIterationTime(static_cast<double>(ns) * 1e-9);
+  }
+  state.counters["ns_per_packet"] =
+      benchmark::Counter(static_cast<double>(total), benchmark::Counter::kAvgIterations);
+}
+
+void BM_BareXdpPass(benchmark::State& state) {
+  time_program(state, bpf_program__fd(env.pass->progs.ringlb_pass),
+               tcp_packet(false, "10.1.0.5", "10.0.0.10", 40000, 0x02), XDP_PASS, false);
+}
+
+void BM_NonVipPass(benchmark::State& state) {
+  time_program(state, env.program->xdp_fd(),
+               tcp_packet(false, "10.1.0.5", "10.0.0.99", 40000, 0x10), XDP_PASS, false);
+}
+
+void BM_VipSynNewFlowV4(benchmark::State& state) {
+  time_program(state, env.program->xdp_fd(),
+               tcp_packet(false, "10.1.0.5", "10.0.0.10", 40000, 0x02), XDP_TX, true);
+}
+
+void BM_VipEstablishedFlowV4(benchmark::State& state) {
+  Bytes out(512);
+  // The SYN puts the flow in the table; the timed packets are its ACKs.
+  run_once(env.program->xdp_fd(), tcp_packet(false, "10.1.0.6", "10.0.0.10", 40000, 0x02), out,
+           XDP_TX);
+  time_program(state, env.program->xdp_fd(),
+               tcp_packet(false, "10.1.0.6", "10.0.0.10", 40000, 0x10), XDP_TX, false);
+}
+
+void BM_VipSynNewFlowV6(benchmark::State& state) {
+  time_program(state, env.program->xdp_fd(), tcp_packet(true, "fd00:1::5", "fd00::10", 40000, 0x02),
+               XDP_TX, true);
+}
+
+void BM_VipEstablishedFlowV6(benchmark::State& state) {
+  Bytes out(512);
+  run_once(env.program->xdp_fd(), tcp_packet(true, "fd00:1::6", "fd00::10", 40000, 0x02), out,
+           XDP_TX);
+  time_program(state, env.program->xdp_fd(), tcp_packet(true, "fd00:1::6", "fd00::10", 40000, 0x10),
+               XDP_TX, false);
+}
+
+BENCHMARK(BM_BareXdpPass)->UseManualTime();
+BENCHMARK(BM_NonVipPass)->UseManualTime();
+BENCHMARK(BM_VipSynNewFlowV4)->UseManualTime();
+BENCHMARK(BM_VipEstablishedFlowV4)->UseManualTime();
+BENCHMARK(BM_VipSynNewFlowV6)->UseManualTime();
+BENCHMARK(BM_VipEstablishedFlowV6)->UseManualTime();
+
+std::string setup() {
+  if (geteuid() != 0) {
+    return "needs root (BPF, network namespace)";
+  }
+  if (unshare(CLONE_NEWNET) != 0) {
+    return std::string("unshare(CLONE_NEWNET): ") + strerror(errno);
+  }
+  const char* commands[] = {
+      "ip link set lo up",
+      "ip link add lb0 address 02:00:00:00:00:01 type veth peer name peer0 address "
+      "02:00:00:00:00:02",
+      "ip link set lb0 up",
+      "ip link set peer0 up",
+      "ip addr add 10.99.0.1/24 dev lb0",
+      "ip -6 addr add fd00:99::1/64 dev lb0 nodad",
+      "ip neigh replace 10.99.0.2 lladdr 02:00:00:00:00:02 dev lb0 nud permanent",
+      "ip -6 neigh replace fd00:99::2 lladdr 02:00:00:00:00:02 dev lb0 nud permanent",
+      "ip route add 10.200.0.0/16 via 10.99.0.2",
+      "ip -6 route add fd00:200::/64 via fd00:99::2",
+      "sysctl -qw net.ipv4.ip_forward=1",
+      "sysctl -qw net.ipv6.conf.all.forwarding=1",
+  };
+  for (const char* c : commands) {
+    if (std::system((std::string(c) + " >/dev/null 2>&1").c_str()) != 0) {
+      return std::string("set-up failed: ") + c;
+    }
+  }
+  env.ifindex = static_cast<int>(if_nametoindex("lb0"));
+  auto config = ringlb::parse_config(kConfig, "bench.toml");
+  if (!config) {
+    return config.error().message;
+  }
+  auto options = ringlb::xdp::load_options(*config);
+  options.pin_root.clear();
+  in_addr src;
+  inet_pton(AF_INET, "10.99.0.1", &src);
+  options.source_v4 = src.s_addr;
+  in6_addr src6;
+  inet_pton(AF_INET6, "fd00:99::1", &src6);
+  std::memcpy(options.source_v6.data(), &src6, 16);
+  auto program = ringlb::xdp::XdpProgram::load(options);
+  if (!program) {
+    return program.error().message;
+  }
+  env.program.emplace(std::move(*program));
+  if (auto applied = env.program->apply(*config); !applied) {
+    return applied.error().message;
+  }
+  env.pass = ringlb_pass__open_and_load();
+  if (env.pass == nullptr) {
+    return std::string("loading the XDP_PASS baseline: ") + strerror(errno);
+  }
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (const std::string reason = setup(); !reason.empty()) {
+    std::fprintf(stderr, "bench_xdp: skipped: %s\n", reason.c_str());
+    return 0;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  ringlb_pass__destroy(env.pass);
+  return 0;
+}
