@@ -505,7 +505,9 @@ void Worker::on_connect(Connection& c, int res) {
 }
 
 void Worker::established(Connection& c) {
-  if (!get_pipe(c.up.pipe) || !get_pipe(c.down.pipe)) {
+  // In auto mode pipes come when a direction first needs one (bulk, or a send that
+  // fell short), so idle and small-message connections hold two descriptors, not six.
+  if (options_.pump == PumpMode::splice && (!get_pipe(c.up.pipe) || !get_pipe(c.down.pipe))) {
     stats_.resets.add();
     close_connection(c, true);
     return;
@@ -631,6 +633,12 @@ void Worker::on_pollout(Connection& c, Side side, int res) {
   pump(c, up);
 }
 
+void Worker::mark_bulk(Direction& d, int dst) {
+  d.bulk = true;
+  const int off = 0;
+  ::setsockopt(dst, IPPROTO_TCP, TCP_NODELAY, &off, sizeof(off));
+}
+
 void Worker::account(Connection& c, bool up, uint64_t n) {
   c.last_activity_ms = now_ms_;
   if (up) {
@@ -675,6 +683,11 @@ int Worker::copy_once(Connection& c, Direction& d, int src, int dst, bool up) {
   if (sent < n) {
     // The destination is full: park the rest in the pipe, which is empty and holds at
     // least the scratch buffer; the pipe is drained by splice once it is writable.
+    if (d.pipe.read < 0 && !get_pipe(d.pipe)) {
+      stats_.resets.add();
+      close_connection(c, true);
+      return -1;
+    }
     const size_t rest = static_cast<size_t>(n - sent);
     const ssize_t parked = ::write(d.pipe.write, scratch_.data() + sent, rest);
     stats_.copy_calls.add();
@@ -688,7 +701,7 @@ int Worker::copy_once(Connection& c, Direction& d, int src, int dst, bool up) {
     return 0;
   }
   if (static_cast<size_t>(n) == scratch_.size()) {
-    d.copy = false;  // bulk: zero-copy from now on
+    mark_bulk(d, dst);  // zero-copy from now on
     return 1;
   }
   // A short read drained the socket's data, and the multishot poll reports the next
@@ -735,7 +748,7 @@ bool Worker::pump(Connection& c, bool up) {
       }
       return true;
     }
-    if (d.copy && options_.pump == PumpMode::auto_) {
+    if (!d.bulk && options_.pump == PumpMode::auto_) {
       const int copied = copy_once(c, d, src, dst, up);
       if (copied < 0) {
         return false;
@@ -745,11 +758,19 @@ bool Worker::pump(Connection& c, bool up) {
       }
       continue;
     }
+    if (d.pipe.read < 0 && !get_pipe(d.pipe)) {
+      stats_.resets.add();  // out of descriptors: no way to move this direction's bytes
+      close_connection(c, true);
+      return false;
+    }
     const ssize_t n = ::splice(src, nullptr, d.pipe.write, nullptr, options_.pipe_size,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     stats_.splice_calls.add();
     if (n > 0) {
       d.in_pipe += static_cast<uint32_t>(n);
+      if (!d.bulk && static_cast<uint32_t>(n) >= options_.pipe_size / 2) {
+        mark_bulk(d, dst);
+      }
       continue;
     }
     if (n == 0) {

@@ -21,6 +21,9 @@
 //     splice always needs; a send that falls short parks the rest in the (empty) pipe,
 //     so the drain-first rule covers it. The first recv that fills the buffer switches
 //     the direction to splice for good: bulk never passes through user space.
+//   - sockets start with TCP_NODELAY (interactive traffic is not delayed); a direction
+//     that carries bulk turns it off on its destination, so the stack sends full
+//     segments instead of pushing every splice (measured: -30% CPU per GB).
 //   - EOF on a source is forwarded as shutdown(SHUT_WR) on the destination once the pipe
 //     is empty; the connection closes when both directions have done so. An error on
 //     either side closes both, and the other side gets a reset (SO_LINGER 0).
@@ -80,7 +83,7 @@ class Worker {
     bool eof = false;            // the source said EOF
     bool shut = false;           // EOF forwarded: shutdown(destination, SHUT_WR) done
     bool pollout_armed = false;  // waiting for the destination to become writable
-    bool copy = true;            // PumpMode::auto_ and no bulk seen yet
+    bool bulk = false;           // a read filled the copy buffer or half a pipe
     bool source_hup = false;     // a poll saw RDHUP/HUP/ERR on the source: EOF or error
                                  // may be pending behind the data
   };
@@ -110,6 +113,7 @@ class Worker {
   bool pump(Connection& c, bool up);
   int copy_once(Connection& c, Direction& d, int src, int dst, bool up);
   void account(Connection& c, bool up, uint64_t n);
+  void mark_bulk(Direction& d, int dst);
   void run_ready();
   void arm_poll(Connection& c, Side side);
   void arm_pollout(Connection& c, Side side);
