@@ -43,12 +43,20 @@ struct Worker::LocalVip {
   SnapshotReader<VipState> reader;
   std::unique_ptr<Policy> policy;
   PolicyKind policy_kind = PolicyKind::round_robin;
-  uint32_t slot = 0;        // user_data index of its accept
-  uint32_t generation = 0;  // user_data generation of its accept
+  uint32_t slot = 0;              // user_data index of its accepts; never changes
+  uint32_t first_generation = 0;  // generations [first, generation] are this VIP's arms
+  uint32_t generation = 0;        // the current arm
   bool accept_armed = false;
   bool removed = false;
 
   explicit LocalVip(std::shared_ptr<VipRuntime> v) : vip(std::move(v)), reader(vip->state()) {}
+
+  // Whether an accept completion tagged `g` came from one of this VIP's arms (a
+  // completion already queued when the accept was re-armed or cancelled still carries
+  // a client that must be served).
+  bool owns_generation(uint32_t g) const {
+    return ((g - first_generation) & 0xffffff) <= ((generation - first_generation) & 0xffffff);
+  }
 
   // The current state, with a policy instance of its kind.
   const VipState& state(uint64_t seed) {
@@ -257,43 +265,49 @@ void Worker::refresh_vips() {
   }
   vip_set_generation_ = generation;
   const auto& set = vip_set_.get();
-  std::vector<std::shared_ptr<LocalVip>> next;
-  for (const auto& vip : set->vips) {
-    std::shared_ptr<LocalVip> local;
-    for (auto& existing : vips_) {
-      if (existing && existing->vip == vip) {
-        local = existing;
-        existing.reset();
-      }
-    }
+  // A VIP keeps its slot for as long as it exists, so its queued accept completions
+  // stay valid across reloads; a removed VIP leaves a hole for the next new one.
+  for (auto& local : vips_) {
     if (!local) {
-      local = std::make_shared<LocalVip>(vip);
-      local->slot = static_cast<uint32_t>(next.size());
+      continue;
     }
-    next.push_back(std::move(local));
-  }
-  for (auto& gone : vips_) {
-    if (gone) {
-      gone->removed = true;
-      cancel_accept(*gone);
+    bool kept = false;
+    for (const auto& vip : set->vips) {
+      kept = kept || vip == local->vip;
     }
-  }
-  vips_ = std::move(next);
-  for (uint32_t i = 0; i < vips_.size(); ++i) {
-    LocalVip& v = *vips_[i];
-    if (v.slot != i) {
-      // Moved in the table: cancel its accept under the old index, re-arm under the new.
-      cancel_accept(v);
-      v.slot = i;
-    }
-    if (!v.accept_armed && !draining_ && !accept_paused_ && !overloaded_) {
-      ++v.generation;
-      arm_accept(v);
+    if (!kept) {
+      cancel_accept(*local);
+      local->removed = true;  // connections that hold it finish normally
+      local.reset();
     }
   }
+  for (const auto& vip : set->vips) {
+    bool present = false;
+    for (const auto& local : vips_) {
+      present = present || (local && local->vip == vip);
+    }
+    if (present) {
+      continue;
+    }
+    uint32_t slot = 0;
+    while (slot < vips_.size() && vips_[slot]) {
+      ++slot;
+    }
+    if (slot == vips_.size()) {
+      vips_.emplace_back();
+      slot_generations_.push_back(0);
+    }
+    auto local = std::make_shared<LocalVip>(vip);
+    local->slot = slot;
+    // Past every generation the slot's previous VIP used.
+    local->first_generation = local->generation = ++slot_generations_[slot];
+    vips_[slot] = std::move(local);
+  }
+  resume_accepting();
 }
 
 void Worker::arm_accept(LocalVip& vip) {
+  vip.generation = ++slot_generations_[vip.slot];
   io_uring_sqe* sqe = ring_.get_sqe();
   io_uring_prep_multishot_accept(sqe, vip.vip->listener(options_.index), nullptr, nullptr,
                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -316,8 +330,7 @@ void Worker::resume_accepting() {
     return;
   }
   for (auto& v : vips_) {
-    if (!v->accept_armed) {
-      ++v->generation;
+    if (v && !v->accept_armed) {
       arm_accept(*v);
     }
   }
@@ -325,9 +338,11 @@ void Worker::resume_accepting() {
 
 void Worker::on_accept(UserData ud, int res, unsigned flags) {
   LocalVip* vip = nullptr;
-  if (ud.index < vips_.size() && (vips_[ud.index]->generation & 0xffffff) == ud.generation) {
+  if (ud.index < vips_.size() && vips_[ud.index] &&
+      vips_[ud.index]->owns_generation(ud.generation)) {
     vip = vips_[ud.index].get();
-    if (!(flags & IORING_CQE_F_MORE)) {
+    // Only the current arm's end matters: an older arm was cancelled or ended already.
+    if (!(flags & IORING_CQE_F_MORE) && (vip->generation & 0xffffff) == ud.generation) {
       vip->accept_armed = false;
     }
   }
@@ -344,26 +359,24 @@ void Worker::on_accept(UserData ud, int res, unsigned flags) {
         stats_.accept_pauses.add();
         accept_paused_ = true;
         for (auto& v : vips_) {
-          cancel_accept(*v);
+          if (v) {
+            cancel_accept(*v);
+          }
         }
       }
       accept_resume_ms_ = now_ms_ + kAcceptRetryMs;
       return;
     }
-    if (vip != nullptr && !vip->accept_armed && !draining_ && !accept_paused_ && !overloaded_) {
-      ++vip->generation;
-      arm_accept(*vip);
-    }
+    resume_accepting();  // re-arms the VIP whose accept ended, if it did
     return;
   }
   const int fd = res;
-  if (vip == nullptr || vip->removed || draining_) {
-    ::close(fd);
+  if (vip == nullptr || draining_) {
+    ::close(fd);  // its VIP is gone (removed by a reload), or the worker is draining
     return;
   }
-  if (!vip->accept_armed && !accept_paused_ && !overloaded_) {
-    ++vip->generation;
-    arm_accept(*vip);
+  if (!vip->accept_armed) {
+    resume_accepting();
   }
   stats_.accepted.add();
   if (active_ >= options_.max_connections) {
@@ -373,7 +386,9 @@ void Worker::on_accept(UserData ud, int res, unsigned flags) {
     if (!overloaded_) {
       overloaded_ = true;
       for (auto& v : vips_) {
-        cancel_accept(*v);
+        if (v) {
+          cancel_accept(*v);
+        }
       }
     }
     return;
@@ -922,7 +937,9 @@ void Worker::on_tick() {
     draining_ = true;
     drain_deadline_ms_ = now_ms_ + options_.drain_timeout_ms;
     for (auto& v : vips_) {
-      cancel_accept(*v);
+      if (v) {
+        cancel_accept(*v);
+      }
     }
   }
   if (accept_paused_ && now_ms_ >= accept_resume_ms_) {

@@ -140,7 +140,8 @@ class Worker {
   Ring ring_;
   SnapshotReader<VipSet> vip_set_;
   uint64_t vip_set_generation_ = 0;
-  std::vector<std::shared_ptr<LocalVip>> vips_;
+  std::vector<std::shared_ptr<LocalVip>> vips_;  // by accept slot; null: a free slot
+  std::vector<uint32_t> slot_generations_;       // last generation used per slot
 
   std::vector<std::unique_ptr<Connection[]>> chunks_;
   uint32_t free_head_;

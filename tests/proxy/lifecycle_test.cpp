@@ -221,6 +221,52 @@ TEST(Lifecycle, SighupReloadUnderLoadLosesNothingAndAppliesTheNewPool) {
       << lb.log();
 }
 
+// Removing one VIP (and adding another) under load on a third VIP: the third never
+// notices, the removed one stops listening, the added one serves.
+TEST(Lifecycle, ReloadThatRemovesAndAddsVipsLeavesTheOthersServing) {
+  raise_fd_limit();
+  Backend a("a", BackendMode::name);
+  const uint16_t gone = free_port();
+  const uint16_t stays = free_port();
+  const uint16_t added = free_port();
+  auto vip = [&](const char* name, uint16_t port) {
+    return std::string("[[vip]]\nname = \"") + name +
+           "\"\nlisten = \"127.0.0.1:" + std::to_string(port) +
+           "\"\n[[vip.backend]]\nname = \"a\"\naddress = \"" + a.address() + "\"\n";
+  };
+  const std::string head = "[daemon]\nworkers = 2\n";
+  Ringlbd lb(head + vip("gone", gone) + vip("stays", stays));
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::atomic<int> requests{0};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 3; ++t) {
+    load.emplace_back([&] {
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (!stop && std::chrono::steady_clock::now() < deadline) {
+        Conn conn = Conn::open("127.0.0.1", stays);
+        if (!conn.ok() || conn.read_exact(2, 3000).value_or("") != "a\n") {
+          ++failures;
+        }
+        ++requests;
+      }
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  lb.write_config(head + vip("stays", stays) + vip("added", added));
+  lb.signal(SIGHUP);
+  std::this_thread::sleep_for(600ms);
+  stop = true;
+  for (auto& t : load) {
+    t.join();
+  }
+  EXPECT_EQ(failures.load(), 0) << "of " << requests.load();
+  EXPECT_GT(requests.load(), 50);
+  EXPECT_FALSE(Conn::open("127.0.0.1", gone, 300).ok()) << "removed VIP still listens";
+  Conn fresh = Conn::open("127.0.0.1", added);
+  EXPECT_EQ(fresh.read_exact(2).value_or("?"), "a\n");
+}
+
 TEST(Lifecycle, StartupFailsClearlyOnABadConfig) {
   char path[] = "/tmp/ringlbd-bad-XXXXXX";
   const int fd = ::mkstemp(path);
