@@ -400,6 +400,12 @@ address = "{HOST}:{BULK_PORT}"
 """
 
 
+def proxy_dirty():
+    r = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src/proxy"],
+                       capture_output=True, text=True)
+    return bool(r.stdout.strip())
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -856,6 +862,18 @@ def main():
             skipped[t] = msg
             targets.remove(t)
 
+    ringlbd_info = ""
+    if any(t in targets for t in RINGLBDS):
+        # one run, one build: the binary can be rebuilt while a run is going on
+        snap = os.path.join(args.state_dir, "ringlbd")
+        shutil.copy2(args.ringlbd, snap)
+        mtime = datetime.datetime.fromtimestamp(os.stat(args.ringlbd).st_mtime, datetime.timezone.utc)
+        head = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h", "--", "src/proxy"],
+                              capture_output=True, text=True).stdout.strip() or "?"
+        ringlbd_info = (f"; ringlbd built {mtime.strftime('%H:%M UTC')} "
+                        f"(last src/proxy commit {head}{', tree modified' if proxy_dirty() else ''})")
+        args.ringlbd = snap
+
     busy = [p for p in HTTP_PORTS + [BULK_PORT] + [x for t in targets if t in VIP_PORTS for x in VIP_PORTS[t]]
             if port_open(p)]
     if busy:
@@ -934,7 +952,7 @@ def main():
     meta = (f"{now}; {os.cpu_count()} CPUs ({model}), Linux {platform.release()}; "
             f"{len(per_round)} round(s) interleaved, medians; {args.duration} s per run; "
             f"wrk -t1 -c{args.connections} and iperf3 on CPU {args.client_cpu}; balancers on CPU 0; "
-            f"{args.idle} idle connections (memory scaled to 10k); HAProxy splice: {args.haproxy_splice}; backends on CPU {args.backend_cpu or 'any'}; run took {elapsed:.0f} s")
+            f"{args.idle} idle connections (memory scaled to 10k); HAProxy splice: {args.haproxy_splice}; backends on CPU {args.backend_cpu or 'any'}{ringlbd_info}; run took {elapsed:.0f} s")
     print()
     print(table)
     print()
