@@ -70,6 +70,9 @@ struct alignas(64) BackendStats {
   std::atomic<uint64_t> connect_timeouts{0};
   std::atomic<uint64_t> connect_errors{0};  // other connect failures
   std::atomic<bool> healthy{true};          // written by health checks
+  // Bumped by the control plane's `shutdown`: workers reset connections established
+  // under an older epoch.
+  std::atomic<uint64_t> shutdown_epoch{0};
 
   uint64_t failures() const {
     return connect_refused.load(std::memory_order_relaxed) +

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -60,36 +61,70 @@ struct VipSet {
   std::vector<std::shared_ptr<VipRuntime>> vips;
 };
 
+// Facts about one worker the control plane shows, set once at start.
+struct WorkerInfo {
+  int cpu = -1;  // pinned CPU, -1: not pinned
+  // perf_event fds of the worker thread (cycles, instructions, task clock); -1 where the
+  // machine has no such counter. Read with read(2) from any thread.
+  int cycles_fd = -1;
+  int instructions_fd = -1;
+  int task_clock_fd = -1;
+};
+
 class Runtime {
  public:
   // `workers` worker slots (counters, listeners per VIP).
   explicit Runtime(size_t workers);
+  ~Runtime();
 
   // Validates `config` against the running state and applies it: binds listeners for
   // new VIPs, rebuilds pools (keeping each backend's counters by name), publishes.
   // Proxy-mode VIPs only; forward-mode VIPs belong to the XDP plane. On error nothing
-  // changes. Main thread only.
+  // changes. Writers (reloads, control writes) are serialized by a lock workers never
+  // take.
   Result<void> apply(const Config& config);
+
+  // Edits a copy of the running config with `change` and applies it, atomically with
+  // respect to other writers: the control filesystem's writes.
+  Result<void> edit(const std::function<Result<void>(Config&)>& change);
+
+  // Closes every established connection to `backend` of `vip`: each worker resets them
+  // at its next tick.
+  Result<void> shutdown_backend(std::string_view vip, std::string_view backend);
 
   size_t worker_count() const { return worker_stats_.size(); }
   WorkerStats& worker_stats(size_t index) { return *worker_stats_[index]; }
   const WorkerStats& worker_stats(size_t index) const { return *worker_stats_[index]; }
+  // Set by each worker at start-up, before the control plane reads it.
+  void set_worker_info(size_t index, WorkerInfo info);
+  WorkerInfo worker_info(size_t index) const;
+
   const SnapshotCell<VipSet>& vips() const { return vips_; }
-  const Config& config() const { return config_; }
+  std::shared_ptr<const Config> config() const { return config_.load(); }
+  // The VIP named `name`, or nullptr.
+  std::shared_ptr<VipRuntime> find_vip(std::string_view name) const;
 
   // Main thread: refuse new connections everywhere and let workers drain.
   void begin_drain();
   bool draining() const { return draining_.load(std::memory_order_acquire); }
 
-  // Every counter as "name value" lines: workers, then backends per VIP.
+  // Every counter as "name value" lines: workers, totals with latency percentiles,
+  // then backends per VIP.
   std::string render_stats() const;
+  // The same counters in the Prometheus text exposition format.
+  std::string render_metrics() const;
 
  private:
+  Result<void> apply_locked(const Config& config);
+
   std::vector<std::unique_ptr<WorkerStats>> worker_stats_;
+  mutable std::mutex info_mu_;
+  std::vector<WorkerInfo> worker_info_;
   SnapshotCell<VipSet> vips_;
-  Config config_;
+  SnapshotCell<Config> config_;
+  std::mutex writer_mu_;
   std::atomic<bool> draining_{false};
-  // Backend counters by (vip, backend) name, kept across reloads.
+  // Backend counters by (vip, backend) name, kept across reloads. Writers only.
   std::map<std::pair<std::string, std::string>, std::shared_ptr<BackendStats>> backend_stats_;
 };
 

@@ -4,6 +4,8 @@
 // value a few events old, never a torn one.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -47,12 +49,40 @@ class Counter {
   X(bytes_out, "bytes backend to client")                                            \
   X(splice_calls, "splice(2) calls made by the pumps")                               \
   X(copy_calls, "recv/send/write calls of the small-message copy path")              \
-  X(pipes_created, "pipes created (empty pipes are reused)")
+  X(pipes_created, "pipes created (empty pipes are reused)")                         \
+  X(shutdown_closes, "connections reset by a backend's shutdown control")
+
+// Values in log2 buckets: bucket 0 holds 0, bucket i holds [2^(i-1), 2^i). One writer.
+class LogHistogram {
+ public:
+  static constexpr size_t kBuckets = 40;
+  void record(uint64_t value) {
+    sum_.add(value);
+    const size_t bucket =
+        value == 0 ? 0 : std::min<size_t>(64 - __builtin_clzll(value), kBuckets - 1);
+    buckets_[bucket].add();
+  }
+  uint64_t bucket(size_t i) const { return buckets_[i].get(); }
+  uint64_t sum() const { return sum_.get(); }
+  // Upper bound of bucket i (what percentiles report: log-bucket resolution).
+  static uint64_t upper_bound(size_t i) { return i == 0 ? 0 : (uint64_t{1} << i) - 1; }
+
+ private:
+  Counter buckets_[kBuckets];
+  Counter sum_;
+};
+
+// The upper bound of the bucket holding the `quantile` (0..1) of the summed buckets;
+// 0 when empty.
+uint64_t histogram_quantile(const std::array<uint64_t, LogHistogram::kBuckets>& buckets,
+                            double quantile);
 
 struct alignas(64) WorkerStats {
 #define RINGLB_DECLARE_COUNTER(name, help) Counter name;
   RINGLB_WORKER_COUNTERS(RINGLB_DECLARE_COUNTER)
 #undef RINGLB_DECLARE_COUNTER
+  LogHistogram connect_time_us;         // accept to backend connected (retries included)
+  LogHistogram connection_duration_ms;  // accept to close
 };
 
 // Appends `prefix name value` lines for every counter of `s`.

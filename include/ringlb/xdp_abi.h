@@ -20,6 +20,8 @@
 #define RINGLB_MAX_WORKERS 256
 /* Default size of the flow table (entries, shared by all CPUs, per-CPU LRU lists). */
 #define RINGLB_DEFAULT_FLOW_ENTRIES 65536
+/* Bits of the VIP address pre-filter (a power of two). */
+#define RINGLB_VIP_FILTER_BITS 4096
 
 /* Outer TTL / hop limit of encapsulated packets and of ICMP replies. */
 #define RINGLB_OUTER_TTL 64
@@ -74,6 +76,25 @@ struct ringlb_flow_key {
 struct ringlb_flow {
   __u32 backend_id;
 };
+
+/*
+ * Value of the one-entry `vip_filter` array: a bit per ringlb_vip_filter_bit() of every
+ * VIP address. A packet whose destination's bit is clear is not for a VIP, without a
+ * hash-map lookup. User space sets bits before it adds VIPs and clears them after.
+ */
+struct ringlb_vip_filter {
+  __u64 bits[RINGLB_VIP_FILTER_BITS / 64];
+};
+
+/* The filter bit of an address (addr as in ringlb_vip_key; IPv4 in addr[0]). */
+static inline __u32 ringlb_vip_filter_bit(const __u32 addr[4]) {
+  __u32 w = addr[0] ^ addr[1] ^ addr[2] ^ addr[3];
+
+  w ^= w >> 16;
+  w *= 0x45d9f3bu;
+  w ^= w >> 16;
+  return w & (RINGLB_VIP_FILTER_BITS - 1);
+}
 
 /* Per-CPU counter slot (vip_stats, backend_stats, verdict_stats). */
 struct ringlb_counter {

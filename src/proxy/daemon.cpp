@@ -148,7 +148,7 @@ int run_daemon(const DaemonOptions& options) {
     } else if (sig == SIGUSR1) {
       write_stats(runtime, options.stats_file);
     } else if (sig == SIGTERM || sig == SIGINT) {
-      log("draining (up to %u ms)", runtime.config().daemon.drain_timeout_ms);
+      log("draining (up to %u ms)", runtime.config()->daemon.drain_timeout_ms);
       runtime.begin_drain();
       break;
     }

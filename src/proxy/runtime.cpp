@@ -4,7 +4,10 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <optional>
 
 namespace ringlb {
 
@@ -34,13 +37,72 @@ Result<UniqueFd> bind_listener(const SocketAddress& address, int backlog) {
   return fd;
 }
 
-Runtime::Runtime(size_t workers) : vips_(std::make_shared<const VipSet>()) {
+Runtime::Runtime(size_t workers)
+    : worker_info_(workers),
+      vips_(std::make_shared<const VipSet>()),
+      config_(std::make_shared<const Config>()) {
   for (size_t i = 0; i < workers; ++i) {
     worker_stats_.push_back(std::make_unique<WorkerStats>());
   }
 }
 
+Runtime::~Runtime() {
+  for (const auto& info : worker_info_) {
+    for (int fd : {info.cycles_fd, info.instructions_fd, info.task_clock_fd}) {
+      if (fd >= 0) {
+        ::close(fd);
+      }
+    }
+  }
+}
+
+void Runtime::set_worker_info(size_t index, WorkerInfo info) {
+  std::lock_guard lock(info_mu_);
+  worker_info_.at(index) = info;
+}
+
+WorkerInfo Runtime::worker_info(size_t index) const {
+  std::lock_guard lock(info_mu_);
+  return worker_info_.at(index);
+}
+
+std::shared_ptr<VipRuntime> Runtime::find_vip(std::string_view name) const {
+  for (const auto& vip : vips_.load()->vips) {
+    if (vip->name() == name) {
+      return vip;
+    }
+  }
+  return nullptr;
+}
+
 Result<void> Runtime::apply(const Config& config) {
+  std::lock_guard lock(writer_mu_);
+  return apply_locked(config);
+}
+
+Result<void> Runtime::edit(const std::function<Result<void>(Config&)>& change) {
+  std::lock_guard lock(writer_mu_);
+  Config next = *config_.load();
+  if (auto changed = change(next); !changed) {
+    return changed;
+  }
+  return apply_locked(next);
+}
+
+Result<void> Runtime::shutdown_backend(std::string_view vip_name, std::string_view backend) {
+  auto vip = find_vip(vip_name);
+  if (!vip) {
+    return Error{"no vip named " + std::string(vip_name), ENOENT};
+  }
+  const Backend* b = vip->state().load()->pool->find(backend);
+  if (b == nullptr) {
+    return Error{"no backend named " + std::string(backend), ENOENT};
+  }
+  b->stats->shutdown_epoch.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+Result<void> Runtime::apply_locked(const Config& config) {
   const auto current = vips_.load();
   struct Pending {
     std::shared_ptr<VipRuntime> vip;
@@ -96,7 +158,7 @@ Result<void> Runtime::apply(const Config& config) {
   }
   vips_.publish(std::make_shared<const VipSet>(VipSet{std::move(next)}));
   backend_stats_ = std::move(next_stats);
-  config_ = config;
+  config_.publish(std::make_shared<const Config>(config));
   return {};
 }
 
@@ -113,28 +175,151 @@ void Runtime::begin_drain() {
   }
 }
 
+namespace {
+
+using Buckets = std::array<uint64_t, LogHistogram::kBuckets>;
+
+Buckets sum_buckets(const std::vector<std::unique_ptr<WorkerStats>>& workers,
+                    const LogHistogram WorkerStats::*histogram) {
+  Buckets out{};
+  for (const auto& w : workers) {
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i] += ((*w).*histogram).bucket(i);
+    }
+  }
+  return out;
+}
+
+// Reads a perf_event counter fd; nullopt when the machine has no such counter.
+std::optional<uint64_t> read_counter(int fd) {
+  uint64_t value = 0;
+  if (fd < 0 || ::read(fd, &value, sizeof(value)) != sizeof(value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+struct BackendLine {
+  const char* name;
+  uint64_t value;
+  bool gauge;
+};
+
+std::vector<BackendLine> backend_lines(const BackendStats& s) {
+  return {
+      {"active", static_cast<uint64_t>(s.active.load(std::memory_order_relaxed)), true},
+      {"connections", s.connections.load(std::memory_order_relaxed), false},
+      {"bytes_in", s.bytes_in.load(std::memory_order_relaxed), false},
+      {"bytes_out", s.bytes_out.load(std::memory_order_relaxed), false},
+      {"connect_refused", s.connect_refused.load(std::memory_order_relaxed), false},
+      {"connect_timeouts", s.connect_timeouts.load(std::memory_order_relaxed), false},
+      {"connect_errors", s.connect_errors.load(std::memory_order_relaxed), false},
+      {"failures", s.failures(), false},
+  };
+}
+
+}  // namespace
+
 std::string Runtime::render_stats() const {
   std::string out;
   for (size_t i = 0; i < worker_stats_.size(); ++i) {
-    append_worker_stats(out, "worker." + std::to_string(i) + ".", *worker_stats_[i]);
+    const std::string prefix = "worker." + std::to_string(i) + ".";
+    append_worker_stats(out, prefix, *worker_stats_[i]);
+    const WorkerInfo info = worker_info(i);
+    out += prefix + "cpu " + std::to_string(info.cpu < 0 ? 0 : info.cpu) + "\n";
+    if (auto v = read_counter(info.task_clock_fd)) {
+      out += prefix + "task_clock_ns " + std::to_string(*v) + "\n";
+    }
+    if (auto v = read_counter(info.cycles_fd)) {
+      out += prefix + "cycles " + std::to_string(*v) + "\n";
+    }
+    if (auto v = read_counter(info.instructions_fd)) {
+      out += prefix + "instructions " + std::to_string(*v) + "\n";
+    }
   }
-  const auto set = vips_.load();
-  for (const auto& vip : set->vips) {
+#define RINGLB_SUM_COUNTER(name, help)                                       \
+  {                                                                          \
+    uint64_t sum = 0;                                                        \
+    for (const auto& w : worker_stats_) {                                    \
+      sum += w->name.get();                                                  \
+    }                                                                        \
+    out += std::string("proxy.") + #name + " " + std::to_string(sum) + "\n"; \
+  }
+  RINGLB_WORKER_COUNTERS(RINGLB_SUM_COUNTER)
+#undef RINGLB_SUM_COUNTER
+  const auto connect = sum_buckets(worker_stats_, &WorkerStats::connect_time_us);
+  const auto duration = sum_buckets(worker_stats_, &WorkerStats::connection_duration_ms);
+  for (const auto& [label, q] : {std::pair{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}}) {
+    out += std::string("proxy.connect_time_us.") + label + " " +
+           std::to_string(histogram_quantile(connect, q)) + "\n";
+  }
+  for (const auto& [label, q] : {std::pair{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}}) {
+    out += std::string("proxy.connection_duration_ms.") + label + " " +
+           std::to_string(histogram_quantile(duration, q)) + "\n";
+  }
+  for (const auto& vip : vips_.load()->vips) {
     const auto state = vip->state().load();
     for (const auto& b : state->pool->backends()) {
       const std::string prefix = "vip." + vip->name() + ".backend." + b.spec.name + ".";
-      const auto& s = *b.stats;
-      auto line = [&](const char* name, uint64_t value) {
-        out += prefix + name + " " + std::to_string(value) + "\n";
-      };
-      line("active", static_cast<uint64_t>(s.active.load(std::memory_order_relaxed)));
-      line("connections", s.connections.load(std::memory_order_relaxed));
-      line("bytes_in", s.bytes_in.load(std::memory_order_relaxed));
-      line("bytes_out", s.bytes_out.load(std::memory_order_relaxed));
-      line("connect_refused", s.connect_refused.load(std::memory_order_relaxed));
-      line("connect_timeouts", s.connect_timeouts.load(std::memory_order_relaxed));
-      line("connect_errors", s.connect_errors.load(std::memory_order_relaxed));
-      line("failures", s.failures());
+      for (const auto& line : backend_lines(*b.stats)) {
+        out += prefix + line.name + " " + std::to_string(line.value) + "\n";
+      }
+    }
+  }
+  return out;
+}
+
+std::string Runtime::render_metrics() const {
+  std::string out;
+  auto family = [&](const std::string& name, const char* type, const char* help) {
+    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+#define RINGLB_METRIC_COUNTER(name, help)                                                       \
+  {                                                                                             \
+    const bool gauge = std::string_view(#name) == "active";                                     \
+    const std::string metric = std::string("ringlb_worker_") + #name + (gauge ? "" : "_total"); \
+    family(metric, gauge ? "gauge" : "counter", help);                                          \
+    for (size_t i = 0; i < worker_stats_.size(); ++i) {                                         \
+      out += metric + "{worker=\"" + std::to_string(i) + "\"} " +                               \
+             std::to_string(worker_stats_[i]->name.get()) + "\n";                               \
+    }                                                                                           \
+  }
+  RINGLB_WORKER_COUNTERS(RINGLB_METRIC_COUNTER)
+#undef RINGLB_METRIC_COUNTER
+  auto histogram = [&](const char* name, const char* help,
+                       const LogHistogram WorkerStats::*member) {
+    family(name, "histogram", help);
+    const auto buckets = sum_buckets(worker_stats_, member);
+    uint64_t cumulative = 0;
+    uint64_t sum = 0;
+    for (const auto& w : worker_stats_) {
+      sum += ((*w).*member).sum();
+    }
+    for (size_t i = 0; i < buckets.size(); ++i) {
+      cumulative += buckets[i];
+      out += std::string(name) + "_bucket{le=\"" + std::to_string(LogHistogram::upper_bound(i)) +
+             "\"} " + std::to_string(cumulative) + "\n";
+    }
+    out += std::string(name) + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+    out += std::string(name) + "_sum " + std::to_string(sum) + "\n";
+    out += std::string(name) + "_count " + std::to_string(cumulative) + "\n";
+  };
+  histogram("ringlb_connect_time_microseconds", "accept to backend connected, retries included",
+            &WorkerStats::connect_time_us);
+  histogram("ringlb_connection_duration_milliseconds", "accept to close",
+            &WorkerStats::connection_duration_ms);
+  const auto set = vips_.load();
+  const char* names[] = {"active",          "connections",      "bytes_in",       "bytes_out",
+                         "connect_refused", "connect_timeouts", "connect_errors", "failures"};
+  for (size_t k = 0; k < std::size(names); ++k) {
+    const bool gauge = k == 0;
+    const std::string metric = std::string("ringlb_backend_") + names[k] + (gauge ? "" : "_total");
+    family(metric, gauge ? "gauge" : "counter", "per backend, see README.md");
+    for (const auto& vip : set->vips) {
+      for (const auto& b : vip->state().load()->pool->backends()) {
+        out += metric + "{vip=\"" + vip->name() + "\",backend=\"" + b.spec.name + "\"} " +
+               std::to_string(backend_lines(*b.stats)[k].value) + "\n";
+      }
     }
   }
   return out;

@@ -2,10 +2,12 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/perf_event.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +25,25 @@ constexpr int kPumpBudget = 16;           // transfers per pump call before yiel
 constexpr uint32_t kMaxTries = 17;        // connect_retries is at most 16
 constexpr uint32_t kAcceptRetryMs = 100;  // pause after EMFILE/ENFILE
 constexpr size_t kMaxPooledPipes = 256;   // empty pipes kept for reuse
+
+uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// A counter of the calling thread, or -1 where the machine has none (virtual machines
+// often expose no hardware counters).
+int open_thread_counter(uint32_t type, uint64_t config) {
+  perf_event_attr attr{};
+  attr.size = sizeof(attr);
+  attr.type = type;
+  attr.config = config;
+  attr.exclude_hv = 1;
+  const long fd =
+      ::syscall(SYS_perf_event_open, &attr, 0 /* this thread */, -1, -1, PERF_FLAG_FD_CLOEXEC);
+  return fd < 0 ? -1 : static_cast<int>(fd);
+}
 
 uint64_t monotonic_ms() {
   timespec ts;
@@ -91,6 +112,8 @@ struct Worker::Connection {
   Direction down;  // backend -> client
   bool poll_armed[2] = {false, false};
   bool ready = false;  // on the ready list
+  uint64_t accepted_ns = 0;
+  uint64_t shutdown_epoch = 0;  // the backend's epoch when connected
   uint64_t last_activity_ms = 0;
   uint64_t age_deadline_ms = 0;  // 0: none
   uint64_t bytes_in = 0;         // not yet added to the backend's counters
@@ -127,6 +150,14 @@ Result<void> Worker::init() {
                           errno);
     }
   }
+  runtime_.set_worker_info(
+      options_.index,
+      WorkerInfo{
+          .cpu = options_.cpu,
+          .cycles_fd = open_thread_counter(PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES),
+          .instructions_fd = open_thread_counter(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS),
+          .task_clock_fd = open_thread_counter(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK),
+      });
   return ring_.init(4096);
 }
 
@@ -398,6 +429,7 @@ void Worker::on_accept(UserData ud, int res, unsigned flags) {
   c->client = fd;
   c->vip = vips_[ud.index];
   c->last_activity_ms = now_ms_;
+  c->accepted_ns = monotonic_ns();
   ++active_;
   stats_.active.add();
   start_connect(*c);
@@ -530,6 +562,8 @@ void Worker::established(Connection& c) {
   c.phase = Phase::established;
   c.last_activity_ms = now_ms_;
   c.target->stats->connections.fetch_add(1, std::memory_order_relaxed);
+  c.shutdown_epoch = c.target->stats->shutdown_epoch.load(std::memory_order_relaxed);
+  stats_.connect_time_us.record((monotonic_ns() - c.accepted_ns) / 1000);
   const int one = 1;
   ::setsockopt(c.client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (c.state->spec.send_proxy_v2 && !send_proxy_header(c)) {
@@ -877,6 +911,9 @@ void Worker::close_connection(Connection& c, bool reset) {
   }
   put_pipe(c.up.pipe, c.up.in_pipe == 0);
   put_pipe(c.down.pipe, c.down.in_pipe == 0);
+  // now_ms_ is the coarse clock, which may lag the fine one a few ms.
+  const uint64_t accepted_ms = c.accepted_ns / 1000000;
+  stats_.connection_duration_ms.record(now_ms_ > accepted_ms ? now_ms_ - accepted_ms : 0);
   release(c);
   --active_;
   stats_.active.sub();
@@ -961,6 +998,11 @@ void Worker::on_tick() {
       continue;
     }
     flush_bytes(c);
+    if (c.target->stats->shutdown_epoch.load(std::memory_order_relaxed) != c.shutdown_epoch) {
+      stats_.shutdown_closes.add();
+      close_connection(c, true);
+      continue;
+    }
     const uint32_t idle = c.state->spec.idle_timeout_ms;
     if (idle != 0 && now_ms_ - c.last_activity_ms >= idle) {
       stats_.idle_timeouts.add();
