@@ -798,7 +798,7 @@ def main():
     ap.add_argument("--backend-cpu", default=None,
                     help="pin the nginx backends and the iperf3 server to these CPUs (taskset list); "
                          "default: not pinned")
-    ap.add_argument("--ringlbd", default=os.path.join(REPO, "build/src/proxy/ringlbd"))
+    ap.add_argument("--ringlbd", default=os.path.join(REPO, "build/src/daemon/ringlbd"))
     ap.add_argument("--ringlbd-args", default="", help="extra ringlbd options, e.g. '--pump splice'")
     ap.add_argument("--ringlbd2-args", default=None,
                     help="options of a second ringlbd variant, measured as target ringlbd2 "
@@ -945,8 +945,8 @@ def main():
     table = build_table([t for t in ALL_TARGETS if t in targets or t in skipped], med)
     elapsed = time.monotonic() - started
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cmd = "perf/e2e/compare.sh " + " ".join(a for a in sys.argv[1:] if not a.startswith("--state-dir")
-                                             and a != args.state_dir)
+    shown_argv = [a for a in sys.argv[1:] if not a.startswith("--state-dir") and a != args.state_dir]
+    cmd = "perf/e2e/compare.sh " + shlex.join(shown_argv)
     with open("/proc/cpuinfo") as f:
         model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
     meta = (f"{now}; {os.cpu_count()} CPUs ({model}), Linux {platform.release()}; "
