@@ -22,6 +22,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vips SEC(".maps");
 
+/* The VIP address pre-filter (struct ringlb_vip_filter), one entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ringlb_vip_filter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_filter SEC(".maps");
+
 /* backend id -> backend address. Ids are stable per address across reloads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -65,6 +74,27 @@ struct {
 	__type(value, struct ringlb_flow);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
+
+/*
+ * Next hop toward each backend, per CPU: the result of bpf_fib_lookup, kept for
+ * nexthop_refresh_jiffies so that forwarding a packet costs no FIB lookup. Only
+ * successful lookups are cached. Not pinned: a cache.
+ */
+struct nexthop {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 ifindex;	       /* egress */
+	__u32 ingress_ifindex; /* the lookup was made for packets from this device */
+	__u32 mtu;	       /* of the path, for the encapsulated packet */
+	__u64 expires;	       /* jiffies */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RINGLB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct nexthop);
+} nexthops SEC(".maps");
 
 /* steer mode: worker index (= CPU) -> cpumap queue. Filled by the loader. */
 struct {

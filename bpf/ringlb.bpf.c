@@ -37,6 +37,8 @@ const volatile __u32 steer_workers = 0;
 /* Outer source addresses of encapsulated packets. */
 const volatile __u32 encap_source_v4 = 0;
 const volatile __u32 encap_source_v6[4] = {};
+/* How long a cached next hop is used before bpf_fib_lookup is asked again. */
+const volatile __u64 nexthop_refresh_jiffies = 100;
 
 /* Counts the packet under `verdict` and returns `action`. */
 static __always_inline int verdict(enum ringlb_verdict verdict, int action, __u64 bytes)
@@ -72,34 +74,22 @@ static __always_inline int maglev_pick(__u32 vip_id, __u64 hash, __u32 *backend_
 }
 
 /*
- * Encapsulates the IP packet described by `p` toward `be` and sends it. The FIB lookup
- * comes first, with the encapsulated length, so that a packet too big for the path is
- * answered before the frame is touched. `may_reply` is 0 for ICMP errors (no ICMP about
- * ICMP). Returns an XDP action.
+ * Fills `nh` with the next hop toward `be` from bpf_fib_lookup: one lookup for the path
+ * MTU (with the largest length, which the kernel answers with FRAG_NEEDED and the MTU)
+ * and one for the MACs. Returns a BPF_FIB_LKUP_RET_* code.
  */
-static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packet *p,
-					  const struct ringlb_backend *be, int may_reply,
-					  __u64 bytes)
+static __always_inline int nexthop_lookup(struct xdp_md *ctx, const struct packet *p,
+					  const struct ringlb_backend *be, struct nexthop *nh)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 	struct bpf_fib_lookup fib = {};
-	__u32 outer_len, l3_off = p->l3_off;
-	struct l2_copy l2;
-	__u16 h_proto;
-	int rc, action;
-	void *outer;
+	__u32 mtu = 0xffff;
+	int rc;
 
 	if (be->family == RINGLB_FAMILY_V4) {
-		outer_len = IPV4_HDR_LEN;
-		h_proto = bpf_htons(ETH_P_IP);
 		fib.family = AF_INET;
-		fib.tos = p->tos;
 		fib.ipv4_src = encap_source_v4;
 		fib.ipv4_dst = be->addr[0];
 	} else {
-		outer_len = IPV6_HDR_LEN;
-		h_proto = bpf_htons(ETH_P_IPV6);
 		fib.family = AF_INET6;
 		fib.ipv6_src[0] = encap_source_v6[0];
 		fib.ipv6_src[1] = encap_source_v6[1];
@@ -108,30 +98,80 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 		__builtin_memcpy(fib.ipv6_dst, be->addr, 16);
 	}
 	fib.l4_protocol = p->flow.family == RINGLB_FAMILY_V4 ? IPPROTO_IPIP : IPPROTO_IPV6;
-	fib.tot_len = p->l3_len + outer_len;
 	fib.ifindex = ctx->ingress_ifindex;
-
+	fib.tot_len = 0xffff;
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		mtu = fib.mtu_result;
+		fib.tot_len = 0;
+		fib.ifindex = ctx->ingress_ifindex;
+		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return rc;
+	__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
+	nh->ifindex = fib.ifindex;
+	nh->ingress_ifindex = ctx->ingress_ifindex;
+	nh->mtu = mtu;
+	nh->expires = bpf_jiffies64() + nexthop_refresh_jiffies;
+	return rc;
+}
+
+/*
+ * Encapsulates the IP packet described by `p` toward backend `backend_id` and sends it.
+ * The next hop comes from the per-CPU cache, refreshed through bpf_fib_lookup when it
+ * expires. A packet too big for the path is answered (ICMP "too big") before the frame
+ * is touched; `may_reply` is 0 for ICMP errors (no ICMP about ICMP). Returns an XDP
+ * action.
+ */
+static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packet *p,
+					  const struct ringlb_backend *be, __u32 backend_id,
+					  int may_reply, __u64 bytes)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 outer_len, l3_off = p->l3_off;
+	struct l2_copy l2;
+	struct nexthop *nh;
+	__u16 h_proto;
+	int rc, action;
+	void *outer;
+
+	nh = bpf_map_lookup_elem(&nexthops, &backend_id);
+	if (!nh)
+		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
+	if (nh->ingress_ifindex != ctx->ingress_ifindex || bpf_jiffies64() >= nh->expires) {
+		rc = nexthop_lookup(ctx, p, be, nh);
+		/*
+		 * No neighbour entry: the kernel would drop the encapsulated packet as a martian
+		 * (its source is our own address), so drop it here. The loader resolves every
+		 * backend's next hop when it fills the maps; the client retransmits.
+		 */
+		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+			return verdict(RINGLB_V_DROP_NO_NEIGH, XDP_DROP, bytes);
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+			return verdict(RINGLB_V_DROP_FIB, XDP_DROP, bytes);
+	}
+
+	if (be->family == RINGLB_FAMILY_V4) {
+		outer_len = IPV4_HDR_LEN;
+		h_proto = bpf_htons(ETH_P_IP);
+	} else {
+		outer_len = IPV6_HDR_LEN;
+		h_proto = bpf_htons(ETH_P_IPV6);
+	}
+	if (p->l3_len + outer_len > nh->mtu) {
 		enum ringlb_verdict v;
 
 		if (!may_reply)
 			return verdict(RINGLB_V_DROP_FIB, XDP_DROP, bytes);
 		if (p->flow.family == RINGLB_FAMILY_V4)
-			v = send_too_big_v4(ctx, p, fib.mtu_result - outer_len);
+			v = send_too_big_v4(ctx, p, nh->mtu - outer_len);
 		else
-			v = send_too_big_v6(ctx, p, fib.mtu_result - outer_len);
+			v = send_too_big_v6(ctx, p, nh->mtu - outer_len);
 		return verdict(v, v == RINGLB_V_TX_TOO_BIG ? XDP_TX : XDP_DROP, bytes);
 	}
-	/*
-	 * No neighbour entry: the kernel would drop the encapsulated packet as a martian (its
-	 * source is our own address), so drop it here. The loader resolves every backend's
-	 * next hop when it fills the maps; the client retransmits.
-	 */
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return verdict(RINGLB_V_DROP_NO_NEIGH, XDP_DROP, bytes);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return verdict(RINGLB_V_DROP_FIB, XDP_DROP, bytes);
 
 	if (l2_save(data, data_end, &l2) < 0 || l3_off > L2_MAX_LEN)
 		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
@@ -139,7 +179,7 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	if (l2_write(data, data_end, &l2, p->vlan_depth, fib.dmac, fib.smac, h_proto) < 0)
+	if (l2_write(data, data_end, &l2, p->vlan_depth, nh->dmac, nh->smac, h_proto) < 0)
 		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
 	outer = data + l3_off;
 	if (be->family == RINGLB_FAMILY_V4) {
@@ -158,10 +198,10 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 		write_outer_v6(outer, p, be, src, label);
 	}
 
-	if (fib.ifindex == ctx->ingress_ifindex)
+	if (nh->ifindex == ctx->ingress_ifindex)
 		return verdict(may_reply ? RINGLB_V_TX_FORWARD : RINGLB_V_TX_ICMP_ERROR, XDP_TX,
 			       bytes);
-	action = bpf_redirect(fib.ifindex, 0);
+	action = bpf_redirect(nh->ifindex, 0);
 	return verdict(RINGLB_V_REDIRECT_FORWARD, action, bytes);
 }
 
@@ -206,7 +246,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *p,
 	bpf_map_update_elem(&flows, &p->flow, &entry, BPF_ANY);
 send:
 	counter_add(&backend_stats, backend_id, bytes);
-	return encap_and_send(ctx, p, be, 1, bytes);
+	return encap_and_send(ctx, p, be, backend_id, 1, bytes);
 }
 
 /* steer mode: to the CPU of the worker that owns hash(client). */
@@ -298,7 +338,7 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct packet *p, str
 		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
 	counter_add(&vip_stats, info->vip_id, bytes);
 	counter_add(&backend_stats, backend_id, bytes);
-	return encap_and_send(ctx, p, be, 0, bytes);
+	return encap_and_send(ctx, p, be, backend_id, 0, bytes);
 }
 
 SEC("xdp")
@@ -310,8 +350,10 @@ int ringlb_xdp(struct xdp_md *ctx)
 	struct hdr_cursor nh = {.pos = data};
 	struct ringlb_vip_key key = {};
 	struct ringlb_vip_info *info;
+	struct ringlb_vip_filter *filter;
 	struct packet p = {};
 	int h_proto, proto;
+	__u32 zero = 0, bit;
 
 	h_proto = parse_ethhdr(&nh, data_end, &p.vlan_depth);
 	if (h_proto < 0)
@@ -349,6 +391,14 @@ int ringlb_xdp(struct xdp_md *ctx)
 	default:
 		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 	}
+
+	/* Most packets are not for a VIP: one bit test instead of a hash lookup. */
+	filter = bpf_map_lookup_elem(&vip_filter, &zero);
+	if (!filter)
+		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
+	bit = ringlb_vip_filter_bit(p.flow.dst);
+	if (!(filter->bits[(bit / 64) & (RINGLB_VIP_FILTER_BITS / 64 - 1)] & (1ULL << (bit % 64))))
+		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 
 	__builtin_memcpy(key.addr, p.flow.dst, 16);
 	key.port = p.flow.dport;

@@ -34,6 +34,7 @@ static_assert(sizeof(ringlb_flow_key) == 40);
 static_assert(offsetof(ringlb_flow_key, sport) == 32);
 static_assert(sizeof(ringlb_flow) == 4);
 static_assert(sizeof(ringlb_counter) == 16);
+static_assert(sizeof(ringlb_vip_filter) == RINGLB_VIP_FILTER_BITS / 8);
 
 namespace {
 
@@ -484,6 +485,23 @@ Result<void> XdpProgram::apply(const Config& config) {
   }
 
   // 3. VIPs, now that their tables are in place; then remove VIPs no longer configured.
+  // The address pre-filter covers old and new VIPs while both may be in the map, and
+  // only the new ones at the end.
+  const int filter_fd = bpf_map__fd(maps->vip_filter);
+  const uint32_t zero = 0;
+  ringlb_vip_filter filter{};
+  if (bpf_map_lookup_elem(filter_fd, &zero, &filter) != 0) {
+    return system_error("Failed to read the VIP filter", errno);
+  }
+  ringlb_vip_filter next_filter{};
+  for (const auto& p : planned) {
+    const uint32_t bit = ringlb_vip_filter_bit(p.key.addr);
+    filter.bits[bit / 64] |= 1ull << (bit % 64);
+    next_filter.bits[bit / 64] |= 1ull << (bit % 64);
+  }
+  if (bpf_map_update_elem(filter_fd, &zero, &filter, BPF_ANY) != 0) {
+    return system_error("Failed to update the VIP filter", errno);
+  }
   for (const auto& p : planned) {
     if (bpf_map_update_elem(vips_fd, &p.key, &p.info, BPF_ANY) != 0) {
       return system_error("Failed to update the vips map for vip " + p.spec->name, errno);
@@ -500,6 +518,9 @@ Result<void> XdpProgram::apply(const Config& config) {
         bpf_map_delete_elem(tables_fd, &id);
       }
     }
+  }
+  if (bpf_map_update_elem(filter_fd, &zero, &next_filter, BPF_ANY) != 0) {
+    return system_error("Failed to update the VIP filter", errno);
   }
   // 4. Backends no VIP uses any more (state down, removed): flows on them pick again.
   for (const auto& [id_key, id] : old_backends) {
