@@ -52,6 +52,11 @@ cleanup() {
   for pid in "${pids[@]}"; do
     wait "$pid" 2>/dev/null
   done
+  # Processes started inside the test's namespaces (servers, clients), then the
+  # namespaces themselves.
+  for ns in $ns_c $ns_l $ns_sw "${backends[@]/#/rl$id}"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+  done
   for ns in $ns_c $ns_l $ns_sw "${backends[@]/#/rl$id}"; do
     ip netns del "$ns" 2>/dev/null
   done
@@ -104,8 +109,8 @@ for b in "${backends[@]}"; do
   inns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
   inns "$ns" "$ringlb" decap attach eth0 >/dev/null || fail "decap attach in $ns"
   # Each backend answers every line with its name, on a long-lived connection too.
-  inns "$ns" socat TCP-LISTEN:80,bind=10.78.0.10,fork,reuseaddr \
-    SYSTEM:"while read -r line; do echo $b; done" &
+  ip netns exec "$ns" socat TCP-LISTEN:80,bind=10.78.0.10,fork,reuseaddr \
+    SYSTEM:"while read -r line; do echo $b; done" </dev/null >/dev/null 2>&1 &
   pids+=($!)
   n=$((n + 1))
 done
