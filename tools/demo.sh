@@ -49,7 +49,7 @@ CONF
   pids+=($!)
 done
 
-build/src/proxy/ringlbd --config "$config" --stats-file "$dir/stats" 2>"$dir/ringlbd.log" &
+build/src/daemon/ringlbd --config "$config" --stats-file "$dir/stats" 2>"$dir/ringlbd.log" &
 ringlbd=$!
 pids+=($ringlbd)
 for _ in $(seq 100); do

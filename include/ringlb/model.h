@@ -43,6 +43,19 @@ std::string_view to_string(AdminState state);
 std::string_view to_string(PolicyKind policy);
 
 inline constexpr uint32_t kMaxWeight = 10000;
+
+// Accepted ranges of a VIP's settings: the config file and the control filesystem
+// check the same ones.
+struct UintRange {
+  uint32_t min;
+  uint32_t max;
+  bool contains(uint64_t v) const { return v >= min && v <= max; }
+};
+inline constexpr UintRange kWeightRange{0, kMaxWeight};
+inline constexpr UintRange kConnectTimeoutRange{1, 3'600'000};
+inline constexpr UintRange kConnectRetriesRange{0, 16};
+inline constexpr UintRange kIdleTimeoutRange{0, 86'400'000};
+inline constexpr UintRange kMaxConnectionAgeRange{0, 604'800'000};
 inline constexpr size_t kMaxNameLength = 64;
 
 // Names of VIPs and backends become directory names in the control tree:

@@ -400,8 +400,14 @@ address = "{HOST}:{BULK_PORT}"
 """
 
 
+def default_ringlbd():
+    """The daemon's build path: src/daemon/ since the control plane, src/proxy/ before."""
+    paths = [os.path.join(REPO, "build/src", sub, "ringlbd") for sub in ("daemon", "proxy")]
+    return next((p for p in paths if os.access(p, os.X_OK)), paths[0])
+
+
 def proxy_dirty():
-    r = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src/proxy"],
+    r = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src/proxy", "src/daemon"],
                        capture_output=True, text=True)
     return bool(r.stdout.strip())
 
@@ -798,7 +804,8 @@ def main():
     ap.add_argument("--backend-cpu", default=None,
                     help="pin the nginx backends and the iperf3 server to these CPUs (taskset list); "
                          "default: not pinned")
-    ap.add_argument("--ringlbd", default=os.path.join(REPO, "build/src/daemon/ringlbd"))
+    ap.add_argument("--ringlbd", default=default_ringlbd(),
+                    help="the daemon (default: build/src/daemon/ringlbd, else build/src/proxy/ringlbd)")
     ap.add_argument("--ringlbd-args", default="", help="extra ringlbd options, e.g. '--pump splice'")
     ap.add_argument("--ringlbd2-args", default=None,
                     help="options of a second ringlbd variant, measured as target ringlbd2 "
@@ -868,10 +875,10 @@ def main():
         snap = os.path.join(args.state_dir, "ringlbd")
         shutil.copy2(args.ringlbd, snap)
         mtime = datetime.datetime.fromtimestamp(os.stat(args.ringlbd).st_mtime, datetime.timezone.utc)
-        head = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h", "--", "src/proxy"],
+        head = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h", "--", "src/proxy", "src/daemon"],
                               capture_output=True, text=True).stdout.strip() or "?"
         ringlbd_info = (f"; ringlbd built {mtime.strftime('%H:%M UTC')} "
-                        f"(last src/proxy commit {head}{', tree modified' if proxy_dirty() else ''})")
+                        f"(last src/proxy+src/daemon commit {head}{', tree modified' if proxy_dirty() else ''})")
         args.ringlbd = snap
 
     busy = [p for p in HTTP_PORTS + [BULK_PORT] + [x for t in targets if t in VIP_PORTS for x in VIP_PORTS[t]]

@@ -8,7 +8,13 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-ringlbd=${RINGLBD:-$repo/build/src/proxy/ringlbd}
+# the daemon: $RINGLBD, else build/src/daemon/ringlbd, else build/src/proxy/ringlbd
+ringlbd=${RINGLBD:-}
+if [ -z "$ringlbd" ]; then
+  for ringlbd in "$repo/build/src/daemon/ringlbd" "$repo/build/src/proxy/ringlbd"; do
+    [ -x "$ringlbd" ] && break
+  done
+fi
 
 if [ "$(id -u)" != 0 ]; then
   echo "SKIP: needs root (pins CPUs, opens thousands of sockets)"; exit 77

@@ -265,7 +265,7 @@ void read_backend(Checker& check, const toml::table& table, const std::string& v
                   "expected an IP address without port (forward mode), got \"" + *address + "\"");
     }
   }
-  check.read_uint(table, path, "weight", 0, kMaxWeight, backend.weight);
+  check.read_uint(table, path, "weight", kWeightRange.min, kWeightRange.max, backend.weight);
   check.read_enum(table, table.source(), path, "state", parse_admin_state, "up, drain, down",
                   backend.state);
 }
@@ -312,10 +312,14 @@ void read_vip(Checker& check, const toml::table& table, size_t index, VipSpec& v
   if (vip.mode == Mode::forward) {
     vip.policy = PolicyKind::ip_hash;
   }
-  check.read_uint(table, path, "connect_timeout_ms", 1, 3'600'000, vip.connect_timeout_ms);
-  check.read_uint(table, path, "connect_retries", 0, 16, vip.connect_retries);
-  check.read_uint(table, path, "idle_timeout_ms", 0, 86'400'000, vip.idle_timeout_ms);
-  check.read_uint(table, path, "max_connection_age_ms", 0, 604'800'000, vip.max_connection_age_ms);
+  check.read_uint(table, path, "connect_timeout_ms", kConnectTimeoutRange.min,
+                  kConnectTimeoutRange.max, vip.connect_timeout_ms);
+  check.read_uint(table, path, "connect_retries", kConnectRetriesRange.min,
+                  kConnectRetriesRange.max, vip.connect_retries);
+  check.read_uint(table, path, "idle_timeout_ms", kIdleTimeoutRange.min, kIdleTimeoutRange.max,
+                  vip.idle_timeout_ms);
+  check.read_uint(table, path, "max_connection_age_ms", kMaxConnectionAgeRange.min,
+                  kMaxConnectionAgeRange.max, vip.max_connection_age_ms);
   check.read_bool(table, path, "send_proxy_v2", vip.send_proxy_v2);
 
   const toml::node* backends = table.get("backend");

@@ -1,4 +1,4 @@
-#include "proxy/daemon.h"
+#include "daemon/daemon.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -12,12 +12,19 @@
 #include <thread>
 #include <vector>
 
+#include "control/fuse_fs.h"
+#include "control/tree.h"
 #include "proxy/ring.h"
 #include "proxy/worker.h"
 #include "ringlb/config.h"
 #include "ringlb/runtime.h"
 
-namespace ringlb::proxy {
+namespace ringlb::daemon {
+
+using proxy::probe_io_uring;
+using proxy::PumpMode;
+using proxy::Worker;
+using proxy::WorkerOptions;
 
 namespace {
 
@@ -88,6 +95,31 @@ int run_daemon(const DaemonOptions& options) {
     log("%s", applied.error().message.c_str());
     return 1;
   }
+  // SIGHUP and the control filesystem's `reload` file take the same path.
+  auto reload = [&]() -> Result<void> {
+    auto next = load_config(options.config_path);
+    if (!next) {
+      return Error{next.error().message, EINVAL};
+    }
+    if (auto applied = runtime.apply(*next); !applied) {
+      return Error{applied.error().message, EINVAL};
+    }
+    return {};
+  };
+  control::ControlTree tree(runtime, reload);
+  std::unique_ptr<control::ControlFs> control_fs;
+  if (options.control) {
+    const std::string dir =
+        options.control_dir.empty() ? config->daemon.control_dir : options.control_dir;
+    auto mounted = control::ControlFs::mount(tree, dir);
+    if (mounted) {
+      control_fs = std::move(*mounted);
+      log("control filesystem at %s", dir.c_str());
+    } else {
+      // Traffic matters more than the control surface: serve without it, loudly.
+      log("control filesystem not mounted: %s", mounted.error().message.c_str());
+    }
+  }
 
   std::vector<std::thread> threads;
   std::vector<std::future<Result<void>>> started;
@@ -134,13 +166,8 @@ int run_daemon(const DaemonOptions& options) {
     siginfo_t info;
     const int sig = sigwaitinfo(&signals, &info);
     if (sig == SIGHUP) {
-      auto next = load_config(options.config_path);
-      if (!next) {
-        log("reload failed, keeping the running config: %s", next.error().message.c_str());
-        continue;
-      }
-      if (auto applied = runtime.apply(*next); !applied) {
-        log("reload failed, keeping the running config: %s", applied.error().message.c_str());
+      if (auto reloaded = reload(); !reloaded) {
+        log("reload failed, keeping the running config: %s", reloaded.error().message.c_str());
         continue;
       }
       log("reloaded %s: %zu proxy VIPs", options.config_path.c_str(),
@@ -157,8 +184,9 @@ int run_daemon(const DaemonOptions& options) {
     t.join();
   }
   write_stats(runtime, options.stats_file);
+  control_fs.reset();
   log("drained, exiting");
   return 0;
 }
 
-}  // namespace ringlb::proxy
+}  // namespace ringlb::daemon

@@ -3,12 +3,14 @@
 
 #include <string>
 
-namespace ringlb::proxy {
+namespace ringlb::daemon {
 
 struct DaemonOptions {
   std::string config_path;
-  std::string stats_file;  // written on SIGUSR1 and at exit; empty: none
-  uint32_t workers = 0;    // overrides [daemon] workers when non-zero
+  std::string stats_file;   // written on SIGUSR1 and at exit; empty: none
+  std::string control_dir;  // overrides [daemon] control_dir when non-empty
+  bool control = true;      // mount the control filesystem
+  uint32_t workers = 0;     // overrides [daemon] workers when non-zero
   uint32_t pipe_size = 65536;
   bool pin = true;           // pin worker n to CPU n (mod the CPUs available)
   bool splice_only = false;  // PumpMode::splice instead of auto
@@ -22,4 +24,4 @@ struct DaemonOptions {
 //   SIGTERM, SIGINT  stop accepting, let connections finish up to drain_timeout_ms.
 int run_daemon(const DaemonOptions& options);
 
-}  // namespace ringlb::proxy
+}  // namespace ringlb::daemon

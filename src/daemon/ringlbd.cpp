@@ -1,10 +1,10 @@
 // ringlbd: the ringlb daemon. See src/proxy/daemon.h for signals and exit codes.
 #include <CLI/CLI.hpp>
 
-#include "proxy/daemon.h"
+#include "daemon/daemon.h"
 
 int main(int argc, char** argv) {
-  ringlb::proxy::DaemonOptions options;
+  ringlb::daemon::DaemonOptions options;
   CLI::App app{"ringlbd: per-core io_uring TCP load balancer"};
   app.add_option("-c,--config", options.config_path, "Config file (TOML)")->required();
   app.add_option("--stats-file", options.stats_file,
@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(4096u, 1u << 20));
   app.add_flag("!--no-pin", options.pin, "Do not pin worker n to CPU n");
+  app.add_option("--control-dir", options.control_dir,
+                 "Mount the control filesystem here (overrides [daemon] control_dir)");
+  app.add_flag("!--no-control", options.control, "Do not mount the control filesystem");
   std::string pump = "auto";
   app.add_option("--pump", pump,
                  "auto: copy small messages, splice bulk; splice: splice everything")
@@ -27,5 +30,5 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   options.splice_only = pump == "splice";
-  return ringlb::proxy::run_daemon(options);
+  return ringlb::daemon::run_daemon(options);
 }

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -287,8 +288,10 @@ Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_
   stats_path_ = dir_ + "/stats";
   log_path_ = dir_ + "/log";
   write_config(config_text);
-  std::vector<std::string> args = {RINGLBD_PATH, "--config", config_path_, "--stats-file",
-                                   stats_path_};
+  // Each daemon gets its own control mount, so tests never meet at /run/ringlb.
+  control_dir_ = dir_ + "/control";
+  std::vector<std::string> args = {RINGLBD_PATH, "--config",      config_path_, "--stats-file",
+                                   stats_path_,  "--control-dir", control_dir_};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   // CI runs the suite once per pump mode (tests/proxy/CMakeLists.txt).
   if (const char* pump = std::getenv("RINGLBD_PUMP"); pump != nullptr && *pump != '\0') {
@@ -350,6 +353,9 @@ Ringlbd::~Ringlbd() {
       text.find("runtime error") != std::string::npos) {
     ADD_FAILURE() << "sanitizer report from ringlbd:\n" << text;
   }
+  // The daemon unmounts at exit (its guardian does even after SIGKILL); a mount still
+  // present here would make remove_all fail, so detach it to be sure.
+  ::umount2(control_dir_.c_str(), MNT_DETACH);
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
 }

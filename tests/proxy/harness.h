@@ -92,6 +92,7 @@ class Ringlbd {
   // Sum of worker.<n>.<name> over workers.
   uint64_t worker_total(const std::string& name);
   std::string log() const;
+  const std::string& control_dir() const { return control_dir_; }
   // Open descriptors of the daemon (/proc/<pid>/fd).
   size_t open_fds() const;
 
@@ -100,6 +101,7 @@ class Ringlbd {
   std::string config_path_;
   std::string stats_path_;
   std::string log_path_;
+  std::string control_dir_;
   pid_t pid_ = -1;
 };
 

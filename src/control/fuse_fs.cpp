@@ -1,0 +1,248 @@
+#define FUSE_USE_VERSION 31
+#include "control/fuse_fs.h"
+
+#include <fuse3/fuse.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace ringlb::control {
+
+namespace {
+
+ControlTree& tree() {
+  return *static_cast<ControlTree*>(fuse_get_context()->private_data);
+}
+
+// Every node shows the time the filesystem was mounted, as sysfs shows boot time.
+timespec mount_time{};
+
+// What one open file sees: the value rendered at open, so that a read in several chunks
+// is consistent.
+struct Handle {
+  std::string content;
+};
+
+int fs_getattr(const char* path, struct stat* st, fuse_file_info*) {
+  auto info = tree().stat(path);
+  if (!info) {
+    return -info.error().code;
+  }
+  std::memset(st, 0, sizeof(*st));
+  st->st_uid = ::getuid();
+  st->st_gid = ::getgid();
+  st->st_atim = st->st_mtim = st->st_ctim = mount_time;
+  if (info->kind == NodeKind::directory) {
+    st->st_mode = S_IFDIR | 0700;
+    st->st_nlink = 2;
+  } else {
+    st->st_mode = S_IFREG | (info->readable ? 0400 : 0) | (info->writable ? 0200 : 0);
+    st->st_nlink = 1;
+    st->st_size = 4096;  // sysfs does the same: the real size is known only on read
+  }
+  return 0;
+}
+
+int fs_readdir(const char* path, void* buf, fuse_fill_dir_t fill, off_t, fuse_file_info*,
+               fuse_readdir_flags) {
+  auto names = tree().list(path);
+  if (!names) {
+    return -names.error().code;
+  }
+  fill(buf, ".", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  fill(buf, "..", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  for (const auto& name : *names) {
+    fill(buf, name.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  }
+  return 0;
+}
+
+int fs_open(const char* path, fuse_file_info* fi) {
+  auto info = tree().stat(path);
+  if (!info) {
+    return -info.error().code;
+  }
+  const int access = fi->flags & O_ACCMODE;
+  if ((access != O_RDONLY && !info->writable) || (access != O_WRONLY && !info->readable)) {
+    return -EACCES;
+  }
+  auto handle = std::make_unique<Handle>();
+  if (access != O_WRONLY) {
+    auto content = tree().read(path);
+    if (!content) {
+      return -content.error().code;
+    }
+    handle->content = std::move(*content);
+  }
+  fi->direct_io = 1;  // sizes are not known ahead: no page cache, reads reach us
+  fi->fh = reinterpret_cast<uint64_t>(handle.release());
+  return 0;
+}
+
+int fs_read(const char*, char* buf, size_t size, off_t offset, fuse_file_info* fi) {
+  const auto* handle = reinterpret_cast<const Handle*>(fi->fh);
+  if (offset < 0 || static_cast<size_t>(offset) >= handle->content.size()) {
+    return 0;
+  }
+  const size_t n = std::min(size, handle->content.size() - static_cast<size_t>(offset));
+  std::memcpy(buf, handle->content.data() + offset, n);
+  return static_cast<int>(n);
+}
+
+int fs_write(const char* path, const char* buf, size_t size, off_t, fuse_file_info*) {
+  auto done = tree().write(path, std::string_view(buf, size));
+  if (!done) {
+    return -done.error().code;
+  }
+  return static_cast<int>(size);
+}
+
+int fs_truncate(const char* path, off_t, fuse_file_info*) {
+  auto info = tree().stat(path);
+  if (!info) {
+    return -info.error().code;
+  }
+  return info->writable ? 0 : -EACCES;  // `echo v > file` truncates first
+}
+
+int fs_release(const char*, fuse_file_info* fi) {
+  std::unique_ptr<Handle> handle(reinterpret_cast<Handle*>(fi->fh));
+  return 0;
+}
+
+int fs_mkdir(const char* path, mode_t) {
+  auto done = tree().make_directory(path);
+  return done ? 0 : -done.error().code;
+}
+
+int fs_rmdir(const char* path) {
+  auto done = tree().remove_directory(path);
+  return done ? 0 : -done.error().code;
+}
+
+void* fs_init(fuse_conn_info*, fuse_config* config) {
+  // Every lookup and attribute goes to the tree: backends come and go.
+  config->entry_timeout = 0;
+  config->attr_timeout = 0;
+  config->negative_timeout = 0;
+  config->direct_io = 1;
+  return fuse_get_context()->private_data;
+}
+
+fuse_operations make_operations() {
+  fuse_operations ops{};
+  ops.init = fs_init;
+  ops.getattr = fs_getattr;
+  ops.readdir = fs_readdir;
+  ops.open = fs_open;
+  ops.read = fs_read;
+  ops.write = fs_write;
+  ops.truncate = fs_truncate;
+  ops.release = fs_release;
+  ops.mkdir = fs_mkdir;
+  ops.rmdir = fs_rmdir;
+  return ops;
+}
+
+// Detaches a control mount left by a daemon that died without cleaning up: its
+// directory answers ENOTCONN.
+void detach_stale_mount(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 && errno == ENOTCONN) {
+    ::umount2(dir.c_str(), MNT_DETACH);
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ControlFs>> ControlFs::mount(ControlTree& tree, const std::string& dir) {
+  if (::access("/dev/fuse", R_OK | W_OK) != 0) {
+    return system_error("control filesystem needs /dev/fuse", errno);
+  }
+  detach_stale_mount(dir);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return Error{"cannot create control_dir " + dir + ": " + ec.message(), ec.value()};
+  }
+  ::chmod(dir.c_str(), 0700);
+
+  clock_gettime(CLOCK_REALTIME, &mount_time);
+  std::unique_ptr<ControlFs> fs(new ControlFs());
+  fs->dir_ = dir;
+  static const fuse_operations ops = make_operations();
+  fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+  // fsname shows in /proc/mounts; no allow_other: only the mounting user (root) gets in.
+  fuse_opt_add_arg(&args, "ringlbd");
+  fuse_opt_add_arg(&args, "-ofsname=ringlb,subtype=ringlb");
+  fs->fuse_ = fuse_new(&args, &ops, sizeof(ops), &tree);
+  fuse_opt_free_args(&args);
+  if (fs->fuse_ == nullptr) {
+    return Error{"fuse_new failed for " + dir};
+  }
+  if (fuse_mount(fs->fuse_, dir.c_str()) != 0) {
+    fuse_destroy(fs->fuse_);
+    fs->fuse_ = nullptr;
+    return Error{"cannot mount the control filesystem at " + dir};
+  }
+
+  // The guardian: reads a pipe whose only writer is this process; EOF means the daemon
+  // is gone (exit, crash or SIGKILL), and the guardian detaches the mount.
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) == 0) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      sigset_t all;
+      sigfillset(&all);
+      ::sigprocmask(SIG_BLOCK, &all, nullptr);
+      // Keep nothing of the daemon's but the pipe: a listener copy would stay in the
+      // SO_REUSEPORT group and take connections nobody accepts, and a /dev/fuse copy
+      // would keep the mount alive.
+      const unsigned keep = static_cast<unsigned>(fds[0]);
+      if (keep > 0) {
+        ::close_range(0, keep - 1, 0);
+      }
+      ::close_range(keep + 1, ~0U, 0);
+      char byte;
+      ssize_t r;
+      do {
+        r = ::read(fds[0], &byte, 1);
+      } while (r != 0 && !(r < 0 && errno != EINTR));
+      ::umount2(dir.c_str(), MNT_DETACH);
+      ::_exit(0);
+    }
+    ::close(fds[0]);
+    fs->guardian_pipe_ = UniqueFd(fds[1]);
+    fs->guardian_ = pid;
+  }
+
+  fuse* f = fs->fuse_;
+  fs->loop_ = std::thread([f] { fuse_loop_mt(f, 0); });
+  return fs;
+}
+
+ControlFs::~ControlFs() {
+  if (fuse_ != nullptr) {
+    fuse_exit(fuse_);
+    fuse_unmount(fuse_);  // the loop's pending read fails, and the loop returns
+  }
+  if (loop_.joinable()) {
+    loop_.join();
+  }
+  if (fuse_ != nullptr) {
+    fuse_destroy(fuse_);
+  }
+  guardian_pipe_.reset();  // the guardian finds nothing left to detach, and exits
+  if (guardian_ > 0) {
+    ::waitpid(guardian_, nullptr, 0);
+  }
+}
+
+}  // namespace ringlb::control

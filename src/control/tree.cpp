@@ -1,0 +1,634 @@
+#include "control/tree.h"
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <thread>
+
+namespace ringlb::control {
+
+namespace {
+
+std::vector<std::string> split(std::string_view path) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) {
+      end = path.size();
+    }
+    if (end > start) {
+      parts.emplace_back(path.substr(start, end - start));
+    }
+    start = end + 1;
+  }
+  return parts;
+}
+
+Error not_found(std::string_view path) {
+  return Error{"no such file: " + std::string(path), ENOENT};
+}
+Error invalid(const std::string& why) {
+  return Error{why, EINVAL};
+}
+Error read_only(std::string_view file) {
+  return Error{std::string(file) + " is read-only", EACCES};
+}
+
+std::string_view trim_newline(std::string_view value) {
+  if (!value.empty() && value.back() == '\n') {
+    value.remove_suffix(1);
+  }
+  return value;
+}
+
+Result<uint32_t> parse_in(std::string_view text, UintRange range, const std::string& name) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || !range.contains(v)) {
+    return invalid(name + ": expected an integer in " + std::to_string(range.min) + ".." +
+                   std::to_string(range.max) + ", got \"" + std::string(text) + "\"");
+  }
+  return static_cast<uint32_t>(v);
+}
+
+std::string line(std::string_view v) {
+  return std::string(v) + "\n";
+}
+std::string line(uint64_t v) {
+  return std::to_string(v) + "\n";
+}
+
+// Files of a VIP directory: name, writable.
+constexpr std::pair<std::string_view, bool> kVipFiles[] = {
+    {"listen", false},
+    {"mode", false},
+    {"protocol", false},
+    {"policy", true},
+    {"connect_timeout_ms", true},
+    {"connect_retries", true},
+    {"idle_timeout_ms", true},
+    {"max_connection_age_ms", true},
+    {"send_proxy_v2", true},
+};
+
+// Files of a backend directory: name, readable, writable.
+struct BackendFile {
+  std::string_view name;
+  bool readable;
+  bool writable;
+};
+constexpr BackendFile kBackendFiles[] = {
+    {"address", true, true},
+    {"weight", true, true},
+    {"state", true, true},
+    {"health", true, false},
+    {"active", true, false},
+    {"connections", true, false},
+    {"bytes_in", true, false},
+    {"bytes_out", true, false},
+    {"failures", true, false},
+    {"connect_refused", true, false},
+    {"connect_timeouts", true, false},
+    {"connect_errors", true, false},
+    {"shutdown", false, true},
+};
+
+const BackendFile* backend_file(std::string_view name) {
+  for (const auto& f : kBackendFiles) {
+    if (f.name == name) {
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
+const std::pair<std::string_view, bool>* vip_file(std::string_view name) {
+  for (const auto& f : kVipFiles) {
+    if (f.first == name) {
+      return &f;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<std::string> worker_files() {
+  std::vector<std::string> names = {"cpu", "cycles", "instructions", "task_clock_ns"};
+#define RINGLB_NAME(name, help) names.emplace_back(#name);
+  RINGLB_WORKER_COUNTERS(RINGLB_NAME)
+#undef RINGLB_NAME
+  return names;
+}
+
+uint64_t worker_counter(const WorkerStats& s, std::string_view name, bool& found) {
+  found = true;
+#define RINGLB_GET(counter, help) \
+  if (name == #counter) {         \
+    return s.counter.get();       \
+  }
+  RINGLB_WORKER_COUNTERS(RINGLB_GET)
+#undef RINGLB_GET
+  found = false;
+  return 0;
+}
+
+std::string perf_value(int fd) {
+  uint64_t v = 0;
+  if (fd < 0 || ::read(fd, &v, sizeof(v)) != sizeof(v)) {
+    return "unavailable\n";  // no such counter on this machine (probed at start)
+  }
+  return line(v);
+}
+
+VipSpec* find_spec(Config& config, const std::string& vip) {
+  for (auto& v : config.vips) {
+    if (v.name == vip) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+BackendSpec* find_backend_spec(VipSpec& vip, const std::string& backend) {
+  for (auto& b : vip.backends) {
+    if (b.name == backend) {
+      return &b;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+ControlTree::ControlTree(Runtime& runtime, std::function<Result<void>()> reload)
+    : runtime_(runtime), reload_(std::move(reload)) {}
+
+bool ControlTree::is_pending(const std::string& vip, const std::string& backend) const {
+  std::lock_guard lock(pending_mu_);
+  return pending_.count({vip, backend}) != 0;
+}
+
+Result<NodeInfo> ControlTree::stat(std::string_view path) const {
+  const auto p = split(path);
+  const NodeInfo dir{NodeKind::directory, true, false};
+  if (p.empty()) {
+    return dir;
+  }
+  if (p.size() == 1) {
+    if (p[0] == "stats" || p[0] == "metrics") {
+      return NodeInfo{NodeKind::file, true, false};
+    }
+    if (p[0] == "reload") {
+      return NodeInfo{NodeKind::file, false, true};
+    }
+    if (p[0] == "vips" || p[0] == "workers") {
+      return dir;
+    }
+    return not_found(path);
+  }
+  if (p[0] == "workers") {
+    size_t index = 0;
+    auto [end, ec] = std::from_chars(p[1].data(), p[1].data() + p[1].size(), index);
+    if (ec != std::errc{} || end != p[1].data() + p[1].size() || index >= runtime_.worker_count() ||
+        p.size() > 3) {
+      return not_found(path);
+    }
+    if (p.size() == 2) {
+      return dir;
+    }
+    for (const auto& name : worker_files()) {
+      if (name == p[2]) {
+        return NodeInfo{NodeKind::file, true, false};
+      }
+    }
+    return not_found(path);
+  }
+  if (p[0] != "vips") {
+    return not_found(path);
+  }
+  auto vip = runtime_.find_vip(p[1]);
+  if (!vip) {
+    return not_found(path);
+  }
+  if (p.size() == 2) {
+    return dir;
+  }
+  if (p.size() == 3) {
+    if (p[2] == "backends") {
+      return dir;
+    }
+    if (const auto* f = vip_file(p[2])) {
+      return NodeInfo{NodeKind::file, true, f->second};
+    }
+    return not_found(path);
+  }
+  if (p[2] != "backends" || p.size() > 5) {
+    return not_found(path);
+  }
+  const bool exists = vip->state().load()->pool->find(p[3]) != nullptr || is_pending(p[1], p[3]);
+  if (!exists) {
+    return not_found(path);
+  }
+  if (p.size() == 4) {
+    return dir;
+  }
+  if (const auto* f = backend_file(p[4])) {
+    return NodeInfo{NodeKind::file, f->readable, f->writable};
+  }
+  return not_found(path);
+}
+
+Result<std::vector<std::string>> ControlTree::list(std::string_view path) const {
+  auto info = stat(path);
+  if (!info) {
+    return info.error();
+  }
+  if (info->kind != NodeKind::directory) {
+    return Error{std::string(path) + " is not a directory", ENOTDIR};
+  }
+  const auto p = split(path);
+  std::vector<std::string> out;
+  if (p.empty()) {
+    return std::vector<std::string>{"metrics", "reload", "stats", "vips", "workers"};
+  }
+  if (p[0] == "workers") {
+    if (p.size() == 1) {
+      for (size_t i = 0; i < runtime_.worker_count(); ++i) {
+        out.push_back(std::to_string(i));
+      }
+      return out;
+    }
+    return worker_files();
+  }
+  if (p.size() == 1) {
+    for (const auto& vip : runtime_.vips().load()->vips) {
+      out.push_back(vip->name());
+    }
+    return out;
+  }
+  if (p.size() == 2) {
+    for (const auto& f : kVipFiles) {
+      out.emplace_back(f.first);
+    }
+    out.emplace_back("backends");
+    return out;
+  }
+  if (p.size() == 3) {
+    auto vip = runtime_.find_vip(p[1]);
+    for (const auto& b : vip->state().load()->pool->backends()) {
+      out.push_back(b.spec.name);
+    }
+    std::lock_guard lock(pending_mu_);
+    for (const auto& [key, pending] : pending_) {
+      if (key.first == p[1]) {
+        out.push_back(key.second);
+      }
+    }
+    return out;
+  }
+  for (const auto& f : kBackendFiles) {
+    out.emplace_back(f.name);
+  }
+  return out;
+}
+
+Result<std::string> ControlTree::read(std::string_view path) const {
+  auto info = stat(path);
+  if (!info) {
+    return info.error();
+  }
+  if (info->kind == NodeKind::directory) {
+    return Error{std::string(path) + " is a directory", EISDIR};
+  }
+  if (!info->readable) {
+    return Error{std::string(path) + " is write-only", EACCES};
+  }
+  const auto p = split(path);
+  if (p.size() == 1) {
+    return p[0] == "stats" ? runtime_.render_stats() : runtime_.render_metrics();
+  }
+  if (p[0] == "workers") {
+    const size_t index = std::stoul(p[1]);
+    const WorkerInfo w = runtime_.worker_info(index);
+    if (p[2] == "cpu") {
+      return w.cpu < 0 ? std::string("none\n") : line(static_cast<uint64_t>(w.cpu));
+    }
+    if (p[2] == "cycles") {
+      return perf_value(w.cycles_fd);
+    }
+    if (p[2] == "instructions") {
+      return perf_value(w.instructions_fd);
+    }
+    if (p[2] == "task_clock_ns") {
+      return perf_value(w.task_clock_fd);
+    }
+    bool found = false;
+    const uint64_t v = worker_counter(runtime_.worker_stats(index), p[2], found);
+    return line(v);
+  }
+  auto vip = runtime_.find_vip(p[1]);
+  const auto state = vip->state().load();
+  const VipSpec& spec = state->spec;
+  if (p.size() == 3) {
+    const std::string& f = p[2];
+    if (f == "listen")
+      return line(spec.listen.to_string());
+    if (f == "mode")
+      return line(to_string(spec.mode));
+    if (f == "protocol")
+      return line(to_string(spec.protocol));
+    if (f == "policy")
+      return line(to_string(spec.policy));
+    if (f == "connect_timeout_ms")
+      return line(spec.connect_timeout_ms);
+    if (f == "connect_retries")
+      return line(spec.connect_retries);
+    if (f == "idle_timeout_ms")
+      return line(spec.idle_timeout_ms);
+    if (f == "max_connection_age_ms")
+      return line(spec.max_connection_age_ms);
+    if (f == "send_proxy_v2")
+      return line(spec.send_proxy_v2 ? "true" : "false");
+    return not_found(path);
+  }
+  const std::string& f = p[4];
+  const Backend* b = state->pool->find(p[3]);
+  if (b == nullptr) {  // pending: exists in the tree, not yet in the pool
+    std::lock_guard lock(pending_mu_);
+    const auto it = pending_.find({p[1], p[3]});
+    if (it == pending_.end()) {
+      return not_found(path);
+    }
+    if (f == "address")
+      return line(it->second.address);
+    if (f == "weight")
+      return line(it->second.weight);
+    if (f == "state")
+      return line(to_string(it->second.state));
+    if (f == "health")
+      return line("pending");
+    return line(uint64_t{0});
+  }
+  const BackendStats& s = *b->stats;
+  if (f == "address")
+    return line(b->spec.address.to_string());
+  if (f == "weight")
+    return line(b->spec.weight);
+  if (f == "state")
+    return line(to_string(b->spec.state));
+  if (f == "health")
+    return line(s.healthy.load(std::memory_order_relaxed) ? "healthy" : "unhealthy");
+  if (f == "active")
+    return line(static_cast<uint64_t>(s.active.load(std::memory_order_relaxed)));
+  if (f == "connections")
+    return line(s.connections.load(std::memory_order_relaxed));
+  if (f == "bytes_in")
+    return line(s.bytes_in.load(std::memory_order_relaxed));
+  if (f == "bytes_out")
+    return line(s.bytes_out.load(std::memory_order_relaxed));
+  if (f == "failures")
+    return line(s.failures());
+  if (f == "connect_refused")
+    return line(s.connect_refused.load(std::memory_order_relaxed));
+  if (f == "connect_timeouts")
+    return line(s.connect_timeouts.load(std::memory_order_relaxed));
+  if (f == "connect_errors")
+    return line(s.connect_errors.load(std::memory_order_relaxed));
+  return not_found(path);
+}
+
+Result<void> ControlTree::write(std::string_view path, std::string_view raw) {
+  auto info = stat(path);
+  if (!info) {
+    return info.error();
+  }
+  if (info->kind == NodeKind::directory) {
+    return Error{std::string(path) + " is a directory", EISDIR};
+  }
+  const auto p = split(path);
+  if (!info->writable) {
+    return read_only(p.back());
+  }
+  const std::string_view value = trim_newline(raw);
+  if (p.size() == 1) {  // reload
+    return reload_();
+  }
+  if (p.size() == 3) {
+    return write_vip(p[1], p[2], value);
+  }
+  if (is_pending(p[1], p[3])) {
+    return write_pending(p[1], p[3], p[4], value);
+  }
+  return write_backend(p[1], p[3], p[4], value);
+}
+
+Result<void> ControlTree::write_vip(const std::string& vip, const std::string& file,
+                                    std::string_view value) {
+  // Parse first: a bad value changes nothing.
+  std::function<void(VipSpec&)> change;
+  if (file == "policy") {
+    auto policy = parse_policy(value);
+    if (!policy) {
+      return invalid(
+          "policy: expected one of round_robin, weighted, least_request, random, "
+          "ip_hash, got \"" +
+          std::string(value) + "\"");
+    }
+    change = [p = *policy](VipSpec& v) { v.policy = p; };
+  } else if (file == "send_proxy_v2") {
+    if (value != "true" && value != "false" && value != "1" && value != "0") {
+      return invalid("send_proxy_v2: expected true or false, got \"" + std::string(value) + "\"");
+    }
+    change = [on = value == "true" || value == "1"](VipSpec& v) { v.send_proxy_v2 = on; };
+  } else {
+    const std::pair<const char*, std::pair<UintRange, uint32_t VipSpec::*>> fields[] = {
+        {"connect_timeout_ms", {kConnectTimeoutRange, &VipSpec::connect_timeout_ms}},
+        {"connect_retries", {kConnectRetriesRange, &VipSpec::connect_retries}},
+        {"idle_timeout_ms", {kIdleTimeoutRange, &VipSpec::idle_timeout_ms}},
+        {"max_connection_age_ms", {kMaxConnectionAgeRange, &VipSpec::max_connection_age_ms}},
+    };
+    for (const auto& [name, field] : fields) {
+      if (file == name) {
+        auto v = parse_in(value, field.first, file);
+        if (!v) {
+          return v.error();
+        }
+        change = [member = field.second, n = *v](VipSpec& spec) { spec.*member = n; };
+      }
+    }
+  }
+  if (!change) {
+    return read_only(file);
+  }
+  return runtime_.edit([&](Config& config) -> Result<void> {
+    VipSpec* spec = find_spec(config, vip);
+    if (spec == nullptr) {
+      return Error{"no vip named " + vip, ENOENT};
+    }
+    change(*spec);
+    return {};
+  });
+}
+
+Result<void> ControlTree::write_backend(const std::string& vip, const std::string& backend,
+                                        const std::string& file, std::string_view value) {
+  if (file == "shutdown") {
+    return runtime_.shutdown_backend(vip, backend);
+  }
+  std::function<void(BackendSpec&)> change;
+  if (file == "weight") {
+    auto w = parse_in(value, kWeightRange, "weight");
+    if (!w) {
+      return w.error();
+    }
+    change = [w = *w](BackendSpec& b) { b.weight = w; };
+  } else if (file == "state") {
+    auto state = parse_admin_state(value);
+    if (!state) {
+      return invalid("state: expected one of up, drain, down, got \"" + std::string(value) + "\"");
+    }
+    change = [s = *state](BackendSpec& b) { b.state = s; };
+  } else if (file == "address") {
+    auto address = SocketAddress::parse(value);
+    if (!address) {
+      return invalid(
+          "address: expected ip:port (\"192.0.2.1:80\" or \"[2001:db8::1]:80\"), got \"" +
+          std::string(value) + "\"");
+    }
+    change = [a = *address](BackendSpec& b) { b.address = a; };
+  } else {
+    return read_only(file);
+  }
+  return runtime_.edit([&](Config& config) -> Result<void> {
+    VipSpec* spec = find_spec(config, vip);
+    BackendSpec* b = spec != nullptr ? find_backend_spec(*spec, backend) : nullptr;
+    if (b == nullptr) {
+      return Error{"no backend named " + backend, ENOENT};
+    }
+    change(*b);
+    return {};
+  });
+}
+
+Result<void> ControlTree::write_pending(const std::string& vip, const std::string& backend,
+                                        const std::string& file, std::string_view value) {
+  std::lock_guard lock(pending_mu_);
+  auto it = pending_.find({vip, backend});
+  if (it == pending_.end()) {
+    return not_found(backend);
+  }
+  Pending& pending = it->second;
+  if (file == "weight") {
+    auto w = parse_in(value, kWeightRange, "weight");
+    if (!w) {
+      return w.error();
+    }
+    pending.weight = *w;
+    return {};
+  }
+  if (file == "state") {
+    auto state = parse_admin_state(value);
+    if (!state) {
+      return invalid("state: expected one of up, drain, down, got \"" + std::string(value) + "\"");
+    }
+    pending.state = *state;
+    return {};
+  }
+  if (file != "address") {
+    return Error{backend + " has no address yet: write its address first", EINVAL};
+  }
+  auto address = SocketAddress::parse(value);
+  if (!address) {
+    return invalid("address: expected ip:port (\"192.0.2.1:80\" or \"[2001:db8::1]:80\"), got \"" +
+                   std::string(value) + "\"");
+  }
+  // The address completes the backend: it joins the pool.
+  const BackendSpec spec{
+      .name = backend, .address = *address, .weight = pending.weight, .state = pending.state};
+  auto added = runtime_.edit([&](Config& config) -> Result<void> {
+    VipSpec* v = find_spec(config, vip);
+    if (v == nullptr) {
+      return Error{"no vip named " + vip, ENOENT};
+    }
+    v->backends.push_back(spec);
+    return {};
+  });
+  if (added) {
+    pending_.erase(it);
+  }
+  return added;
+}
+
+Result<void> ControlTree::make_directory(std::string_view path) {
+  const auto p = split(path);
+  if (p.size() != 4 || p[0] != "vips" || p[2] != "backends") {
+    return Error{"only backends can be created: mkdir vips/<vip>/backends/<name>", EPERM};
+  }
+  auto vip = runtime_.find_vip(p[1]);
+  if (!vip) {
+    return not_found(path);
+  }
+  if (!is_valid_name(p[3])) {
+    return invalid("backend names are 1..64 characters of [A-Za-z0-9_.-]");
+  }
+  if (vip->state().load()->pool->find(p[3]) != nullptr) {
+    return Error{"backend " + p[3] + " exists", EEXIST};
+  }
+  std::lock_guard lock(pending_mu_);
+  if (!pending_.emplace(std::pair{p[1], p[3]}, Pending{}).second) {
+    return Error{"backend " + p[3] + " exists", EEXIST};
+  }
+  return {};
+}
+
+Result<void> ControlTree::remove_directory(std::string_view path) {
+  const auto p = split(path);
+  if (p.size() != 4 || p[0] != "vips" || p[2] != "backends") {
+    return Error{"only backends can be removed: rmdir vips/<vip>/backends/<name>", EPERM};
+  }
+  {
+    std::lock_guard lock(pending_mu_);
+    if (pending_.erase({p[1], p[3]}) != 0) {
+      return {};
+    }
+  }
+  auto vip = runtime_.find_vip(p[1]);
+  if (!vip) {
+    return not_found(path);
+  }
+  const auto state = vip->state().load();
+  const Backend* b = state->pool->find(p[3]);
+  if (b == nullptr) {
+    return not_found(path);
+  }
+  if (state->pool->backends().size() == 1) {
+    return Error{"a vip keeps at least one backend: set its state to down instead", EBUSY};
+  }
+  // Drain: no new connections, established ones finish, up to the drain timeout.
+  const auto stats = b->stats;
+  if (auto drained = write_backend(p[1], p[3], "state", "drain"); !drained) {
+    return drained;
+  }
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(runtime_.config()->daemon.drain_timeout_ms);
+  while (stats->active.load(std::memory_order_relaxed) > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (stats->active.load(std::memory_order_relaxed) > 0) {
+    (void)runtime_.shutdown_backend(p[1], p[3]);
+  }
+  return runtime_.edit([&](Config& config) -> Result<void> {
+    VipSpec* spec = find_spec(config, p[1]);
+    if (spec == nullptr) {
+      return Error{"no vip named " + p[1], ENOENT};
+    }
+    std::erase_if(spec->backends, [&](const BackendSpec& s) { return s.name == p[3]; });
+    if (spec->backends.empty()) {
+      return Error{"a vip keeps at least one backend", EBUSY};
+    }
+    return {};
+  });
+}
+
+}  // namespace ringlb::control

@@ -1,0 +1,81 @@
+// ControlTree: the control filesystem's semantics, without FUSE.
+//
+// sysfs rules: one value per file; reading shows the live value; writing applies it at
+// once and succeeds only when applied; a bad value fails with EINVAL and changes
+// nothing; read-only files refuse writes with EACCES. Paths start with "/" and are
+// relative to the mount point. Every method may be called from several threads.
+//
+//   /stats                          every counter, "name value" lines (r)
+//   /metrics                        Prometheus text format (r)
+//   /reload                         write anything: reload the config file (w)
+//   /vips/<vip>/listen|mode|protocol                                      (r)
+//   /vips/<vip>/policy|connect_timeout_ms|connect_retries|idle_timeout_ms|
+//               max_connection_age_ms|send_proxy_v2                       (rw)
+//   /vips/<vip>/backends/<b>/address|weight|state                         (rw)
+//   /vips/<vip>/backends/<b>/health|active|connections|bytes_in|bytes_out|
+//               failures|connect_refused|connect_timeouts|connect_errors  (r)
+//   /vips/<vip>/backends/<b>/shutdown  write anything: reset its connections (w)
+//   /workers/<n>/cpu|cycles|instructions|task_clock_ns|<every worker counter> (r)
+//
+// Backends are created and removed configfs-style: `mkdir backends/<b>` makes a
+// pending backend that takes no traffic; writing its `address` adds it to the pool
+// (weight 1, state up unless written before). `rmdir backends/<b>` drains it (state
+// drain, wait until no connection is left, at most drain_timeout_ms, then reset what
+// remains) and removes it. A VIP's last backend cannot be removed (EBUSY): set its state
+// to down instead.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ringlb/result.h"
+#include "ringlb/runtime.h"
+
+namespace ringlb::control {
+
+enum class NodeKind { directory, file };
+
+struct NodeInfo {
+  NodeKind kind;
+  bool readable = false;
+  bool writable = false;
+};
+
+class ControlTree {
+ public:
+  // `reload` re-reads the config file and applies it (the daemon's SIGHUP path).
+  ControlTree(Runtime& runtime, std::function<Result<void>()> reload);
+
+  Result<NodeInfo> stat(std::string_view path) const;
+  Result<std::vector<std::string>> list(std::string_view path) const;
+  Result<std::string> read(std::string_view path) const;
+  // `value` as written; one trailing newline is ignored (`echo v > file`).
+  Result<void> write(std::string_view path, std::string_view value);
+  Result<void> make_directory(std::string_view path);
+  Result<void> remove_directory(std::string_view path);
+
+ private:
+  struct Pending {
+    std::string address;  // empty until written
+    uint32_t weight = 1;
+    AdminState state = AdminState::up;
+  };
+
+  Result<void> write_vip(const std::string& vip, const std::string& file, std::string_view value);
+  Result<void> write_backend(const std::string& vip, const std::string& backend,
+                             const std::string& file, std::string_view value);
+  Result<void> write_pending(const std::string& vip, const std::string& backend,
+                             const std::string& file, std::string_view value);
+  bool is_pending(const std::string& vip, const std::string& backend) const;
+
+  Runtime& runtime_;
+  std::function<Result<void>()> reload_;
+  mutable std::mutex pending_mu_;
+  std::map<std::pair<std::string, std::string>, Pending> pending_;
+};
+
+}  // namespace ringlb::control
