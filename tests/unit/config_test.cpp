@@ -224,6 +224,12 @@ TEST(Config, TheDemoConfigIsValid) {
   EXPECT_FALSE(config->vips.empty());
 }
 
+TEST(Config, TheInstalledExampleConfigIsValid) {
+  auto config = load_config(RINGLB_SOURCE_DIR "/tools/demo/ringlb.example.toml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_TRUE(config->daemon.hash_seed_set);
+}
+
 TEST(HashSeed, ParsesHexAndRejectsOther) {
   EXPECT_TRUE(parse_hash_seed("00112233445566778899AABBCCDDEEFF"));
   EXPECT_FALSE(parse_hash_seed("00112233445566778899aabbccddeeg0"));
