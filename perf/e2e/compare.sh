@@ -60,7 +60,13 @@ cleanup() {
     wait "$pypid" 2>/dev/null
   fi
   kill_recorded
-  rm -rf "$state"
+  # ringlbd mounts its control filesystem (FUSE) under $state; a killed daemon leaves
+  # the mount behind. Detach it, and never let rm cross into a mounted filesystem.
+  local m
+  awk -v s="$state/" 'index($2, s) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null
+  done
+  rm -rf --one-file-system "$state"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
