@@ -670,5 +670,135 @@ TEST_F(XdpProgTest, ReuseportHandsEachClientToTheWorkerOwningItsHash) {
   EXPECT_GT(per_worker[1], 0) << "both workers get clients";
 }
 
+// --- decap (backends) ---------------------------------------------------------------
+
+class DecapTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "needs root (CAP_BPF)";
+    }
+    auto loaded = xdp::DecapProgram::load();
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    program_.emplace(std::move(*loaded));
+  }
+  RunResult run(const Bytes& packet) {
+    RunResult r;
+    r.out.resize(packet.size() + 256);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_out = r.out.data(),
+                .data_size_in = static_cast<uint32_t>(packet.size()),
+                .data_size_out = static_cast<uint32_t>(r.out.size()), .repeat = 1);
+    r.err = bpf_prog_test_run_opts(program_->fd(), &opts) == 0 ? 0 : errno;
+    r.retval = opts.retval;
+    r.out.resize(opts.data_size_out);
+    return r;
+  }
+  uint64_t count(uint32_t verdict) {
+    auto counters = xdp::read_counters(program_->stats_fd(), RINGLB_DV_MAX);
+    return counters ? (*counters)[verdict].packets : ~0ull;
+  }
+  std::optional<xdp::DecapProgram> program_;
+};
+
+// An outer frame (Eth with kPeerMac/kLbMac, optional VLAN, outer IP header) around the
+// IP packet that starts at `inner_l3` in `inner`.
+Bytes tunnel(const Bytes& inner, size_t inner_l3, bool outer_v6, bool inner_v6, bool vlan = false) {
+  Bytes out(kPeerMac.begin(), kPeerMac.end());
+  out.insert(out.end(), kLbMac.begin(), kLbMac.end());
+  if (vlan) {
+    const uint8_t tag[] = {0x81, 0x00, 0x00, 0x64};
+    out.insert(out.end(), tag, tag + 4);
+  }
+  const size_t len = inner.size() - inner_l3;
+  const uint8_t proto = inner_v6 ? 41 : 4;
+  if (!outer_v6) {
+    out.push_back(0x08);
+    out.push_back(0x00);
+    uint8_t ip[20] = {0x45, 0,    uint8_t((len + 20) >> 8), uint8_t(len + 20), 0, 0, 0x40, 0,
+                      64,   proto};
+    const uint32_t s = ip4("10.99.0.1"), d = ip4("10.200.0.1");
+    std::memcpy(ip + 12, &s, 4);
+    std::memcpy(ip + 16, &d, 4);
+    const uint16_t c = inet_csum(ip, 20);
+    ip[10] = c >> 8;
+    ip[11] = c & 0xff;
+    out.insert(out.end(), ip, ip + 20);
+  } else {
+    out.push_back(0x86);
+    out.push_back(0xdd);
+    const uint8_t ip[8] = {0x60, 0, 0, 0, uint8_t(len >> 8), uint8_t(len), proto, 64};
+    out.insert(out.end(), ip, ip + 8);
+    const auto s = ip6("fd00:99::1"), d = ip6("fd00:200::1");
+    out.insert(out.end(), s.begin(), s.end());
+    out.insert(out.end(), d.begin(), d.end());
+  }
+  out.insert(out.end(), inner.begin() + inner_l3, inner.end());
+  return out;
+}
+
+// What the backend's stack must see: the tunnel frame's L2 header, the inner EtherType,
+// the inner packet.
+Bytes decapsulated(const Bytes& inner, size_t inner_l3, bool inner_v6, bool vlan = false) {
+  Bytes out(kPeerMac.begin(), kPeerMac.end());
+  out.insert(out.end(), kLbMac.begin(), kLbMac.end());
+  if (vlan) {
+    const uint8_t tag[] = {0x81, 0x00, 0x00, 0x64};
+    out.insert(out.end(), tag, tag + 4);
+  }
+  out.push_back(inner_v6 ? 0x86 : 0x08);
+  out.push_back(inner_v6 ? 0xdd : 0x00);
+  out.insert(out.end(), inner.begin() + inner_l3, inner.end());
+  return out;
+}
+
+TEST_F(DecapTest, StripsEveryTunnelCombination) {
+  const Bytes v4 = v4_syn("10.1.0.5", "10.0.0.10");
+  const Bytes v6 = v6_syn("fd00:1::5", "fd00::10");
+  struct Combo {
+    const char* name;
+    bool outer_v6;
+    bool inner_v6;
+    bool vlan;
+  } combos[] = {{"ipip", false, false, false},
+                {"ip6ip6", true, true, false},
+                {"ipv6_in_ipv4", false, true, false},
+                {"ipv4_in_ipv6", true, false, false},
+                {"ipip_vlan", false, false, true}};
+  for (const auto& c : combos) {
+    const Bytes& inner = c.inner_v6 ? v6 : v4;
+    const uint64_t before = count(RINGLB_DV_DECAP);
+    const auto r = run(tunnel(inner, 14, c.outer_v6, c.inner_v6, c.vlan));
+    ASSERT_EQ(r.err, 0) << c.name;
+    EXPECT_EQ(r.retval, static_cast<uint32_t>(XDP_PASS)) << c.name << " retval";
+    EXPECT_EQ(r.out, decapsulated(inner, 14, c.inner_v6, c.vlan)) << c.name << " frame";
+    EXPECT_EQ(count(RINGLB_DV_DECAP), before + 1) << c.name << " counter";
+  }
+}
+
+TEST_F(DecapTest, ReversesTheBalancersEncapsulationExactly) {
+  // The decap program undoes what ringlb_xdp does (the encapsulated bytes are the ones
+  // EncapsulatesIPv4InIPIPByteForByte checks).
+  const Bytes in = v4_syn("10.1.0.5", "10.0.0.10");
+  const Bytes encapsulated = expected_ipip(in, 14, *IpAddress::parse("10.200.0.1"), false);
+  const auto r = run(encapsulated);
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_PASS));
+  EXPECT_EQ(r.out, decapsulated(in, 14, false));
+}
+
+TEST_F(DecapTest, PassesOtherTrafficAndTruncatedTunnelsUntouched) {
+  const Bytes plain = v4_syn("10.1.0.5", "10.0.0.10");
+  auto r = run(plain);
+  EXPECT_EQ(r.retval, static_cast<uint32_t>(XDP_PASS));
+  EXPECT_EQ(r.out, plain) << "plain TCP";
+  const Bytes full = tunnel(plain, 14, false, false);
+  for (size_t len = 14; len < full.size(); ++len) {
+    const Bytes cut(full.begin(), full.begin() + len);
+    r = run(cut);
+    ASSERT_EQ(r.err, 0) << "length " << len;
+    EXPECT_EQ(r.retval, static_cast<uint32_t>(XDP_PASS)) << "length " << len;
+    EXPECT_EQ(r.out, cut) << "length " << len;
+  }
+}
+
 }  // namespace
 }  // namespace ringlb::test
