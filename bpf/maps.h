@@ -22,6 +22,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vips SEC(".maps");
 
+/* vip id -> epoch (see struct ringlb_flow). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RINGLB_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_epochs SEC(".maps");
+
 /* The VIP address pre-filter (struct ringlb_vip_filter), one entry. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -205,46 +205,34 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 	return verdict(RINGLB_V_REDIRECT_FORWARD, action, bytes);
 }
 
-/* forward mode: flow table, else Maglev; then encapsulate. */
+/*
+ * forward mode, for packets the flow table did not settle: Maglev, then encapsulate.
+ * `stale_flow`: the packet's flow entry names a retired VIP or a removed backend.
+ */
 static __always_inline int forward(struct xdp_md *ctx, struct packet *p,
-				   const struct ringlb_vip_info *info, __u64 bytes)
+				   const struct ringlb_vip_info *info, int stale_flow, __u64 bytes)
 {
 	int is_syn = p->flow.proto == IPPROTO_TCP &&
 		     (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 	struct ringlb_backend *be;
-	struct ringlb_flow *flow;
 	struct ringlb_flow entry;
 	__u32 backend_id;
 
-	if (!is_syn) {
-		/* Established flows: one hash-map access, no hashing of the client. */
-		flow = bpf_map_lookup_elem(&flows, &p->flow);
-		if (flow) {
-			backend_id = flow->backend_id;
-			be = bpf_map_lookup_elem(&backends, &backend_id);
-			if (be && be->family != RINGLB_FAMILY_NONE)
-				goto send;
-			/* The backend went away: pick again below and remember the new one. */
-		} else if (p->flow.proto == IPPROTO_TCP) {
-			/* A TCP flow we did not see start: balance it, but do not insert. */
-			if (maglev_pick(info->vip_id, client_hash(p->flow.src, p->flow.family),
-					&backend_id) < 0)
-				return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
-			be = bpf_map_lookup_elem(&backends, &backend_id);
-			if (!be || be->family == RINGLB_FAMILY_NONE)
-				return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
-			goto send;
-		}
-	}
 	if (maglev_pick(info->vip_id, client_hash(p->flow.src, p->flow.family), &backend_id) < 0)
 		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
 	be = bpf_map_lookup_elem(&backends, &backend_id);
 	if (!be || be->family == RINGLB_FAMILY_NONE)
 		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
-	/* New flow (TCP SYN, first UDP datagram) or a stale entry: remember the backend. */
-	entry.backend_id = backend_id;
-	bpf_map_update_elem(&flows, &p->flow, &entry, BPF_ANY);
-send:
+	/*
+	 * Per-flow state only where a flow starts (TCP SYN, first UDP datagram) or where its
+	 * entry went stale; a TCP flow we did not see start is balanced but not inserted.
+	 */
+	if (is_syn || stale_flow || p->flow.proto == IPPROTO_UDP) {
+		entry.backend_id = backend_id;
+		entry.vip_id = info->vip_id;
+		entry.vip_epoch = info->epoch;
+		bpf_map_update_elem(&flows, &p->flow, &entry, BPF_ANY);
+	}
 	counter_add(&backend_stats, backend_id, bytes);
 	return encap_and_send(ctx, p, be, backend_id, 1, bytes);
 }
@@ -351,7 +339,9 @@ int ringlb_xdp(struct xdp_md *ctx)
 	struct ringlb_vip_key key = {};
 	struct ringlb_vip_info *info;
 	struct ringlb_vip_filter *filter;
+	struct ringlb_flow *flow;
 	struct packet p = {};
+	int stale_flow = 0;
 	int h_proto, proto;
 	__u32 zero = 0, bit;
 
@@ -400,6 +390,30 @@ int ringlb_xdp(struct xdp_md *ctx)
 	if (!(filter->bits[(bit / 64) & (RINGLB_VIP_FILTER_BITS / 64 - 1)] & (1ULL << (bit % 64))))
 		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 
+	/*
+	 * Established forward-mode flows: the flow table alone settles them (one hash-map
+	 * access), as long as their VIP's epoch holds and their backend is still there.
+	 */
+	if (!(p.flow.proto == IPPROTO_TCP &&
+	      (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)) {
+		flow = bpf_map_lookup_elem(&flows, &p.flow);
+		if (flow) {
+			__u32 backend_id = flow->backend_id, vip_id = flow->vip_id;
+			struct ringlb_backend *be;
+			__u32 *epoch;
+
+			epoch = bpf_map_lookup_elem(&vip_epochs, &vip_id);
+			be = bpf_map_lookup_elem(&backends, &backend_id);
+			if (epoch && *epoch == flow->vip_epoch && be &&
+			    be->family != RINGLB_FAMILY_NONE) {
+				counter_add(&vip_stats, vip_id, bytes);
+				counter_add(&backend_stats, backend_id, bytes);
+				return encap_and_send(ctx, &p, be, backend_id, 1, bytes);
+			}
+			stale_flow = 1;
+		}
+	}
+
 	__builtin_memcpy(key.addr, p.flow.dst, 16);
 	key.port = p.flow.dport;
 	key.proto = proto;
@@ -410,7 +424,7 @@ int ringlb_xdp(struct xdp_md *ctx)
 	counter_add(&vip_stats, info->vip_id, bytes);
 	if (info->mode == RINGLB_MODE_STEER)
 		return steer(&p, bytes);
-	return forward(ctx, &p, info, bytes);
+	return forward(ctx, &p, info, stale_flow, bytes);
 }
 
 /*

@@ -51,8 +51,9 @@ struct ringlb_vip_key {
 
 /* Value of the `vips` hash map. */
 struct ringlb_vip_info {
-  __u32 vip_id; /* index into maglev_tables and vip_stats */
+  __u32 vip_id; /* index into maglev_tables, vip_stats and vip_epochs */
   __u32 mode;   /* enum ringlb_vip_mode */
+  __u32 epoch;  /* = vip_epochs[vip_id] while this VIP owns the id */
 };
 
 /* Value of the `backends` array, indexed by backend id. family 0: removed. */
@@ -73,8 +74,15 @@ struct ringlb_flow_key {
 };
 
 /* Value of the `flows` LRU hash. */
+/*
+ * Value of the `flows` LRU hash. An established packet is forwarded from its flow entry
+ * alone (no VIP lookup) while vip_epochs[vip_id] still equals vip_epoch; user space bumps
+ * the epoch when it removes a VIP or changes its mode, which retires its flows.
+ */
 struct ringlb_flow {
   __u32 backend_id;
+  __u32 vip_id;
+  __u32 vip_epoch;
 };
 
 /*

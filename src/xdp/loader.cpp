@@ -28,11 +28,11 @@ namespace ringlb::xdp {
 // The ABI header is shared with the BPF side; these pin its layout for the C++ side.
 static_assert(sizeof(ringlb_vip_key) == 20);
 static_assert(offsetof(ringlb_vip_key, port) == 16);
-static_assert(sizeof(ringlb_vip_info) == 8);
+static_assert(sizeof(ringlb_vip_info) == 12);
 static_assert(sizeof(ringlb_backend) == 20);
 static_assert(sizeof(ringlb_flow_key) == 40);
 static_assert(offsetof(ringlb_flow_key, sport) == 32);
-static_assert(sizeof(ringlb_flow) == 4);
+static_assert(sizeof(ringlb_flow) == 12);
 static_assert(sizeof(ringlb_counter) == 16);
 static_assert(sizeof(ringlb_vip_filter) == RINGLB_VIP_FILTER_BITS / 8);
 
@@ -337,7 +337,7 @@ Result<void> XdpProgram::apply(const Config& config) {
   }
 
   // What the maps hold now (a reload reuses pinned maps): keep ids stable per address.
-  std::vector<std::pair<ringlb_vip_key, uint32_t>> old_vips;
+  std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>> old_vips;
   {
     ringlb_vip_key key{};
     ringlb_vip_key next{};
@@ -345,7 +345,7 @@ Result<void> XdpProgram::apply(const Config& config) {
     while (bpf_map_get_next_key(vips_fd, prev, &next) == 0) {
       ringlb_vip_info info{};
       if (bpf_map_lookup_elem(vips_fd, &next, &info) == 0) {
-        old_vips.emplace_back(next, info.vip_id);
+        old_vips.emplace_back(next, info);
       }
       key = next;
       prev = &key;
@@ -376,9 +376,11 @@ Result<void> XdpProgram::apply(const Config& config) {
     PlannedVip p{.spec = &vip, .key = vip_key(vip), .info = {}};
     p.info.mode = vip.mode == Mode::forward ? RINGLB_MODE_FORWARD : RINGLB_MODE_STEER;
     p.info.vip_id = UINT32_MAX;
-    for (const auto& [key, id] : old_vips) {
+    for (const auto& [key, old] : old_vips) {
       if (same_key(key, p.key)) {
-        p.info.vip_id = id;
+        p.info.vip_id = old.vip_id;
+        // Same VIP, same mode: its flows stay valid. Otherwise a new epoch below.
+        p.info.epoch = old.mode == p.info.mode ? old.epoch : UINT32_MAX;
       }
     }
     if (p.info.vip_id != UINT32_MAX) {
@@ -397,6 +399,7 @@ Result<void> XdpProgram::apply(const Config& config) {
                      " VIPs"};
       }
       p.info.vip_id = next_vip_id;
+      p.info.epoch = UINT32_MAX;
       used_vip_ids.insert(next_vip_id);
     }
   }
@@ -502,20 +505,44 @@ Result<void> XdpProgram::apply(const Config& config) {
   if (bpf_map_update_elem(filter_fd, &zero, &filter, BPF_ANY) != 0) {
     return system_error("Failed to update the VIP filter", errno);
   }
+  const int epochs_fd = bpf_map__fd(maps->vip_epochs);
+  auto bump_epoch = [epochs_fd](uint32_t vip_id) -> Result<uint32_t> {
+    uint32_t epoch = 0;
+    if (bpf_map_lookup_elem(epochs_fd, &vip_id, &epoch) != 0) {
+      return system_error("Failed to read the epoch of vip id " + std::to_string(vip_id), errno);
+    }
+    ++epoch;
+    if (bpf_map_update_elem(epochs_fd, &vip_id, &epoch, BPF_ANY) != 0) {
+      return system_error("Failed to update the epoch of vip id " + std::to_string(vip_id), errno);
+    }
+    return epoch;
+  };
+  for (auto& p : planned) {
+    if (p.info.epoch == UINT32_MAX) {
+      auto epoch = bump_epoch(p.info.vip_id);  // retires flows of the id's previous VIP
+      if (!epoch) {
+        return epoch.error();
+      }
+      p.info.epoch = *epoch;
+    }
+  }
   for (const auto& p : planned) {
     if (bpf_map_update_elem(vips_fd, &p.key, &p.info, BPF_ANY) != 0) {
       return system_error("Failed to update the vips map for vip " + p.spec->name, errno);
     }
   }
-  for (const auto& [key, id] : old_vips) {
+  for (const auto& [key, old] : old_vips) {
     bool kept = false;
     for (const auto& p : planned) {
       kept = kept || same_key(key, p.key);
     }
     if (!kept) {
       bpf_map_delete_elem(vips_fd, &key);
-      if (used_vip_ids.count(id) == 0) {
-        bpf_map_delete_elem(tables_fd, &id);
+      if (used_vip_ids.count(old.vip_id) == 0) {
+        bpf_map_delete_elem(tables_fd, &old.vip_id);
+        if (auto epoch = bump_epoch(old.vip_id); !epoch) {  // retires its flows
+          return epoch.error();
+        }
       }
     }
   }

@@ -484,6 +484,33 @@ TEST_F(XdpProgTest, EstablishedFlowsKeepTheirBackendWhenABackendIsAdded) {
       << "when b4 leaves, its flows go back to the table's backend";
 }
 
+TEST_F(XdpProgTest, RemovingAVipRetiresItsEstablishedFlows) {
+  const std::string base(kConfig);
+  auto r = XdpEnv::run(v6_syn("fd00:1::77", "fd00::10", 46000));
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX)) << "SYN creates the flow";
+  const Bytes ack = Packet()
+                        .Eth(kClientMac, kLbMac)
+                        .IPv6("fd00:1::77", "fd00::10")
+                        .TCP(46000, 80, kAck)
+                        .payload(8)
+                        .build();
+  r = XdpEnv::run(ack);
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX)) << "established while the VIP exists";
+
+  // web6 moves to port 81: the VIP on port 80 is gone, its backends stay (now serving
+  // port 81), so only the VIP's epoch can retire the flow.
+  std::string without = base;
+  const size_t at = without.find("listen = \"[fd00::10]:80\"");
+  ASSERT_NE(at, std::string::npos);
+  without.replace(at, std::strlen("listen = \"[fd00::10]:80\""), "listen = \"[fd00::10]:81\"");
+  XdpEnv::apply(without);
+  r = XdpEnv::run(ack);
+  EXPECT_EQ(r.retval, static_cast<uint32_t>(XDP_PASS))
+      << "the removed VIP's flow no longer forwards";
+  EXPECT_EQ(r.out, ack) << "passes untouched";
+  XdpEnv::apply(base);
+}
+
 // --- Hash parity --------------------------------------------------------------------
 
 TEST_F(XdpProgTest, ProgramAndCppPickTheSameBackendFor100kClients) {
