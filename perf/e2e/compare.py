@@ -630,8 +630,6 @@ def measure(target, procs, args, d, notes, rnd):
             if lb:
                 procs.stop(lb)
             return res
-        if rnd == 1:
-            notes.append(f"{LABELS[target]} threads (comm:CPUs): {affinity(lb.pid)}")
     try:
         if lb:
             def idle_step():
@@ -656,6 +654,10 @@ def measure(target, procs, args, d, notes, rnd):
                     notes.append(f"round {rnd} {target}: after the idle test it served again after "
                                  + ("more than 15 s" if t is None else f"{t:.1f} s"))
             step("idle", idle_step)
+        if lb and rnd == 1:
+            # sampled after the idle test: nginx's master listens before its worker has
+            # applied worker_cpu_affinity, so a sample taken at start can miss the pinning
+            notes.append(f"{LABELS[target]} threads (comm:CPUs): {affinity(lb.pid)}")
         if not args.quick:
             step("warm-up", lambda: run_wrk(procs, args, http_port, 1, False, None))
 
