@@ -990,6 +990,8 @@ def main():
         json.dump({"meta": meta, "command": cmd.strip(), "targets": targets, "skipped": skipped,
                    "notes": notes, "failed": failed, "median": med, "rounds": per_round}, f, indent=1)
     log(f"wrote {os.path.join(args.out, 'latest.md')} and results.json")
+    if failed and args.chart is None and not args.quick:
+        chart = os.path.join(args.out, "chart.png")  # keep the committed chart for complete runs
     if "haproxy" in targets and len(targets) > 1:
         title = (f"ringlb e2e, ratio to HAProxy (median of {len(per_round)} interleaved round(s), "
                  f"{args.duration} s runs, {now})")
