@@ -891,15 +891,34 @@ void Worker::close_connection(Connection& c, bool reset) {
   if (c.phase == Phase::free) {
     return;
   }
-  // Cancel every request on both sockets (multishot polls, pending POLLOUT, a connect in
-  // flight) and close them after the cancellations are submitted.
+  // Cancel each request still armed on the sockets by its exact user_data, which the
+  // kernel finds through its hash of polls. (Cancelling by fd walks every armed request
+  // of the ring, once per close: after 9000 clients closed at once that took a worker
+  // 6-9 s of CPU.) The sockets are closed after the cancellations are submitted.
+  auto cancel = [&](Op op) {
+    io_uring_sqe* sqe = ring_.get_sqe();
+    io_uring_prep_cancel64(sqe, UserData{op, c.generation, c.index}.encode(), 0);
+    io_uring_sqe_set_data64(sqe, UserData{Op::ignore, 0, 0}.encode());
+  };
+  if (c.phase == Phase::connecting && c.backend >= 0) {
+    cancel(Op::connect);  // its linked timeout goes with it
+  }
+  if (c.poll_armed[0]) {
+    cancel(Op::poll_client);
+  }
+  if (c.poll_armed[1]) {
+    cancel(Op::poll_backend);
+  }
+  if (c.down.pollout_armed) {
+    cancel(Op::pollout_client);
+  }
+  if (c.up.pollout_armed) {
+    cancel(Op::pollout_backend);
+  }
   for (int fd : {c.client, c.backend}) {
     if (fd < 0) {
       continue;
     }
-    io_uring_sqe* sqe = ring_.get_sqe();
-    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, UserData{Op::ignore, 0, 0}.encode());
     if (reset) {
       set_reset_on_close(fd);
     }
