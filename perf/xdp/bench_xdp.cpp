@@ -163,6 +163,20 @@ void BM_VipSynNewFlowV4(benchmark::State& state) {
                tcp_packet(false, "10.1.0.5", "10.0.0.10", 40000, 0x02), XDP_TX, true);
 }
 
+// The same SYN again (a retransmission): Maglev and a flow-table update of an existing
+// key, no eviction. Set against BM_VipSynNewFlowV4 it shows what the LRU eviction costs.
+void BM_VipSynSameFlowV4(benchmark::State& state) {
+  time_program(state, env.program->xdp_fd(),
+               tcp_packet(false, "10.1.0.7", "10.0.0.10", 40000, 0x02), XDP_TX, false);
+}
+
+// An ACK of a flow this balancer never saw start (ECMP moved it here): hash and Maglev,
+// no flow-table insert. Set against the SYN rows it shows what the insert costs.
+void BM_VipUnknownFlowV4(benchmark::State& state) {
+  time_program(state, env.program->xdp_fd(),
+               tcp_packet(false, "10.1.0.8", "10.0.0.10", 40000, 0x10), XDP_TX, true);
+}
+
 void BM_VipEstablishedFlowV4(benchmark::State& state) {
   Bytes out(512);
   // The SYN puts the flow in the table; the timed packets are its ACKs.
@@ -188,6 +202,8 @@ void BM_VipEstablishedFlowV6(benchmark::State& state) {
 BENCHMARK(BM_BareXdpPass)->UseManualTime();
 BENCHMARK(BM_NonVipPass)->UseManualTime();
 BENCHMARK(BM_VipSynNewFlowV4)->UseManualTime();
+BENCHMARK(BM_VipSynSameFlowV4)->UseManualTime();
+BENCHMARK(BM_VipUnknownFlowV4)->UseManualTime();
 BENCHMARK(BM_VipEstablishedFlowV4)->UseManualTime();
 BENCHMARK(BM_VipSynNewFlowV6)->UseManualTime();
 BENCHMARK(BM_VipEstablishedFlowV6)->UseManualTime();
