@@ -3,9 +3,11 @@
 #include <bpf/libbpf.h>
 #include <ifaddrs.h>
 #include <linux/if_link.h>
+#include <linux/magic.h>
 #include <net/if.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -262,6 +264,14 @@ Result<XdpProgram> XdpProgram::load(const LoadOptions& options) {
   if (!pin_root.empty()) {
     if (auto made = make_dirs(pin_root); !made) {
       return made.error();
+    }
+    struct statfs fs {};
+    if (::statfs(pin_root.c_str(), &fs) != 0) {
+      return system_error("Failed to check pin directory " + pin_root, errno);
+    }
+    if (static_cast<uint64_t>(fs.f_type) != BPF_FS_MAGIC) {
+      return Error{"Failed to pin maps: " + pin_root +
+                   " is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)"};
     }
   }
   LIBBPF_OPTS(bpf_object_open_opts, open_opts,
