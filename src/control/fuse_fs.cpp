@@ -230,13 +230,17 @@ Result<std::unique_ptr<ControlFs>> ControlFs::mount(ControlTree& tree, const std
 
 ControlFs::~ControlFs() {
   if (fuse_ != nullptr) {
+    // Detach from the kernel's side first: the connection aborts, the loop threads'
+    // reads of /dev/fuse fail with ENODEV and the loop returns. Only then may libfuse
+    // close its descriptor (fuse_unmount closing it under a reading thread is a race).
     fuse_exit(fuse_);
-    fuse_unmount(fuse_);  // the loop's pending read fails, and the loop returns
+    ::umount2(dir_.c_str(), MNT_DETACH);
   }
   if (loop_.joinable()) {
     loop_.join();
   }
   if (fuse_ != nullptr) {
+    fuse_unmount(fuse_);
     fuse_destroy(fuse_);
   }
   guardian_pipe_.reset();  // the guardian finds nothing left to detach, and exits
