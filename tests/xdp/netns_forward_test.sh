@@ -8,8 +8,9 @@
 # The lb runs ringlb natively on its veth (ringlb attach); VIP 10.78.0.10:80 is routed
 # by the client via the lb. Backends hold the VIP on lo, strip IPIP with ringlb's decap
 # program (ringlb decap attach) and answer the client directly (DSR: the reply never
-# crosses the lb, whose counters show no reply traffic). Checks:
-#   1. real TCP from several client addresses reaches the backend `ringlb which` names;
+# crosses the lb's stack). The same over IPv6 (VIP [fd00:78::10]:80, IP6IP6). Checks:
+#   1. real TCP from several client addresses (IPv4 and IPv6) reaches the backend
+#      `ringlb which` names;
 #   2. replies come straight from the backend (the lb saw only client->VIP packets);
 #   3. adding a backend (ringlb attach with a grown config) keeps an open connection on
 #      its backend, while a new connection from that client goes to the new backend.
@@ -77,7 +78,7 @@ inns $ns_sw ip link add br0 type bridge
 inns $ns_sw ip link set br0 up
 inns $ns_sw ip link set lo up
 
-host() {  # ns, port name in the switch, address/prefix
+host() {  # ns, port name in the switch, address/prefix[, unused, IPv6 address/prefix]
   local ns=$1 port=$2 addr=$3
   ip netns add "$ns"
   ip link add eth0 netns "$ns" type veth peer name "$port" netns $ns_sw
@@ -86,30 +87,39 @@ host() {  # ns, port name in the switch, address/prefix
   inns $ns_sw ip link set dev "$port" xdpdrv obj "$pass_obj" sec xdp
   inns "$ns" ip link set lo up
   inns "$ns" ip addr add "$addr" dev eth0
+  [[ -z ${5:-} ]] || inns "$ns" ip -6 addr add "$5" dev eth0 nodad
   inns "$ns" ip link set eth0 up
 }
 
-host $ns_c pc 10.77.0.100/24
+host $ns_c pc 10.77.0.100/24 - fd00:77::100/64
 for i in $(seq 101 130); do
   inns $ns_c ip addr add 10.77.0.$i/24 dev eth0
 done
+for i in $(seq 101 110); do
+  inns $ns_c ip -6 addr add fd00:77::$i/64 dev eth0 nodad
+done
 inns $ns_c ip route add 10.78.0.10/32 via 10.77.0.2
+inns $ns_c ip -6 route add fd00:78::10/128 via fd00:77::2
 # The client's TCP checksums would be left to offload and arrive unfilled after XDP_TX.
 inns $ns_c ethtool -K eth0 tx off >/dev/null
 
-host $ns_l pl 10.77.0.2/24
-inns $ns_l sysctl -qw net.ipv4.ip_forward=1
+host $ns_l pl 10.77.0.2/24 - fd00:77::2/64
+inns $ns_l sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 
 n=21
 for b in "${backends[@]}"; do
   ns=rl$id$b
-  host "$ns" "p$b" 10.77.0.$n/24
+  host "$ns" "p$b" 10.77.0.$n/24 - fd00:77::$n/64
   inns "$ns" ip addr add 10.78.0.10/32 dev lo
+  inns "$ns" ip -6 addr add fd00:78::10/128 dev lo nodad
   inns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
   inns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
   inns "$ns" "$ringlb" decap attach eth0 >/dev/null || fail "decap attach in $ns"
   # Each backend answers every line with its name, on a long-lived connection too.
   ip netns exec "$ns" socat TCP-LISTEN:80,bind=10.78.0.10,fork,reuseaddr \
+    SYSTEM:"while read -r line; do echo $b; done" </dev/null >/dev/null 2>&1 &
+  pids+=($!)
+  ip netns exec "$ns" socat TCP6-LISTEN:80,bind=[fd00:78::10],fork,reuseaddr \
     SYSTEM:"while read -r line; do echo $b; done" </dev/null >/dev/null 2>&1 &
   pids+=($!)
   n=$((n + 1))
@@ -134,6 +144,10 @@ mode = "forward"
 EOF
   for i in $(seq 1 "$count"); do
     printf '[[vip.backend]]\nname = "b%d"\naddress = "10.77.0.%d"\n' "$i" $((20 + i)) >>"$file"
+  done
+  printf '[[vip]]\nname = "web6"\nlisten = "[fd00:78::10]:80"\nmode = "forward"\n' >>"$file"
+  for i in $(seq 1 "$count"); do
+    printf '[[vip.backend]]\nname = "b%d"\naddress = "fd00:77::%d"\n' "$i" $((20 + i)) >>"$file"
   done
 }
 write_config "$tmp/three.toml" 3
@@ -174,6 +188,22 @@ done
 [[ ${#seen[@]} -ge 2 ]] || fail "31 clients all landed on one backend: ${!seen[*]}"
 echo "ok 1 - 31 client addresses reached the backend the table names (${!seen[*]})"
 
+# --- 1b. the same over IPv6 (IP6IP6) -------------------------------------------------
+ask6() {
+  inns $ns_c timeout 5 socat -t 2 - "TCP6:[fd00:78::10]:80,bind=[$1],connect-timeout=3" <<<"hello" |
+    head -n1
+}
+declare -A seen6
+for i in $(seq 100 110); do
+  client=fd00:77::$i
+  want=$("$ringlb" which -c "$tmp/three.toml" --vip web6 $client | awk '{print $2}')
+  got=$(ask6 $client || true)
+  [[ $got == "$want" ]] || fail "client $client: answered by '${got}', table names '$want'"
+  seen6[$got]=1
+done
+[[ ${#seen6[@]} -ge 2 ]] || fail "11 IPv6 clients all landed on one backend: ${!seen6[*]}"
+echo "ok 1b - 11 IPv6 client addresses reached the backend the table names (${!seen6[*]})"
+
 # --- 2. direct server return -----------------------------------------------------------
 # Backends have no route through the lb; had a reply crossed the lb's stack, it would
 # show in the lb's Ip ForwDatagrams. XDP_TX bypasses the stack, so it stays 0.
@@ -182,7 +212,9 @@ snmp_field() {  # ns, field of the Ip: line of /proc/net/snmp
 }
 forwarded=$(snmp_field $ns_l ForwDatagrams)
 [[ $forwarded == 0 ]] || fail "the lb's stack forwarded $forwarded packets (replies not direct?)"
-echo "ok 2 - replies went straight from backends to the client (lb ForwDatagrams = 0)"
+forwarded6=$(inns $ns_l awk '$1 == "Ip6OutForwDatagrams" {print $2}' /proc/net/snmp6)
+[[ $forwarded6 == 0 ]] || fail "the lb's stack forwarded $forwarded6 IPv6 packets"
+echo "ok 2 - replies went straight from backends to the client (lb forwarded 0 IPv4, 0 IPv6)"
 
 # --- 3. adding a backend keeps established flows ----------------------------------------
 mover=""
