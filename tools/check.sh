@@ -13,13 +13,13 @@ bash tools/setup.sh
 configure_and_build() {  # dir, extra cmake args...
   local dir=$1
   shift
-  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$dir.configure.log" 2>&1 ||
-    { cat "$dir.configure.log"; return 1; }
+  mkdir -p "$dir"
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$dir/configure.log" 2>&1 ||
+    { cat "$dir/configure.log"; return 1; }
   cmake --build "$dir" -j"$jobs"
 }
 
 status=0
-mkdir -p build
 configure_and_build build
 (cd build && ctest --output-on-failure -j1 --timeout 900) || status=1
 
