@@ -14,6 +14,7 @@
 
 #include "control/fuse_fs.h"
 #include "control/tree.h"
+#include "daemon/steering.h"
 #include "proxy/ring.h"
 #include "proxy/worker.h"
 #include "ringlb/config.h"
@@ -95,6 +96,17 @@ int run_daemon(const DaemonOptions& options) {
     log("%s", applied.error().message.c_str());
     return 1;
   }
+  // Steer mode ([xdp] with steer on): each VIP's listeners get the reuseport program.
+  Steering steering;
+  auto steer = [&](const Config& c) {
+    if (!c.xdp.enabled || !c.xdp.steer) {
+      return;
+    }
+    if (auto steered = steering.update(runtime, c, workers); !steered) {
+      log("%s (connections are spread by the kernel instead)", steered.error().message.c_str());
+    }
+  };
+  steer(*config);
   // SIGHUP and the control filesystem's `reload` file take the same path.
   auto reload = [&]() -> Result<void> {
     auto next = load_config(options.config_path);
@@ -104,6 +116,7 @@ int run_daemon(const DaemonOptions& options) {
     if (auto applied = runtime.apply(*next); !applied) {
       return Error{applied.error().message, EINVAL};
     }
+    steer(*next);
     return {};
   };
   control::ControlTree tree(runtime, reload);
@@ -159,8 +172,8 @@ int run_daemon(const DaemonOptions& options) {
     return 1;
   }
   size_t proxy_vips = runtime.vips().load()->vips.size();
-  log("serving %zu proxy VIPs with %u workers (config %s)", proxy_vips, workers,
-      options.config_path.c_str());
+  log("serving %zu proxy VIPs with %u workers (config %s)%s", proxy_vips, workers,
+      options.config_path.c_str(), steering.steered() != 0 ? ", steered by client hash" : "");
 
   while (true) {
     siginfo_t info;
