@@ -1,5 +1,14 @@
 #include "control/tree.h"
 
+#include "ringlb/fd.h"
+#include "ringlb/xdp.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -160,8 +169,62 @@ BackendSpec* find_backend_spec(VipSpec& vip, const std::string& backend) {
 
 }  // namespace
 
-ControlTree::ControlTree(Runtime& runtime, std::function<Result<void>()> reload)
-    : runtime_(runtime), reload_(std::move(reload)) {}
+ControlTree::ControlTree(Runtime& runtime, std::function<Result<void>()> reload,
+                         std::string pin_root)
+    : runtime_(runtime), reload_(std::move(reload)), pin_root_(std::move(pin_root)) {}
+
+namespace {
+
+std::vector<std::string> verdict_names() {
+  std::vector<std::string> names;
+  for (uint32_t v = 0; v < RINGLB_V_MAX; ++v) {
+    names.emplace_back(xdp::verdict_name(v));
+  }
+  return names;
+}
+
+}  // namespace
+
+// What the XDP plane shows: read from the interface and the pinned maps on every read,
+// so it is right whether the program was attached before or after the daemon started.
+Result<std::string> ControlTree::read_xdp(const std::vector<std::string>& p) const {
+  const auto config = runtime_.config();
+  if (p[1] == "pin_path") {
+    return line(pin_root_);
+  }
+  if (p[1] == "interface") {
+    return line(config->xdp.enabled ? config->xdp.interface : std::string("none"));
+  }
+  if (p[1] == "program") {
+    const unsigned index = config->xdp.enabled ? if_nametoindex(config->xdp.interface.c_str()) : 0;
+    bpf_xdp_query_opts query{};
+    query.sz = sizeof(query);
+    if (index == 0 || bpf_xdp_query(static_cast<int>(index), 0, &query) != 0 ||
+        query.attach_mode == XDP_ATTACHED_NONE) {
+      return line("none");
+    }
+    const bool native =
+        query.attach_mode == XDP_ATTACHED_DRV || query.attach_mode == XDP_ATTACHED_HW;
+    const uint32_t id = native ? query.drv_prog_id : query.skb_prog_id;
+    return "id " + std::to_string(id) + (native ? " native\n" : " generic\n");
+  }
+  // verdicts/<name>
+  const std::string map_path = pin_root_ + "/verdict_stats";
+  UniqueFd map(bpf_obj_get(map_path.c_str()));
+  if (!map.valid()) {
+    return line("unavailable");  // no program has pinned its maps here
+  }
+  auto counters = xdp::read_counters(map.get(), RINGLB_V_MAX);
+  if (!counters) {
+    return counters.error();
+  }
+  for (uint32_t v = 0; v < RINGLB_V_MAX; ++v) {
+    if (xdp::verdict_name(v) == p[2]) {
+      return line((*counters)[v].packets);
+    }
+  }
+  return not_found(p[2]);
+}
 
 bool ControlTree::is_pending(const std::string& vip, const std::string& backend) const {
   std::lock_guard lock(pending_mu_);
@@ -181,8 +244,24 @@ Result<NodeInfo> ControlTree::stat(std::string_view path) const {
     if (p[0] == "reload") {
       return NodeInfo{NodeKind::file, false, true};
     }
-    if (p[0] == "vips" || p[0] == "workers") {
+    if (p[0] == "vips" || p[0] == "workers" || p[0] == "xdp") {
       return dir;
+    }
+    return not_found(path);
+  }
+  if (p[0] == "xdp") {
+    const NodeInfo file{NodeKind::file, true, false};
+    if (p.size() == 2 && (p[1] == "interface" || p[1] == "program" || p[1] == "pin_path")) {
+      return file;
+    }
+    if (p[1] == "verdicts") {
+      if (p.size() == 2) {
+        return dir;
+      }
+      const auto names = verdict_names();
+      if (p.size() == 3 && std::find(names.begin(), names.end(), p[2]) != names.end()) {
+        return file;
+      }
     }
     return not_found(path);
   }
@@ -249,7 +328,13 @@ Result<std::vector<std::string>> ControlTree::list(std::string_view path) const 
   const auto p = split(path);
   std::vector<std::string> out;
   if (p.empty()) {
-    return std::vector<std::string>{"metrics", "reload", "stats", "vips", "workers"};
+    return std::vector<std::string>{"metrics", "reload", "stats", "vips", "workers", "xdp"};
+  }
+  if (p[0] == "xdp") {
+    if (p.size() == 1) {
+      return std::vector<std::string>{"interface", "pin_path", "program", "verdicts"};
+    }
+    return verdict_names();
   }
   if (p[0] == "workers") {
     if (p.size() == 1) {
@@ -305,7 +390,36 @@ Result<std::string> ControlTree::read(std::string_view path) const {
   }
   const auto p = split(path);
   if (p.size() == 1) {
-    return p[0] == "stats" ? runtime_.render_stats() : runtime_.render_metrics();
+    // The XDP plane's counters join the daemon's when a program has pinned its maps.
+    std::vector<ringlb_counter> verdicts;
+    if (UniqueFd map(bpf_obj_get((pin_root_ + "/verdict_stats").c_str())); map.valid()) {
+      if (auto counters = xdp::read_counters(map.get(), RINGLB_V_MAX)) {
+        verdicts = std::move(*counters);
+      }
+    }
+    if (p[0] == "stats") {
+      std::string out = runtime_.render_stats();
+      for (uint32_t v = 0; v < verdicts.size(); ++v) {
+        const std::string prefix = "xdp.verdict." + std::string(xdp::verdict_name(v)) + ".";
+        out += prefix + "packets " + std::to_string(verdicts[v].packets) + "\n";
+        out += prefix + "bytes " + std::to_string(verdicts[v].bytes) + "\n";
+      }
+      return out;
+    }
+    std::string out = runtime_.render_metrics();
+    if (!verdicts.empty()) {
+      out +=
+          "# HELP ringlb_xdp_packets_total packets by XDP verdict, all CPUs\n"
+          "# TYPE ringlb_xdp_packets_total counter\n";
+      for (uint32_t v = 0; v < verdicts.size(); ++v) {
+        out += "ringlb_xdp_packets_total{verdict=\"" + std::string(xdp::verdict_name(v)) + "\"} " +
+               std::to_string(verdicts[v].packets) + "\n";
+      }
+    }
+    return out;
+  }
+  if (p[0] == "xdp") {
+    return read_xdp(p);
   }
   if (p[0] == "workers") {
     const size_t index = std::stoul(p[1]);

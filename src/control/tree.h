@@ -16,6 +16,8 @@
 //               failures|connect_refused|connect_timeouts|connect_errors  (r)
 //   /vips/<vip>/backends/<b>/shutdown  write anything: reset its connections (w)
 //   /workers/<n>/cpu|cycles|instructions|task_clock_ns|<every worker counter> (r)
+//   /xdp/interface|program|pin_path                                       (r)
+//   /xdp/verdicts/<verdict>     packets of that XDP verdict, all CPUs     (r)
 //
 // Backends are created and removed configfs-style: `mkdir backends/<b>` makes a
 // pending backend that takes no traffic; writing its `address` adds it to the pool
@@ -48,7 +50,9 @@ struct NodeInfo {
 class ControlTree {
  public:
   // `reload` re-reads the config file and applies it (the daemon's SIGHUP path).
-  ControlTree(Runtime& runtime, std::function<Result<void>()> reload);
+  // `pin_root`: where the XDP program's maps are pinned (its counters are read there).
+  ControlTree(Runtime& runtime, std::function<Result<void>()> reload,
+              std::string pin_root = "/sys/fs/bpf/ringlb");
 
   Result<NodeInfo> stat(std::string_view path) const;
   Result<std::vector<std::string>> list(std::string_view path) const;
@@ -72,8 +76,11 @@ class ControlTree {
                              const std::string& file, std::string_view value);
   bool is_pending(const std::string& vip, const std::string& backend) const;
 
+  Result<std::string> read_xdp(const std::vector<std::string>& path) const;
+
   Runtime& runtime_;
   std::function<Result<void>()> reload_;
+  std::string pin_root_;
   mutable std::mutex pending_mu_;
   std::map<std::pair<std::string, std::string>, Pending> pending_;
 };

@@ -119,7 +119,7 @@ int run_daemon(const DaemonOptions& options) {
     steer(*next);
     return {};
   };
-  control::ControlTree tree(runtime, reload);
+  control::ControlTree tree(runtime, reload, options.pin_path);
   std::unique_ptr<control::ControlFs> control_fs;
   if (options.control) {
     const std::string dir =

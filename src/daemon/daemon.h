@@ -7,10 +7,11 @@ namespace ringlb::daemon {
 
 struct DaemonOptions {
   std::string config_path;
-  std::string stats_file;   // written on SIGUSR1 and at exit; empty: none
-  std::string control_dir;  // overrides [daemon] control_dir when non-empty
-  bool control = true;      // mount the control filesystem
-  uint32_t workers = 0;     // overrides [daemon] workers when non-zero
+  std::string stats_file;                       // written on SIGUSR1 and at exit; empty: none
+  std::string control_dir;                      // overrides [daemon] control_dir when non-empty
+  bool control = true;                          // mount the control filesystem
+  std::string pin_path = "/sys/fs/bpf/ringlb";  // where `ringlb attach` pinned the XDP maps
+  uint32_t workers = 0;                         // overrides [daemon] workers when non-zero
   uint32_t pipe_size = 65536;
   bool pin = true;           // pin worker n to CPU n (mod the CPUs available)
   bool splice_only = false;  // PumpMode::splice instead of auto

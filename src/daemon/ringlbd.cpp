@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   app.add_option("--control-dir", options.control_dir,
                  "Mount the control filesystem here (overrides [daemon] control_dir)");
   app.add_flag("!--no-control", options.control, "Do not mount the control filesystem");
+  app.add_option("--pin-path", options.pin_path,
+                 "bpffs directory of the XDP program's pinned maps (its counters are shown)")
+      ->capture_default_str();
   std::string pump = "auto";
   app.add_option("--pump", pump,
                  "auto: copy small messages, splice bulk; splice: splice everything")

@@ -35,15 +35,20 @@ class Tree : public testing::Test {
 
   Runtime runtime_{2};
   int reloads_ = 0;
-  ControlTree tree_{runtime_, [this]() -> Result<void> {
+  ControlTree tree_{runtime_,
+                    [this]() -> Result<void> {
                       ++reloads_;
                       return {};
-                    }};
+                    },
+                    "/sys/fs/bpf/ringlb-tree-test-none"};
 };
 
 TEST_F(Tree, ListsTheDocumentedTree) {
   EXPECT_EQ(*tree_.list("/"),
-            (std::vector<std::string>{"metrics", "reload", "stats", "vips", "workers"}));
+            (std::vector<std::string>{"metrics", "reload", "stats", "vips", "workers", "xdp"}));
+  EXPECT_EQ(*tree_.list("/xdp"),
+            (std::vector<std::string>{"interface", "pin_path", "program", "verdicts"}));
+  EXPECT_EQ(tree_.list("/xdp/verdicts")->front(), "pass_not_ip");
   EXPECT_EQ(*tree_.list("/vips"), std::vector<std::string>{"web"});
   EXPECT_EQ(*tree_.list("/vips/web/backends"), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(*tree_.list("/workers"), (std::vector<std::string>{"0", "1"}));
@@ -159,6 +164,15 @@ TEST_F(Tree, StatsAndMetricsCarryEveryCounter) {
         "ringlb_backend_active{vip=\"web\",backend=\"a\"} 0"}) {
     EXPECT_NE(metrics.find(text), std::string::npos) << text;
   }
+}
+
+TEST_F(Tree, XdpShowsNoneWithoutAnXdpSectionOrProgram) {
+  EXPECT_EQ(get("/xdp/interface"), "none\n");
+  EXPECT_EQ(get("/xdp/program"), "none\n");
+  EXPECT_EQ(get("/xdp/pin_path"), "/sys/fs/bpf/ringlb-tree-test-none\n");
+  EXPECT_EQ(get("/xdp/verdicts/tx_forward"), "unavailable\n");
+  EXPECT_EQ(put("/xdp/verdicts/tx_forward", "1"), EACCES);
+  EXPECT_EQ(tree_.stat("/xdp/verdicts/nope").error().code, ENOENT);
 }
 
 TEST_F(Tree, HardwareCountersSayUnavailableWhenAbsent) {
