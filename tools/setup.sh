@@ -12,7 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # test and benchmark tools: namespaces, clients, peer balancers
   iproute2 ethtool procps curl socat wrk iperf3
-  nginx-light libnginx-mod-stream haproxy python3 python3-matplotlib
+  nginx-light libnginx-mod-stream haproxy python3 python3-matplotlib python3-jsonschema
 )
 
 missing=()

@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   ringlb::cli::CommandRunner run;
   ringlb::cli::add_simulate_command(app, run);
   ringlb::cli::add_xdp_commands(app, run);
+  ringlb::cli::add_stats_command(app, run);
+  ringlb::cli::add_top_command(app, run);
+  ringlb::cli::add_status_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
