@@ -22,6 +22,10 @@ Result<UniqueFd> bind_listener(const SocketAddress& address, int backlog) {
       ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
     return system_error("setsockopt SO_REUSEPORT on " + address.to_string(), errno);
   }
+  // Accepted sockets inherit TCP_NODELAY from the listener: one syscall less per client.
+  if (::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+    return system_error("setsockopt TCP_NODELAY on " + address.to_string(), errno);
+  }
   if (family == AF_INET6 &&
       ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
     return system_error("setsockopt IPV6_V6ONLY on " + address.to_string(), errno);

@@ -134,7 +134,7 @@ Worker::~Worker() {
       close_connection(c, true);
     }
   }
-  close_deferred();
+  io_uring_submit(ring_.get());  // their cancellations and closes
   release_pooled_pipes();
 }
 
@@ -224,7 +224,6 @@ void Worker::run() {
     }
     io_uring_cqe* cqe = nullptr;
     io_uring_submit_and_wait_timeout(ring_.get(), &cqe, ready_.empty() ? 1 : 0, &wait, nullptr);
-    close_deferred();
     update_clock();
     unsigned head;
     unsigned count = 0;
@@ -239,8 +238,7 @@ void Worker::run() {
       on_tick();
     }
   }
-  io_uring_submit(ring_.get());
-  close_deferred();
+  io_uring_submit(ring_.get());  // the closes of the last connections
 }
 
 void Worker::handle_cqe(const io_uring_cqe* cqe) {
@@ -272,19 +270,6 @@ void Worker::handle_cqe(const io_uring_cqe* cqe) {
     case Op::ignore:
       return;
   }
-}
-
-void Worker::close_later(int fd) {
-  deferred_close_.push_back(fd);
-}
-
-void Worker::close_deferred() {
-  // Runs right after a submit: the cancellations of every request on these fds have
-  // been submitted, so closing them now releases the sockets.
-  for (int fd : deferred_close_) {
-    ::close(fd);
-  }
-  deferred_close_.clear();
 }
 
 // ---- listeners -------------------------------------------------------------------------
@@ -564,8 +549,7 @@ void Worker::established(Connection& c) {
   c.target->stats->connections.fetch_add(1, std::memory_order_relaxed);
   c.shutdown_epoch = c.target->stats->shutdown_epoch.load(std::memory_order_relaxed);
   stats_.connect_time_us.record((monotonic_ns() - c.accepted_ns) / 1000);
-  const int one = 1;
-  ::setsockopt(c.client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  // The client socket has TCP_NODELAY from its listener.
   if (c.state->spec.send_proxy_v2 && !send_proxy_header(c)) {
     stats_.resets.add();
     close_connection(c, true);
@@ -573,11 +557,10 @@ void Worker::established(Connection& c) {
   }
   arm_poll(c, Side::client);
   arm_poll(c, Side::backend);
-  // The client may have sent bytes while we connected: pump now rather than wait for
-  // the poll's first completion.
-  if (pump(c, true)) {
-    pump(c, false);
-  }
+  // The client may have sent bytes while we connected: pump them now rather than wait
+  // for the poll's first completion. The backend has said nothing yet; its poll
+  // reports its first bytes.
+  pump(c, true);
 }
 
 // PROXY protocol v2 (haproxy.org's proxy-protocol.txt, section 2.2): the client's
@@ -915,6 +898,8 @@ void Worker::close_connection(Connection& c, bool reset) {
   if (c.up.pollout_armed) {
     cancel(Op::pollout_backend);
   }
+  // The sockets close through the ring, after the cancellations in the same batch
+  // (socket closes run inline): no close(2) per socket.
   for (int fd : {c.client, c.backend}) {
     if (fd < 0) {
       continue;
@@ -922,7 +907,9 @@ void Worker::close_connection(Connection& c, bool reset) {
     if (reset) {
       set_reset_on_close(fd);
     }
-    close_later(fd);
+    io_uring_sqe* sqe = ring_.get_sqe();
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, UserData{Op::ignore, 0, 0}.encode());
   }
   if (c.target != nullptr) {
     flush_bytes(c);

@@ -130,8 +130,6 @@ class Worker {
   bool get_pipe(Pipe& pipe);
   void put_pipe(Pipe& pipe, bool empty);
   void release_pooled_pipes();
-  void close_later(int fd);
-  void close_deferred();
   void update_clock();
 
   Runtime& runtime_;
@@ -149,7 +147,6 @@ class Worker {
   std::vector<uint64_t> ready_;  // user_data (index, generation) of connections to pump
   std::vector<Pipe> pipe_pool_;
   std::vector<uint8_t> scratch_;  // copy-mode buffer, at most one pipe's capacity
-  std::vector<int> deferred_close_;
   uint64_t active_ = 0;
 
   uint64_t now_ms_ = 0;
