@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "lab.h"
 #include "ringlb/config.h"
 #include "ringlb/xdp.h"
 #include "ringlb_pass.skel.h"
@@ -209,45 +210,15 @@ BENCHMARK(BM_VipSynNewFlowV6)->UseManualTime();
 BENCHMARK(BM_VipEstablishedFlowV6)->UseManualTime();
 
 std::string setup() {
-  if (geteuid() != 0) {
-    return "needs root (BPF, network namespace)";
+  if (auto failed = ringlb::test::enter_xdp_lab(); !failed.empty()) {
+    return failed;
   }
-  if (unshare(CLONE_NEWNET) != 0) {
-    return std::string("unshare(CLONE_NEWNET): ") + strerror(errno);
-  }
-  const char* commands[] = {
-      "ip link set lo up",
-      "ip link add lb0 address 02:00:00:00:00:01 type veth peer name peer0 address "
-      "02:00:00:00:00:02",
-      "ip link set lb0 up",
-      "ip link set peer0 up",
-      "ip addr add 10.99.0.1/24 dev lb0",
-      "ip -6 addr add fd00:99::1/64 dev lb0 nodad",
-      "ip neigh replace 10.99.0.2 lladdr 02:00:00:00:00:02 dev lb0 nud permanent",
-      "ip -6 neigh replace fd00:99::2 lladdr 02:00:00:00:00:02 dev lb0 nud permanent",
-      "ip route add 10.200.0.0/16 via 10.99.0.2",
-      "ip -6 route add fd00:200::/64 via fd00:99::2",
-      "sysctl -qw net.ipv4.ip_forward=1",
-      "sysctl -qw net.ipv6.conf.all.forwarding=1",
-  };
-  for (const char* c : commands) {
-    if (std::system((std::string(c) + " >/dev/null 2>&1").c_str()) != 0) {
-      return std::string("set-up failed: ") + c;
-    }
-  }
-  env.ifindex = static_cast<int>(if_nametoindex("lb0"));
+  env.ifindex = ringlb::test::lab_ifindex();
   auto config = ringlb::parse_config(kConfig, "bench.toml");
   if (!config) {
     return config.error().message;
   }
-  auto options = ringlb::xdp::load_options(*config);
-  options.pin_root.clear();
-  in_addr src;
-  inet_pton(AF_INET, "10.99.0.1", &src);
-  options.source_v4 = src.s_addr;
-  in6_addr src6;
-  inet_pton(AF_INET6, "fd00:99::1", &src6);
-  std::memcpy(options.source_v6.data(), &src6, 16);
+  auto options = ringlb::test::lab_load_options(*config);
   auto program = ringlb::xdp::XdpProgram::load(options);
   if (!program) {
     return program.error().message;

@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 
+#include "lab.h"
 #include "packet.h"
 #include "ringlb/config.h"
 #include "ringlb/xdp.h"
@@ -183,45 +184,18 @@ class XdpEnv {
   }
 
   static std::string do_setup() {
-    if (geteuid() != 0) {
-      return "needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN for unshare)";
-    }
-    if (unshare(CLONE_NEWNET) != 0) {
-      return std::string("unshare(CLONE_NEWNET) failed: ") + strerror(errno);
-    }
-    const char* commands[] = {
-        "ip link set lo up",
-        "ip link add lb0 address 02:00:00:00:00:01 mtu 1500 type veth peer name peer0 address "
-        "02:00:00:00:00:02",
-        "ip link set lb0 up",
-        "ip link set peer0 up",
-        "ip addr add 10.99.0.1/24 dev lb0",
-        "ip -6 addr add fd00:99::1/64 dev lb0 nodad",
-        "ip neigh replace 10.99.0.2 lladdr 02:00:00:00:00:02 dev lb0 nud permanent",
-        "ip -6 neigh replace fd00:99::2 lladdr 02:00:00:00:00:02 dev lb0 nud permanent",
-        "ip route add 10.200.0.0/16 via 10.99.0.2",
-        "ip -6 route add fd00:200::/64 via fd00:99::2",
-        "sysctl -w net.ipv4.ip_forward=1",
-        "sysctl -w net.ipv6.conf.all.forwarding=1",
-    };
-    for (const char* c : commands) {
-      if (sh(c) != 0) {
-        return std::string("network set-up failed: ") + c;
-      }
+    if (auto failed = enter_xdp_lab(); !failed.empty()) {
+      return failed;
     }
     auto& s = instance();
-    s.ifindex = static_cast<int>(if_nametoindex("lb0"));
+    s.ifindex = lab_ifindex();
     auto parsed = parse_config(kConfig, "test.toml");
     if (!parsed) {
       return "bad test config: " + parsed.error().message;
     }
     s.config = std::move(*parsed);
-    auto options = xdp::load_options(*s.config);
-    options.pin_root.clear();
+    auto options = lab_load_options(*s.config);
     options.steer_workers = 2;
-    options.source_v4 = ip4("10.99.0.1");
-    const auto v6 = ip6("fd00:99::1");
-    std::memcpy(options.source_v6.data(), v6.data(), 16);
     auto program = xdp::XdpProgram::load(options);
     if (!program) {
       ADD_FAILURE() << program.error().message;
