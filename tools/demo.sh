@@ -26,30 +26,14 @@ echo "== where the configured policy would send 10000 synthetic clients (ringlb 
 build/tools/ringlb simulate --config "$config" --clients 10000 --vip web --policy weighted
 
 # The backends of the demo config: alpha, bravo, charlie on 18081..18083.
-for entry in alpha:18081 bravo:18082 charlie:18083; do
-  name=${entry%%:*}
-  port=${entry##*:}
-  mkdir -p "$dir/$name"
-  cat >"$dir/$name/nginx.conf" <<CONF
-worker_processes 1;
-error_log $dir/$name/error.log;
-pid $dir/$name/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $dir/$name; proxy_temp_path $dir/$name; fastcgi_temp_path $dir/$name;
-  uwsgi_temp_path $dir/$name; scgi_temp_path $dir/$name;
-  server {
-    listen 127.0.0.1:$port;
-    location / { return 200 "hello from $name\n"; }
-  }
-}
-CONF
-  nginx -c "$dir/$name/nginx.conf" -g 'daemon off;' &
-  pids+=($!)
-done
+source tools/lib/nginx_backend.sh
+start_nginx_backend "$dir" alpha 18081
+start_nginx_backend "$dir" bravo 18082
+start_nginx_backend "$dir" charlie 18083
 
-build/src/daemon/ringlbd --config "$config" --stats-file "$dir/stats" 2>"$dir/ringlbd.log" &
+ctl=$dir/control
+build/src/daemon/ringlbd --config "$config" --stats-file "$dir/stats" --control-dir "$ctl" \
+  2>"$dir/ringlbd.log" &
 ringlbd=$!
 pids+=($ringlbd)
 for _ in $(seq 100); do
@@ -85,6 +69,24 @@ awk '
 echo
 echo "== ringlbd counters (worker 0; all counters: the stats file, README.md lists them)"
 grep -E '^worker\.0\.(accepted|active|closed|connect_refused|retries|bytes_in|bytes_out|splice_calls|pipes_created) ' "$dir/stats" | sed 's/^/  /'
+
+if [[ -d $ctl/vips ]]; then
+  echo
+  echo "== the control filesystem at $ctl (as an operator uses it)"
+  echo "\$ ls $ctl/vips/web/backends/alpha"
+  ls "$ctl/vips/web/backends/alpha" | tr '\n' ' '
+  echo
+  echo "\$ cat $ctl/vips/web/backends/*/connections"
+  for b in alpha bravo charlie; do printf '  %-8s %s\n' "$b" "$(cat "$ctl/vips/web/backends/$b/connections")"; done
+  echo "\$ echo 0 > $ctl/vips/web/backends/alpha/weight     # take alpha out of rotation, live"
+  echo 0 >"$ctl/vips/web/backends/alpha/weight"
+  before=$(cat "$ctl/vips/web/backends/alpha/connections")
+  for _ in $(seq 20); do curl -s --max-time 5 -o /dev/null http://127.0.0.1:18080/; done
+  echo "  alpha got $(($(cat "$ctl/vips/web/backends/alpha/connections") - before)) of the next 20 connections"
+  echo "\$ echo 1000000 > $ctl/vips/web/backends/alpha/weight   # a bad value changes nothing"
+  (echo 1000000 >"$ctl/vips/web/backends/alpha/weight") 2>&1 | sed 's/^/  /' || true
+  echo "  weight is still $(cat "$ctl/vips/web/backends/alpha/weight")"
+fi
 
 kill -TERM "$ringlbd"
 wait "$ringlbd" && echo && echo "ringlbd drained and exited 0"

@@ -19,28 +19,11 @@ fail() { echo "FAIL: $*" >&2; [[ -f $dir/ringlbd.log ]] && cat "$dir/ringlbd.log
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Two nginx backends that name themselves in a header.
+source "$(dirname "$0")/../../tools/lib/nginx_backend.sh"
 declare -A backend_port
 for name in n1 n2; do
-  port=$(free_port)
-  backend_port[$name]=$port
-  mkdir -p "$dir/$name"
-  cat >"$dir/$name/nginx.conf" <<CONF
-worker_processes 1;
-error_log $dir/$name/error.log;
-pid $dir/$name/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $dir/$name; proxy_temp_path $dir/$name; fastcgi_temp_path $dir/$name;
-  uwsgi_temp_path $dir/$name; scgi_temp_path $dir/$name;
-  server {
-    listen 127.0.0.1:$port;
-    location / { add_header X-Backend $name; return 200 "hello from $name\n"; }
-  }
-}
-CONF
-  nginx -c "$dir/$name/nginx.conf" -g 'daemon off;' &
-  pids+=($!)
+  backend_port[$name]=$(free_port)
+  start_nginx_backend "$dir" "$name" "${backend_port[$name]}"
 done
 iperf_port=$(free_port)
 iperf3 -s -B 127.0.0.1 -p "$iperf_port" >/dev/null 2>&1 &
@@ -68,7 +51,8 @@ listen = "127.0.0.1:$bulk_port"
 name = "iperf"
 address = "127.0.0.1:$iperf_port"
 CONF
-"$ringlbd" --config "$dir/ringlb.toml" --stats-file "$dir/stats" >"$dir/ringlbd.log" 2>&1 &
+"$ringlbd" --config "$dir/ringlb.toml" --stats-file "$dir/stats" --control-dir "$dir/control" \
+  >"$dir/ringlbd.log" 2>&1 &
 ringlbd_pid=$!
 pids+=($ringlbd_pid)
 for _ in $(seq 100); do
