@@ -130,6 +130,13 @@ err=$("$ringlb" stats --control-dir "$dir/nothing" --pin-path "$nopin" 2>&1); rc
   fail "no source: rc=$rc $err"
 echo "no source: exit 1"
 
+# Not root: the root-only control filesystem is named as the reason.
+if command -v setpriv >/dev/null; then
+  err=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$ringlb" stats --control-dir "$dir/ctl" --pin-path "$nopin" 2>&1); rc=$?
+  [[ $rc == 1 && $err == *'run as root'* ]] || fail "as nobody: rc=$rc $err"
+  echo "not root: exit 1, says to run as root"
+fi
+
 # top: two screens with rates, busiest first, then it stops.
 out=$("$ringlb" top --interval 0.2 --iterations 2 --control-dir "$dir/ctl" --pin-path "$nopin") || fail "top: $out"
 [[ $(grep -c $'\e\[H\e\[2J' <<<"$out") == 2 ]] || fail "top did not redraw twice"
