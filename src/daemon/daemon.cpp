@@ -175,9 +175,21 @@ int run_daemon(const DaemonOptions& options) {
   log("serving %zu proxy VIPs with %u workers (config %s)%s", proxy_vips, workers,
       options.config_path.c_str(), steering.steered() != 0 ? ", steered by client hash" : "");
 
+  // Forward-mode next hops: bpf_fib_lookup needs the kernel's neighbour entry for each
+  // backend's next hop, and entries age out. Every 10 s the daemon asks the kernel to
+  // keep them resolved (the XDP program drops, and counts, packets whose next hop has
+  // no entry).
+  const timespec kNextHopInterval{.tv_sec = 10, .tv_nsec = 0};
   while (true) {
     siginfo_t info;
-    const int sig = sigwaitinfo(&signals, &info);
+    const int sig = sigtimedwait(&signals, &info, &kNextHopInterval);
+    if (sig < 0) {
+      const auto current = runtime.config();
+      if (current->xdp.enabled) {
+        xdp::resolve_next_hops(*current);
+      }
+      continue;
+    }
     if (sig == SIGHUP) {
       if (auto reloaded = reload(); !reloaded) {
         log("reload failed, keeping the running config: %s", reloaded.error().message.c_str());
