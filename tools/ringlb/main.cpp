@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   ringlb::cli::add_stats_command(app, run);
   ringlb::cli::add_top_command(app, run);
   ringlb::cli::add_status_command(app, run);
+  ringlb::cli::add_which_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,4 +1,4 @@
-// ringlb attach / detach / decap / which: the XDP loader commands.
+// ringlb attach / detach / decap: the XDP loader commands (`which` is in which.cpp).
 //
 //   ringlb attach [DEV] -c FILE [--mode native|generic] [--pin-path P]
 //       loads the data plane, pins its maps under P, fills them from FILE and attaches
@@ -8,8 +8,6 @@
 //   ringlb detach DEV [--pin-path P] [--unpin]
 //   ringlb decap attach DEV [--mode native|generic]     (on backends)
 //   ringlb decap detach DEV
-//   ringlb which -c FILE CLIENT_IP [--vip NAME]
-//       the backend each forward-mode VIP gives a new flow from CLIENT_IP.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -119,42 +117,6 @@ int run_decap_detach(const DecapOptions& options) {
   return 0;
 }
 
-struct WhichOptions {
-  std::string config_path;
-  std::string client;
-  std::string vip;
-};
-
-int run_which(const WhichOptions& options) {
-  const Config config = load(options.config_path);
-  const auto client = IpAddress::parse(options.client);
-  if (!client) {
-    throw std::runtime_error("not an IP address: " + options.client);
-  }
-  bool any = false;
-  for (const auto& vip : config.vips) {
-    if (vip.mode != Mode::forward || (!options.vip.empty() && vip.name != options.vip) ||
-        vip.listen.ip.is_v4() != client->is_v4()) {
-      continue;
-    }
-    any = true;
-    const auto table = xdp::build_forward_table(vip, config.daemon.maglev_table_size);
-    const auto index = xdp::forward_backend(vip, table, config.daemon.hash_key, *client);
-    if (index) {
-      const auto& backend = vip.backends[*index];
-      std::printf("%s %s %s\n", vip.name.c_str(), backend.name.c_str(),
-                  backend.address.ip.to_string().c_str());
-    } else {
-      std::printf("%s - -\n", vip.name.c_str());
-    }
-  }
-  if (!any) {
-    throw std::runtime_error("no forward-mode VIP of the client's address family" +
-                             (options.vip.empty() ? std::string() : " named " + options.vip));
-  }
-  return 0;
-}
-
 }  // namespace
 
 void add_xdp_commands(CLI::App& app, CommandRunner& run) {
@@ -199,17 +161,6 @@ void add_xdp_commands(CLI::App& app, CommandRunner& run) {
     detach->callback([&run, detach_options] {
       run = [detach_options] { return run_decap_detach(*detach_options); };
     });
-  }
-  {
-    auto options = std::make_shared<WhichOptions>();
-    CLI::App* cmd =
-        app.add_subcommand("which", "Which backend each forward-mode VIP gives a client address");
-    cmd->add_option("-c,--config", options->config_path, "Config file (TOML)")
-        ->required()
-        ->check(CLI::ExistingFile);
-    cmd->add_option("client", options->client, "Client IP address")->required();
-    cmd->add_option("--vip", options->vip, "Only this VIP");
-    cmd->callback([&run, options] { run = [options] { return run_which(*options); }; });
   }
 }
 

@@ -1,0 +1,146 @@
+// ringlb which: where a client address lands, predicted from the config with the same
+// code the data planes run.
+//
+//   ringlb which CLIENT_IP [--vip NAME] [-c FILE] [--workers N]
+//
+// One line per VIP of the client's address family:
+//   forward VIPs:  <vip> <backend> <backend address>
+//       the Maglev table the XDP program holds (build_forward_table, forward_backend);
+//   proxy VIPs:    <vip> <backend|-> <backend address|-> worker <n|-> [(note)]
+//       backend: for ip_hash, the pick of the daemon's Pool and Policy code; for other
+//       policies "-" (the backend is not a function of the client address);
+//       worker: with [xdp] steer on, hash(client) % workers, the worker the XDP program
+//       and the sk_reuseport program steer the client to; otherwise "-" (the kernel's
+//       SO_REUSEPORT hash of the 4-tuple picks the worker).
+// A VIP with no eligible backend prints "-" for the backend.
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "commands.h"
+#include "ringlb/config.h"
+#include "ringlb/policy.h"
+#include "ringlb/pool.h"
+#include "ringlb/xdp.h"
+
+namespace ringlb::cli {
+namespace {
+
+struct WhichOptions {
+  std::string config_path = "/etc/ringlb/ringlb.toml";
+  std::string client;
+  std::string vip;
+  uint32_t workers = 0;  // 0: the config's, as ringlbd counts them
+};
+
+void which_forward(const Config& config, const VipSpec& vip, const IpAddress& client) {
+  const auto table = xdp::build_forward_table(vip, config.daemon.maglev_table_size);
+  const auto index = xdp::forward_backend(vip, table, config.daemon.hash_key, client);
+  if (index) {
+    const auto& backend = vip.backends[*index];
+    std::printf("%s %s %s\n", vip.name.c_str(), backend.name.c_str(),
+                backend.address.ip.to_string().c_str());
+  } else {
+    std::printf("%s - - (no eligible backend)\n", vip.name.c_str());
+  }
+}
+
+void which_proxy(const Config& config, const VipSpec& vip, const IpAddress& client,
+                 uint32_t workers) {
+  std::string worker = "-";
+  std::string note;
+  if (config.xdp.enabled && config.xdp.steer) {
+    worker = std::to_string(client_hash(config.daemon.hash_key, client) % workers);
+  } else {
+    note = "not steered: the kernel's SO_REUSEPORT hash of the 4-tuple picks the worker";
+  }
+  std::string backend = "-";
+  std::string address = "-";
+  if (vip.policy == PolicyKind::ip_hash) {
+    // The pool the daemon builds for this VIP, and its ip_hash pick for a first attempt.
+    std::vector<Backend> backends;
+    for (const auto& spec : vip.backends) {
+      backends.push_back(Backend{.spec = spec, .stats = std::make_shared<BackendStats>()});
+    }
+    const auto pool = Pool::build(
+        std::move(backends), PolicyKind::ip_hash,
+        {.hash_key = config.daemon.hash_key, .maglev_table_size = config.daemon.maglev_table_size});
+    const Backend* picked =
+        make_policy(PolicyKind::ip_hash, 1)->pick(*pool, Client{.address = client});
+    if (picked != nullptr) {
+      backend = picked->spec.name;
+      address = picked->spec.address.to_string();
+    } else {
+      note = "no eligible backend" + (note.empty() ? "" : "; " + note);
+    }
+  } else {
+    const std::string policy(to_string(vip.policy));
+    note = "policy " + policy + ": the backend is not a function of the client address" +
+           (note.empty() ? "" : "; " + note);
+  }
+  std::printf("%s %s %s worker %s%s\n", vip.name.c_str(), backend.c_str(), address.c_str(),
+              worker.c_str(), note.empty() ? "" : ("  (" + note + ")").c_str());
+}
+
+int run_which(const WhichOptions& options) {
+  const auto client = IpAddress::parse(options.client);
+  if (!client) {
+    std::fprintf(stderr, "ringlb which: not an IP address: %s\n", options.client.c_str());
+    return 2;
+  }
+  auto config = load_config(options.config_path);
+  if (!config) {
+    throw std::runtime_error(config.error().message);
+  }
+  uint32_t workers = options.workers != 0 ? options.workers : config->daemon.workers;
+  if (workers == 0) {
+    workers = std::max(1u, std::thread::hardware_concurrency());
+  }
+  bool any = false;
+  bool named = options.vip.empty();
+  for (const auto& vip : config->vips) {
+    if (!options.vip.empty() && vip.name != options.vip) {
+      continue;
+    }
+    named = true;
+    if (vip.listen.ip.is_v4() != client->is_v4()) {
+      continue;
+    }
+    any = true;
+    if (vip.mode == Mode::forward) {
+      which_forward(*config, vip, *client);
+    } else {
+      which_proxy(*config, vip, *client, workers);
+    }
+  }
+  if (!named) {
+    throw std::runtime_error("no VIP named " + options.vip + " in " + options.config_path);
+  }
+  if (!any) {
+    throw std::runtime_error("no VIP of the client's address family" +
+                             (options.vip.empty() ? std::string() : " named " + options.vip) +
+                             " in " + options.config_path);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_which_command(CLI::App& app, CommandRunner& run) {
+  auto options = std::make_shared<WhichOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "which", "Which backend (and worker) each VIP gives a client address, from the config");
+  cmd->add_option("client", options->client, "Client IP address")->required();
+  cmd->add_option("-c,--config", options->config_path, "Config file (TOML)")->capture_default_str();
+  cmd->add_option("--vip", options->vip, "Only this VIP");
+  cmd->add_option("--workers", options->workers,
+                  "Worker count, if ringlbd runs with --workers (default: [daemon] workers)")
+      ->check(CLI::Range(1u, 4096u));
+  cmd->callback([&run, options] { run = [options] { return run_which(*options); }; });
+}
+
+}  // namespace ringlb::cli
