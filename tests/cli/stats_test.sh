@@ -121,7 +121,9 @@ expect_usage stats --interval abc
 expect_usage stats --count 3          # --count needs --interval
 expect_usage stats --bogus
 expect_usage top --iterations 0
-"$ringlb" stats --help | grep -q -- '--interval' || fail "stats --help"
+for cmd in stats top which status attach detach simulate; do
+  "$ringlb" $cmd --help | grep -q "^Usage: .* $cmd" || fail "$cmd --help"
+done
 echo "bad arguments: exit 2"
 
 # Neither source: exit 1, both reasons given.
