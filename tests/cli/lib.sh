@@ -11,6 +11,8 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
+# A timeout (ctest, timeout(1)) still cleans up: exit runs the EXIT trap.
+trap "exit 143" TERM INT
 fail() {
   echo "FAIL: $*" >&2
   [[ -f $dir/ringlbd.log ]] && sed 's/^/ringlbd: /' "$dir/ringlbd.log" >&2
