@@ -685,13 +685,43 @@ Result<std::vector<ringlb_counter>> read_counters(int map_fd, uint32_t entries) 
 }
 
 std::string_view verdict_name(uint32_t verdict) {
-  static constexpr std::string_view kNames[] = {
-      "pass_not_ip",   "pass_malformed",    "pass_not_vip",    "pass_fragment",    "pass_icmp",
-      "pass_no_neigh", "pass_steer_no_cpu", "tx_forward",      "redirect_forward", "tx_icmp_error",
-      "tx_too_big",    "redirect_steer",    "drop_no_backend", "drop_fib",         "drop_error",
-  };
-  static_assert(std::size(kNames) == RINGLB_V_MAX, "one name per enum ringlb_verdict");
-  return verdict < std::size(kNames) ? kNames[verdict] : "unknown";
+  // A switch over the enum, not a parallel list: -Wswitch (an error here) names any
+  // verdict left out, and no entry can slip by one.
+  switch (static_cast<ringlb_verdict>(verdict)) {
+    case RINGLB_V_PASS_NOT_IP:
+      return "pass_not_ip";
+    case RINGLB_V_PASS_MALFORMED:
+      return "pass_malformed";
+    case RINGLB_V_PASS_NOT_VIP:
+      return "pass_not_vip";
+    case RINGLB_V_PASS_FRAGMENT:
+      return "pass_fragment";
+    case RINGLB_V_PASS_ICMP:
+      return "pass_icmp";
+    case RINGLB_V_PASS_STEER_NO_CPU:
+      return "pass_steer_no_cpu";
+    case RINGLB_V_TX_FORWARD:
+      return "tx_forward";
+    case RINGLB_V_REDIRECT_FORWARD:
+      return "redirect_forward";
+    case RINGLB_V_TX_ICMP_ERROR:
+      return "tx_icmp_error";
+    case RINGLB_V_TX_TOO_BIG:
+      return "tx_too_big";
+    case RINGLB_V_REDIRECT_STEER:
+      return "redirect_steer";
+    case RINGLB_V_DROP_NO_BACKEND:
+      return "drop_no_backend";
+    case RINGLB_V_DROP_FIB:
+      return "drop_fib";
+    case RINGLB_V_DROP_NO_NEIGH:
+      return "drop_no_neigh";
+    case RINGLB_V_DROP_ERROR:
+      return "drop_error";
+    case RINGLB_V_MAX:
+      break;
+  }
+  return "unknown";
 }
 
 }  // namespace ringlb::xdp

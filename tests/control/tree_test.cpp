@@ -5,6 +5,7 @@
 
 #include "../proxy/harness.h"
 #include "ringlb/config.h"
+#include "ringlb/xdp.h"
 
 namespace ringlb::control {
 namespace {
@@ -179,6 +180,17 @@ TEST_F(Tree, HardwareCountersSayUnavailableWhenAbsent) {
   // Workers never started here, so no perf fd was opened.
   EXPECT_EQ(get("/workers/0/cycles"), "unavailable\n");
   EXPECT_EQ(get("/workers/0/cpu"), "none\n");
+}
+
+// The names the tree, stats and metrics show follow enum ringlb_verdict one to one.
+TEST(VerdictNames, FollowTheEnum) {
+  EXPECT_EQ(xdp::verdict_name(RINGLB_V_PASS_NOT_IP), "pass_not_ip");
+  EXPECT_EQ(xdp::verdict_name(RINGLB_V_PASS_STEER_NO_CPU), "pass_steer_no_cpu");
+  EXPECT_EQ(xdp::verdict_name(RINGLB_V_TX_FORWARD), "tx_forward");
+  EXPECT_EQ(xdp::verdict_name(RINGLB_V_DROP_FIB), "drop_fib");
+  EXPECT_EQ(xdp::verdict_name(RINGLB_V_DROP_NO_NEIGH), "drop_no_neigh");
+  EXPECT_EQ(xdp::verdict_name(RINGLB_V_DROP_ERROR), "drop_error");
+  EXPECT_EQ(xdp::verdict_name(RINGLB_V_MAX), "unknown");
 }
 
 }  // namespace

@@ -216,14 +216,6 @@ namespace {
 
 // ---- XDP: the pinned maps ----
 
-// Names of enum ringlb_verdict, in enum order.
-constexpr const char* kVerdictNames[] = {
-    "pass_not_ip",       "pass_malformed",  "pass_not_vip",     "pass_fragment", "pass_icmp",
-    "pass_steer_no_cpu", "tx_forward",      "redirect_forward", "tx_icmp_error", "tx_too_big",
-    "redirect_steer",    "drop_no_backend", "drop_fib",         "drop_no_neigh", "drop_error",
-};
-static_assert(std::size(kVerdictNames) == RINGLB_V_MAX, "one name per enum ringlb_verdict");
-
 std::string address_text(const uint32_t addr[4], uint32_t family) {
   char buf[INET6_ADDRSTRLEN] = "?";
   if (family == RINGLB_FAMILY_V4) {
@@ -304,8 +296,9 @@ Source read_xdp_source(const std::string& pin_path) {
       per_cpu[cpu].packets += reader.values[cpu].packets;
       per_cpu[cpu].bytes += reader.values[cpu].bytes;
     }
-    Row row{.key = kVerdictNames[v], .prefix = std::string("xdp.verdict.") + kVerdictNames[v]};
-    row.labels.push_back({.name = "verdict", .value = kVerdictNames[v]});
+    const std::string name(xdp::verdict_name(v));
+    Row row{.key = name, .prefix = "xdp.verdict." + name};
+    row.labels.push_back({.name = "verdict", .value = name});
     set_counter(row, reader.sum());
     verdicts.rows.push_back(std::move(row));
   }
