@@ -69,6 +69,7 @@ struct WorkerInfo {
   int cycles_fd = -1;
   int instructions_fd = -1;
   int task_clock_fd = -1;
+  std::string ring_flags;  // io_uring setup flags in use, e.g. "SINGLE_ISSUER|DEFER_TASKRUN"
 };
 
 class Runtime {

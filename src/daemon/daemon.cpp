@@ -172,6 +172,7 @@ int run_daemon(const DaemonOptions& options) {
     return 1;
   }
   size_t proxy_vips = runtime.vips().load()->vips.size();
+  log("io_uring setup flags: %s", runtime.worker_info(0).ring_flags.c_str());
   log("serving %zu proxy VIPs with %u workers (config %s)%s", proxy_vips, workers,
       options.config_path.c_str(), steering.steered() != 0 ? ", steered by client hash" : "");
 

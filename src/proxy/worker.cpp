@@ -150,6 +150,9 @@ Result<void> Worker::init() {
                           errno);
     }
   }
+  if (auto ring = ring_.init(4096); !ring) {
+    return ring;
+  }
   runtime_.set_worker_info(
       options_.index,
       WorkerInfo{
@@ -157,8 +160,9 @@ Result<void> Worker::init() {
           .cycles_fd = open_thread_counter(PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES),
           .instructions_fd = open_thread_counter(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS),
           .task_clock_fd = open_thread_counter(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK),
+          .ring_flags = ring_.flags_description(),
       });
-  return ring_.init(4096);
+  return {};
 }
 
 // ---- slots -----------------------------------------------------------------------------

@@ -32,7 +32,6 @@
 
 #include <sys/socket.h>
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
