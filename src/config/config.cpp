@@ -66,7 +66,9 @@ class Checker {
     if (node == nullptr) {
       return;
     }
-    const auto value = node->value<int64_t>();
+    // Only an integer node is converted: toml++ casts a float such as 1e32 to int64_t
+    // unchecked, which is undefined behaviour (found by fuzz_config).
+    const auto value = node->is_integer() ? node->value<int64_t>() : std::nullopt;
     const std::string range = std::to_string(min) + ".." + std::to_string(max);
     if (!node->is_integer() || !value) {
       error(node->source(), join(path, key),
