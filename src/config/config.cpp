@@ -66,21 +66,22 @@ class Checker {
     if (node == nullptr) {
       return;
     }
-    // Only an integer node is converted: toml++ casts a float such as 1e32 to int64_t
+    // Only an integer node is read: toml++ casts a float such as 1e32 to int64_t
     // unchecked, which is undefined behaviour (found by fuzz_config).
-    const auto value = node->is_integer() ? node->value<int64_t>() : std::nullopt;
+    const toml::value<int64_t>* integer = node->as_integer();
     const std::string range = std::to_string(min) + ".." + std::to_string(max);
-    if (!node->is_integer() || !value) {
+    if (integer == nullptr) {
       error(node->source(), join(path, key),
             "expected an integer in " + range + ", got " + describe(*node));
       return;
     }
-    if (*value < 0 || static_cast<uint64_t>(*value) < min || static_cast<uint64_t>(*value) > max) {
+    const int64_t value = integer->get();
+    if (value < 0 || static_cast<uint64_t>(value) < min || static_cast<uint64_t>(value) > max) {
       error(node->source(), join(path, key),
-            "expected an integer in " + range + ", got " + std::to_string(*value));
+            "expected an integer in " + range + ", got " + std::to_string(value));
       return;
     }
-    out = static_cast<uint32_t>(*value);
+    out = static_cast<uint32_t>(value);
   }
 
   void read_bool(const toml::table& table, std::string_view path, std::string_view key, bool& out) {
