@@ -57,6 +57,15 @@ inline constexpr UintRange kConnectRetriesRange{0, 16};
 inline constexpr UintRange kIdleTimeoutRange{0, 86'400'000};
 inline constexpr UintRange kMaxConnectionAgeRange{0, 604'800'000};
 inline constexpr size_t kMaxNameLength = 64;
+// [vip.health] (health.h explains each setting).
+inline constexpr UintRange kHealthIntervalRange{10, 3'600'000};
+inline constexpr UintRange kHealthTimeoutRange{1, 3'600'000};
+inline constexpr UintRange kRiseFallRange{1, 100};
+inline constexpr UintRange kEjectAfterFailuresRange{0, 1000};
+inline constexpr UintRange kEjectionRange{1, 3'600'000};
+inline constexpr UintRange kPanicThresholdRange{0, 100};
+inline constexpr UintRange kSlowStartRange{0, 3'600'000};
+inline constexpr size_t kMaxHealthPayload = 1024;  // send and expect, bytes
 
 // Names of VIPs and backends become directory names in the control tree:
 // 1..64 characters of [A-Za-z0-9_.-], not "." or "..".
@@ -82,7 +91,19 @@ struct alignas(64) BackendStats {
   std::atomic<uint64_t> connect_refused{0};
   std::atomic<uint64_t> connect_timeouts{0};
   std::atomic<uint64_t> connect_errors{0};  // other connect failures
-  std::atomic<bool> healthy{true};          // written by health checks
+  // Health (health.h): written by the health monitor only. `healthy` says whether
+  // policies and the XDP tables may use the backend (up, slow start, or any state while
+  // its pool is in panic); `health_state` is the HealthState the control tree shows.
+  std::atomic<bool> healthy{true};
+  std::atomic<uint8_t> health_state{0};       // HealthState::up
+  std::atomic<uint32_t> ramp_permille{1000};  // slow start: share of the weight, 1/1000
+  std::atomic<uint64_t> health_checks{0};     // active checks run
+  std::atomic<uint64_t> health_check_failures{0};
+  std::atomic<uint64_t> health_changes{0};  // health_state transitions
+  std::atomic<uint64_t> ejections{0};       // passive ejections
+  // Connect failures since the last success: written by the workers, reset by a
+  // success and by an ejection (passive ejection, health.h).
+  std::atomic<uint32_t> consecutive_failures{0};
   // Bumped by the control plane's `shutdown`: workers reset connections established
   // under an older epoch.
   std::atomic<uint64_t> shutdown_epoch{0};
@@ -92,6 +113,32 @@ struct alignas(64) BackendStats {
            connect_timeouts.load(std::memory_order_relaxed) +
            connect_errors.load(std::memory_order_relaxed);
   }
+};
+
+// Kinds of active health check.
+enum class CheckType : uint8_t {
+  none,  // no active checks: passive ejection, panic threshold and slow start still apply
+  tcp,   // TCP connect; optionally send a payload and expect a reply prefix
+};
+std::optional<CheckType> parse_check_type(std::string_view text);
+std::string_view to_string(CheckType type);
+
+// [vip.health]: how a VIP judges its backends (health.h has the state machines).
+struct HealthSpec {
+  bool enabled = false;  // the VIP has a [vip.health] table; without one, no health logic
+  CheckType type = CheckType::tcp;
+  uint32_t interval_ms = 2000;        // between the starts of two checks of a backend
+  uint32_t timeout_ms = 1000;         // connect plus reply, at most interval_ms
+  uint32_t rise = 2;                  // consecutive passes that bring a down backend up
+  uint32_t fall = 3;                  // consecutive failures that take an up backend down
+  std::string send;                   // sent after connecting (may be empty)
+  std::string expect;                 // the reply must start with it (empty: connecting is enough)
+  uint32_t eject_after_failures = 5;  // consecutive connect failures that eject; 0: never
+  uint32_t ejection_ms = 1000;        // first ejection; doubles with each further one
+  uint32_t max_ejection_ms = 30000;   // cap of the doubling
+  uint32_t panic_threshold = 50;      // percent: below this share of usable backends, use all
+  uint32_t slow_start_ms = 0;         // ramp of a backend that comes back; 0: none
+  bool operator==(const HealthSpec&) const = default;
 };
 
 // A virtual service as configured.
@@ -106,6 +153,7 @@ struct VipSpec {
   uint32_t idle_timeout_ms = 300000;   // 0: never
   uint32_t max_connection_age_ms = 0;  // 0: no limit
   bool send_proxy_v2 = false;
+  HealthSpec health;
   std::vector<BackendSpec> backends;
 };
 

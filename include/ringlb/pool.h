@@ -21,7 +21,12 @@ struct Backend {
   BackendSpec spec;
   bool healthy = true;
   std::shared_ptr<BackendStats> stats;
+  // Slow start (health.h): the share of its weight the backend gets, in 1/1000.
+  uint32_t ramp_permille = 1000;
 
+  // The weight the weighted, least_request and random policies balance by: the
+  // configured weight scaled by the slow-start ramp (only ratios matter).
+  uint64_t effective_weight() const { return uint64_t{spec.weight} * ramp_permille; }
   // Up, healthy and weighted above zero: the only backends a policy may pick.
   bool eligible() const { return spec.state == AdminState::up && healthy && spec.weight > 0; }
 };

@@ -273,6 +273,64 @@ void read_backend(Checker& check, const toml::table& table, const std::string& v
                   backend.state);
 }
 
+// [vip.health]: active checks, passive ejection, panic threshold, slow start (health.h).
+void read_health(Checker& check, const toml::node& node, const std::string& vip_path,
+                 HealthSpec& health) {
+  const std::string path = vip_path + ".health";
+  const toml::table* table = node.as_table();
+  if (table == nullptr) {
+    check.error(node.source(), path, "expected a [vip.health] table");
+    return;
+  }
+  health.enabled = true;
+  check.check_keys(*table, path,
+                   {"type", "interval_ms", "timeout_ms", "rise", "fall", "send", "expect",
+                    "eject_after_failures", "ejection_ms", "max_ejection_ms", "panic_threshold",
+                    "slow_start_ms"});
+  check.read_enum(*table, table->source(), path, "type", parse_check_type, "tcp, none",
+                  health.type);
+  const std::pair<const char*, std::pair<UintRange, uint32_t HealthSpec::*>> fields[] = {
+      {"interval_ms", {kHealthIntervalRange, &HealthSpec::interval_ms}},
+      {"timeout_ms", {kHealthTimeoutRange, &HealthSpec::timeout_ms}},
+      {"rise", {kRiseFallRange, &HealthSpec::rise}},
+      {"fall", {kRiseFallRange, &HealthSpec::fall}},
+      {"eject_after_failures", {kEjectAfterFailuresRange, &HealthSpec::eject_after_failures}},
+      {"ejection_ms", {kEjectionRange, &HealthSpec::ejection_ms}},
+      {"max_ejection_ms", {kEjectionRange, &HealthSpec::max_ejection_ms}},
+      {"panic_threshold", {kPanicThresholdRange, &HealthSpec::panic_threshold}},
+      {"slow_start_ms", {kSlowStartRange, &HealthSpec::slow_start_ms}},
+  };
+  for (const auto& [key, field] : fields) {
+    check.read_uint(*table, path, key, field.first.min, field.first.max, health.*field.second);
+  }
+  for (const auto& [key, out] : {std::pair{"send", &health.send}, {"expect", &health.expect}}) {
+    if (auto text = check.read_string(*table, table->source(), path, key, false)) {
+      if (text->size() > kMaxHealthPayload) {
+        check.error(table->get(key)->source(), path + "." + key,
+                    "expected at most " + std::to_string(kMaxHealthPayload) + " bytes, got " +
+                        std::to_string(text->size()));
+      } else {
+        *out = *text;
+      }
+    }
+  }
+  if (const auto* timeout = table->get("timeout_ms");
+      timeout != nullptr && health.timeout_ms > health.interval_ms) {
+    check.error(timeout->source(), path + ".timeout_ms",
+                "expected at most interval_ms (" + std::to_string(health.interval_ms) + "), got " +
+                    std::to_string(health.timeout_ms));
+  }
+  if (const auto* max = table->get("max_ejection_ms");
+      max != nullptr && health.max_ejection_ms < health.ejection_ms) {
+    check.error(max->source(), path + ".max_ejection_ms",
+                "expected at least ejection_ms (" + std::to_string(health.ejection_ms) + "), got " +
+                    std::to_string(health.max_ejection_ms));
+  }
+  if (health.type == CheckType::none && (!health.send.empty() || !health.expect.empty())) {
+    check.error(table->source(), path, "send and expect need type = \"tcp\"");
+  }
+}
+
 void read_vip(Checker& check, const toml::table& table, size_t index, VipSpec& vip) {
   std::string path = "vip[" + std::to_string(index) + "]";
   if (auto name = check.read_string(table, table.source(), path, "name", true)) {
@@ -287,7 +345,7 @@ void read_vip(Checker& check, const toml::table& table, size_t index, VipSpec& v
   check.check_keys(
       table, path,
       {"name", "listen", "protocol", "mode", "policy", "connect_timeout_ms", "connect_retries",
-       "idle_timeout_ms", "max_connection_age_ms", "send_proxy_v2", "backend"});
+       "idle_timeout_ms", "max_connection_age_ms", "send_proxy_v2", "health", "backend"});
   if (auto listen = check.read_string(table, table.source(), path, "listen", true)) {
     if (auto parsed = SocketAddress::parse(*listen)) {
       vip.listen = *parsed;
@@ -324,6 +382,9 @@ void read_vip(Checker& check, const toml::table& table, size_t index, VipSpec& v
   check.read_uint(table, path, "max_connection_age_ms", kMaxConnectionAgeRange.min,
                   kMaxConnectionAgeRange.max, vip.max_connection_age_ms);
   check.read_bool(table, path, "send_proxy_v2", vip.send_proxy_v2);
+  if (const toml::node* health = table.get("health")) {
+    read_health(check, *health, path, vip.health);
+  }
 
   const toml::node* backends = table.get("backend");
   const toml::array* list = backends != nullptr ? backends->as_array() : nullptr;

@@ -18,8 +18,9 @@ int compare_load(const Backend& a, const Backend& b) {
   const uint64_t load_b =
       static_cast<uint64_t>(b.stats->active.load(std::memory_order_relaxed)) + 1;
   // (load_a / weight_a) vs (load_b / weight_b) without division.
-  const uint64_t lhs = load_a * b.spec.weight;
-  const uint64_t rhs = load_b * a.spec.weight;
+  // Effective weights (slow start, health.h) are at most 10^7, so nothing overflows.
+  const uint64_t lhs = load_a * b.effective_weight();
+  const uint64_t rhs = load_b * a.effective_weight();
   return lhs < rhs ? -1 : (lhs > rhs ? 1 : 0);
 }
 

@@ -1,5 +1,6 @@
 // random: weighted random choice in O(1) through Vose's alias table, built once per
-// snapshot. Backend i is returned with probability weight_i / sum(weights).
+// snapshot. Backend i is returned with probability weight_i / sum(weights), weights
+// being the effective ones (scaled by slow start, health.h).
 #include <vector>
 
 #include "policy/registry.h"
@@ -18,7 +19,7 @@ void prepare_random(const Pool& pool, PolicyTables& tables) {
   }
   uint64_t total = 0;
   for (uint32_t index : eligible) {
-    total += pool.backends()[index].spec.weight;
+    total += pool.backends()[index].effective_weight();
   }
   // scaled[i] = n * p_i in units of kOne; exact integer arithmetic keeps the table
   // identical on every build.
@@ -27,7 +28,7 @@ void prepare_random(const Pool& pool, PolicyTables& tables) {
   std::vector<uint32_t> large;
   for (size_t i = 0; i < n; ++i) {
     scaled[i] = static_cast<uint64_t>(
-        static_cast<unsigned __int128>(pool.backends()[eligible[i]].spec.weight) * n * kOne /
+        static_cast<unsigned __int128>(pool.backends()[eligible[i]].effective_weight()) * n * kOne /
         total);
     (scaled[i] < kOne ? small : large).push_back(static_cast<uint32_t>(i));
   }

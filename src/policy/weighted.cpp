@@ -1,5 +1,6 @@
 // weighted: smooth weighted round-robin, the interleaving nginx uses (weights 5,1,1
-// give a a b a c a a), exact over each cycle of sum(weights) picks.
+// give a a b a c a a), exact over each cycle of sum(weights) picks. Weights are the
+// effective ones (scaled by slow start, health.h).
 //
 // nginx runs the algorithm per pick, O(n). Here it runs once per snapshot to produce
 // one cycle, and pick() walks the cycle: O(1). Weights are first divided by their
@@ -27,7 +28,7 @@ void prepare_weighted(const Pool& pool, PolicyTables& tables) {
   std::vector<uint64_t> weights(n);
   uint64_t divisor = 0;
   for (size_t i = 0; i < n; ++i) {
-    weights[i] = pool.backends()[eligible[i]].spec.weight;
+    weights[i] = pool.backends()[eligible[i]].effective_weight();
     divisor = std::gcd(divisor, weights[i]);
   }
   uint64_t total = 0;
