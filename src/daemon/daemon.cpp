@@ -14,6 +14,7 @@
 
 #include "control/fuse_fs.h"
 #include "control/tree.h"
+#include "daemon/caps.h"
 #include "daemon/steering.h"
 #include "proxy/ring.h"
 #include "proxy/worker.h"
@@ -107,6 +108,15 @@ int run_daemon(const DaemonOptions& options) {
     }
   };
   steer(*config);
+  // Set-up that needs more privilege is done (listeners bound, programs loaded). Drop
+  // every capability running and reloading do not need, before any thread starts:
+  // threads inherit the reduced set (caps.h says what stays and why).
+  if (auto kept = drop_capabilities(capabilities_to_keep(options.control)); kept) {
+    log("capabilities kept: %s", capability_names(*kept).c_str());
+  } else {
+    log("cannot drop capabilities: %s", kept.error().message.c_str());
+    return 1;
+  }
   // SIGHUP and the control filesystem's `reload` file take the same path.
   auto reload = [&]() -> Result<void> {
     auto next = load_config(options.config_path);
