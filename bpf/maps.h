@@ -148,4 +148,34 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } verdict_stats SEC(".maps");
 
+/*
+ * User-space-only state (struct ringlb_lb_state, ringlb_vip_state, ringlb_member): what
+ * the maps above were built from, so that the CLI can edit them without the config.
+ * The program never reads them; they are declared here so that one load creates and
+ * pins them with the rest.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ringlb_lb_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RINGLB_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct ringlb_vip_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RINGLB_MAX_MEMBERS);
+	__type(key, struct ringlb_member_key);
+	__type(value, struct ringlb_member);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} backend_state SEC(".maps");
+
 #endif /* RINGLB_BPF_MAPS_H */

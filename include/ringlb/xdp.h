@@ -13,6 +13,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "ringlb/config.h"
+#include "ringlb/fd.h"
 #include "ringlb/result.h"
 #include "ringlb/xdp_abi.h"
 
@@ -56,18 +59,117 @@ Result<void> set_sources_from_interface(LoadOptions& options, const std::string&
 // The interface index of `name`, or an error naming it.
 Result<int> interface_index(const std::string& name);
 
-// The eligible backends of a forward-mode VIP (state up, weight above zero) in Maglev
-// order, and the table: each entry an index into vip.backends. The XDP maps hold exactly
-// this table (as backend ids); `ringlb which` and the tests use it to predict a backend.
+// Whether a backend may take new flows beyond its config (state up, weight above zero):
+// ringlbd passes its health checks' verdict. An empty filter admits every backend.
+using BackendFilter = std::function<bool(const VipSpec& vip, const BackendSpec& backend)>;
+
+// The eligible backends of a forward-mode VIP (state up, weight above zero, and
+// `eligible` when given) in Maglev order, and the table: each entry an index into
+// vip.backends. The XDP maps hold exactly this table (as backend ids); `ringlb which` and
+// the tests use it to predict a backend.
 struct ForwardTable {
   std::vector<uint32_t> slots;  // table_size entries, each an index into vip.backends
 };
-ForwardTable build_forward_table(const VipSpec& vip, uint32_t table_size);
+ForwardTable build_forward_table(const VipSpec& vip, uint32_t table_size,
+                                 const BackendFilter& eligible = {});
 
 // Which backend (index into vip.backends) the data plane picks for a new flow from
 // `client`, or nullopt when the VIP has no eligible backend.
 std::optional<uint32_t> forward_backend(const VipSpec& vip, const ForwardTable& table,
                                         const ringlb_hash_key& key, const IpAddress& client);
+
+// ---- Maps are the state ------------------------------------------------------------
+//
+// Besides the maps the program reads, the program pins three user-space-only maps
+// (lb_state, vip_state, backend_state in bpf/maps.h) that record what the others were
+// built from: the table size and hash key, each VIP's name, listen key and mode, and each
+// forward VIP's backends (name, address, weight, state) in order. Every writer goes
+// through apply_state(): `ringlb attach -c` (XdpProgram::apply), the `ringlb xdp` edit
+// commands (read_state, change, apply_state) and ringlbd on every applied change. Writers
+// serialize on StateLock, so a CLI edit and a daemon apply never interleave.
+
+// What the XDP maps describe.
+struct XdpState {
+  uint32_t maglev_table_size = 65537;
+  ringlb_hash_key hash_key{};
+  // Workers steer-mode VIPs are spread over; 0: proxy VIPs are not in the maps.
+  uint32_t steer_workers = 0;
+  // Forward VIPs (policy ip_hash, backends with port 0) and, when steered, proxy VIPs
+  // (their backends are not recorded: the proxy balances them).
+  std::vector<VipSpec> vips;
+};
+
+// The state `config` asks for, in a program whose rodata has `table_size`, `hash_key` and
+// `steer_workers` (proxy VIPs are left out when steer_workers is 0).
+XdpState state_from_config(const Config& config, uint32_t table_size,
+                           const ringlb_hash_key& hash_key, uint32_t steer_workers);
+
+// The config's rules for a state, with the config's messages ("vip[web].backend[b1].weight:
+// expected an integer in 0..10000, got 20000"), plus what the maps need: no two backends
+// of a VIP on one address, and the capacities in xdp_abi.h. All errors at once.
+Result<void> validate_state(const XdpState& state);
+
+// The fds of the maps apply_state() reads and writes; not owned.
+struct MapFds {
+  int vips = -1;
+  int vip_epochs = -1;
+  int vip_filter = -1;
+  int backends = -1;
+  int maglev_tables = -1;
+  int cpu_map = -1;
+  int lb_state = -1;
+  int vip_state = -1;
+  int backend_state = -1;
+};
+
+// The maps a loaded program pinned under a pin root, opened by path (needs CAP_BPF or
+// root). Opening fails with a message that says to run `ringlb attach` when there is no
+// program, or when its pins predate the state maps.
+class PinnedMaps {
+ public:
+  static Result<PinnedMaps> open(const std::string& pin_root);
+  const MapFds& fds() const { return fds_; }
+
+ private:
+  PinnedMaps() = default;
+  std::vector<UniqueFd> owned_;
+  MapFds fds_;
+};
+
+// An flock(2) on the pin directory: exclusive for writers, shared for readers that want
+// a consistent view (a reader without it may see an edit half-written to the state maps,
+// never to the maps the program reads).
+class StateLock {
+ public:
+  static Result<StateLock> take(const std::string& pin_root, bool exclusive);
+
+ private:
+  StateLock() = default;
+  UniqueFd fd_;
+};
+
+// Reads the state back from the maps. VIPs come in vip id order.
+Result<XdpState> read_state(const MapFds& maps);
+
+// Makes the maps describe `state` (validated first: on a validation error nothing is
+// written). Each forward VIP's table is built with build_forward_table(vip, size, eligible)
+// in a new inner map and swapped in with one update, so the program sees the old table or
+// the new one, never a mix. VIP and backend ids are kept for keys and addresses already in
+// the maps (flows keep their backend); a VIP whose mode changed, or that is removed, gets
+// a new epoch (its flows are retired). Asks the kernel to resolve every backend's next hop.
+// Precondition: state.maglev_table_size is the loaded program's table size.
+Result<void> apply_state(const MapFds& maps, const XdpState& state,
+                         const BackendFilter& eligible = {});
+
+// The vip id the maps give `vip` (by its listen key), or an ENOENT error.
+Result<uint32_t> pinned_vip_id(const MapFds& maps, const VipSpec& vip);
+
+// The Maglev table the program uses for `vip_id`: slot -> backend id. Empty when the VIP
+// has no table (no eligible backend).
+Result<std::vector<uint32_t>> read_maglev_table(const MapFds& maps, uint32_t vip_id);
+
+// Backend id -> address, for every backend in the maps.
+Result<std::map<uint32_t, IpAddress>> read_backend_addresses(const MapFds& maps);
 
 struct SkeletonDeleter {
   void operator()(ringlb_xdp* skel) const;
@@ -80,17 +182,16 @@ class XdpProgram {
   // Opens, configures and loads the program; reuses pinned maps under options.pin_root.
   static Result<XdpProgram> load(const LoadOptions& options);
 
-  // Makes the maps describe `config`: VIPs, backends, Maglev tables and the cpumap.
-  // Each VIP's table is built in a new inner map and swapped in with one map update, so
-  // the program sees the old table or the new one, never a mix. Backend and VIP ids are
-  // kept for addresses that were already in the maps (flows keep their backend).
-  // Finally it asks the kernel to resolve every backend's next hop (bpf_fib_lookup needs
-  // a neighbour entry; without one the program drops with DROP_NO_NEIGH).
-  // Precondition: config.daemon.maglev_table_size equals the loaded table size.
+  // Makes the maps (the state maps included) describe `config`: apply_state() with
+  // state_from_config() under the pin root's StateLock. Fails, writing nothing, when
+  // config.daemon.maglev_table_size is not the loaded table size.
   Result<void> apply(const Config& config);
 
   // Attaches ringlb_xdp to the interface (replacing an attached program).
   Result<void> attach(int ifindex, XdpAttach mode) const;
+
+  // The fds of the maps apply_state() writes.
+  MapFds map_fds() const;
 
   int xdp_fd() const;
   int reuseport_fd() const;
@@ -121,6 +222,7 @@ class DecapProgram {
 // Sends an empty datagram to each forward-mode backend so that the kernel resolves the
 // next hop's MAC (apply() does this; a daemon repeats it now and then).
 void resolve_next_hops(const Config& config);
+void resolve_next_hops(const std::vector<VipSpec>& vips);
 
 // Detaches whatever XDP program is attached to the interface (any mode). Detaching
 // from an interface with no program is not an error.

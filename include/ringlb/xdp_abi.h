@@ -142,4 +142,58 @@ enum ringlb_decap_verdict {
   RINGLB_DV_MAX,
 };
 
+/*
+ * User-space-only state (the program never reads these maps). They record what the
+ * configuration maps were built from, so that `ringlb xdp ...` can edit a deployment
+ * without the config file or the daemon and rebuild each Maglev table identically.
+ */
+
+/* Backend and VIP names: 1..64 characters, NUL-padded (no NUL at 64 characters). */
+#define RINGLB_NAME_LEN 64
+/* Entries of backend_state: (VIP, backend) memberships over all VIPs. */
+#define RINGLB_MAX_MEMBERS 16384
+/* lb_state.magic once a loader that records state has written it. */
+#define RINGLB_STATE_MAGIC 0x726c6231u
+
+/* Value of the one-entry `lb_state` array: the loaded program's rodata a rebuild needs. */
+struct ringlb_lb_state {
+  __u32 magic;
+  __u32 maglev_table_size;
+  __u64 hash_k0; /* the program's hash key (rodata), as in struct ringlb_hash_key */
+  __u64 hash_k1;
+  __u32 steer_workers;
+  __u32 pad;
+};
+
+/* Value of the `vip_state` array, indexed by vip id. name[0] == 0: the id is unused. */
+struct ringlb_vip_state {
+  char name[RINGLB_NAME_LEN];
+  struct ringlb_vip_key key;
+  __u32 mode;          /* enum ringlb_vip_mode */
+  __u32 backend_count; /* its members are backend_state[{vip_id, 0..backend_count-1}] */
+};
+
+/* Key of the `backend_state` hash: a VIP's backend, in configured order. */
+struct ringlb_member_key {
+  __u32 vip_id;
+  __u32 index;
+};
+
+/* Admin state of a member (as the config's up | drain | down). */
+enum ringlb_member_state {
+  RINGLB_MEMBER_UP = 0,
+  RINGLB_MEMBER_DRAIN = 1,
+  RINGLB_MEMBER_DOWN = 2,
+};
+
+/* Value of the `backend_state` hash. */
+struct ringlb_member {
+  char name[RINGLB_NAME_LEN];
+  __u32 addr[4];
+  __u16 port;  /* network order; 0 for forward-mode backends */
+  __u8 family; /* enum ringlb_family */
+  __u8 state;  /* enum ringlb_member_state */
+  __u32 weight;
+};
+
 #endif /* RINGLB_XDP_ABI_H */

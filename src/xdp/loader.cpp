@@ -104,26 +104,6 @@ Error libbpf_error(std::string_view what, int err, const LogCapture* log = nullp
   return error;
 }
 
-ringlb_vip_key vip_key(const VipSpec& vip) {
-  ringlb_vip_key key{};
-  std::memcpy(key.addr, vip.listen.ip.bytes(), vip.listen.ip.size());
-  key.port = htons(vip.listen.port);
-  key.proto = vip.protocol == Protocol::tcp ? IPPROTO_TCP : IPPROTO_UDP;
-  key.family = vip.listen.ip.is_v4() ? RINGLB_FAMILY_V4 : RINGLB_FAMILY_V6;
-  return key;
-}
-
-ringlb_backend backend_entry(const IpAddress& address) {
-  ringlb_backend entry{};
-  std::memcpy(entry.addr, address.bytes(), address.size());
-  entry.family = address.is_v4() ? RINGLB_FAMILY_V4 : RINGLB_FAMILY_V6;
-  return entry;
-}
-
-bool same_key(const ringlb_vip_key& a, const ringlb_vip_key& b) {
-  return std::memcmp(&a, &b, sizeof(a)) == 0;
-}
-
 Result<void> make_dirs(const std::string& path) {
   for (size_t pos = 1; pos <= path.size(); ++pos) {
     if (pos == path.size() || path[pos] == '/') {
@@ -227,12 +207,13 @@ Result<void> set_sources_from_interface(LoadOptions& options, const std::string&
   return {};
 }
 
-ForwardTable build_forward_table(const VipSpec& vip, uint32_t table_size) {
+ForwardTable build_forward_table(const VipSpec& vip, uint32_t table_size,
+                                 const BackendFilter& eligible) {
   std::vector<MaglevBackend> members;
   std::vector<uint32_t> index_of;
   for (uint32_t i = 0; i < vip.backends.size(); ++i) {
     const auto& b = vip.backends[i];
-    if (b.state == AdminState::up && b.weight > 0) {
+    if (b.state == AdminState::up && b.weight > 0 && (!eligible || eligible(vip, b))) {
       members.push_back(MaglevBackend{.name = b.name, .weight = b.weight});
       index_of.push_back(i);
     }
@@ -334,255 +315,49 @@ int XdpProgram::map_fd(std::string_view name) const {
   return map == nullptr ? -1 : bpf_map__fd(map);
 }
 
+MapFds XdpProgram::map_fds() const {
+  const auto& maps = skel_->maps;
+  return MapFds{.vips = bpf_map__fd(maps.vips),
+                .vip_epochs = bpf_map__fd(maps.vip_epochs),
+                .vip_filter = bpf_map__fd(maps.vip_filter),
+                .backends = bpf_map__fd(maps.backends),
+                .maglev_tables = bpf_map__fd(maps.maglev_tables),
+                .cpu_map = bpf_map__fd(maps.cpu_map),
+                .lb_state = bpf_map__fd(maps.lb_state),
+                .vip_state = bpf_map__fd(maps.vip_state),
+                .backend_state = bpf_map__fd(maps.backend_state)};
+}
+
 Result<void> XdpProgram::apply(const Config& config) {
-  auto* maps = &skel_->maps;
-  const int vips_fd = bpf_map__fd(maps->vips);
-  const int backends_fd = bpf_map__fd(maps->backends);
-  const int tables_fd = bpf_map__fd(maps->maglev_tables);
   const uint32_t table_size = options_.maglev_table_size;
   if (config.daemon.maglev_table_size != table_size) {
     return Error{"Failed to apply config: maglev_table_size " +
                  std::to_string(config.daemon.maglev_table_size) +
                  " differs from the loaded program's " + std::to_string(table_size)};
   }
-
-  // What the maps hold now (a reload reuses pinned maps): keep ids stable per address.
-  std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>> old_vips;
-  {
-    ringlb_vip_key key{};
-    ringlb_vip_key next{};
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(vips_fd, prev, &next) == 0) {
-      ringlb_vip_info info{};
-      if (bpf_map_lookup_elem(vips_fd, &next, &info) == 0) {
-        old_vips.emplace_back(next, info);
-      }
-      key = next;
-      prev = &key;
+  // The CLI and ringlbd edit the same pinned maps: one writer at a time.
+  std::optional<StateLock> lock;
+  if (!options_.pin_root.empty()) {
+    auto taken = StateLock::take(options_.pin_root, true);
+    if (!taken) {
+      return taken.error();
     }
+    lock.emplace(std::move(*taken));
   }
-  std::map<std::pair<uint32_t, std::array<uint32_t, 4>>, uint32_t> old_backends;
-  std::set<uint32_t> used_backend_ids;
-  for (uint32_t id = 0; id < RINGLB_MAX_BACKENDS; ++id) {
-    ringlb_backend entry{};
-    if (bpf_map_lookup_elem(backends_fd, &id, &entry) == 0 && entry.family != 0) {
-      std::array<uint32_t, 4> addr{entry.addr[0], entry.addr[1], entry.addr[2], entry.addr[3]};
-      old_backends[{entry.family, addr}] = id;
-    }
+  const XdpState state =
+      state_from_config(config, table_size, options_.hash_key, options_.steer_workers);
+  if (auto applied = apply_state(map_fds(), state); !applied) {
+    return Error{"Failed to apply config: " + applied.error().message, applied.error().code};
   }
-
-  // Assign ids.
-  struct PlannedVip {
-    const VipSpec* spec;
-    ringlb_vip_key key;
-    ringlb_vip_info info;
-  };
-  std::vector<PlannedVip> planned;
-  std::set<uint32_t> used_vip_ids;
-  for (const auto& vip : config.vips) {
-    if (vip.mode == Mode::proxy && options_.steer_workers == 0) {
-      continue;  // proxy VIPs pass to the stack untouched unless steer is on
-    }
-    PlannedVip p{.spec = &vip, .key = vip_key(vip), .info = {}};
-    p.info.mode = vip.mode == Mode::forward ? RINGLB_MODE_FORWARD : RINGLB_MODE_STEER;
-    p.info.vip_id = UINT32_MAX;
-    for (const auto& [key, old] : old_vips) {
-      if (same_key(key, p.key)) {
-        p.info.vip_id = old.vip_id;
-        // Same VIP, same mode: its flows stay valid. Otherwise a new epoch below.
-        p.info.epoch = old.mode == p.info.mode ? old.epoch : UINT32_MAX;
-      }
-    }
-    if (p.info.vip_id != UINT32_MAX) {
-      used_vip_ids.insert(p.info.vip_id);
-    }
-    planned.push_back(p);
-  }
-  uint32_t next_vip_id = 0;
-  for (auto& p : planned) {
-    if (p.info.vip_id == UINT32_MAX) {
-      while (used_vip_ids.count(next_vip_id) != 0) {
-        ++next_vip_id;
-      }
-      if (next_vip_id >= RINGLB_MAX_VIPS) {
-        return Error{"Failed to apply config: more than " + std::to_string(RINGLB_MAX_VIPS) +
-                     " VIPs"};
-      }
-      p.info.vip_id = next_vip_id;
-      p.info.epoch = UINT32_MAX;
-      used_vip_ids.insert(next_vip_id);
-    }
-  }
-
-  std::map<std::pair<uint32_t, std::array<uint32_t, 4>>, uint32_t> backend_ids;
-  for (const auto& p : planned) {
-    if (p.info.mode != RINGLB_MODE_FORWARD) {
-      continue;
-    }
-    for (const auto& b : p.spec->backends) {
-      if (b.state == AdminState::down) {
-        continue;
-      }
-      const auto entry = backend_entry(b.address.ip);
-      std::array<uint32_t, 4> addr{entry.addr[0], entry.addr[1], entry.addr[2], entry.addr[3]};
-      const auto id_key = std::make_pair(entry.family, addr);
-      if (auto it = old_backends.find(id_key); it != old_backends.end()) {
-        backend_ids[id_key] = it->second;
-        used_backend_ids.insert(it->second);
-      } else {
-        backend_ids[id_key] = UINT32_MAX;
-      }
-    }
-  }
-  uint32_t next_backend_id = 0;
-  for (auto& [id_key, id] : backend_ids) {
-    if (id != UINT32_MAX) {
-      continue;
-    }
-    while (used_backend_ids.count(next_backend_id) != 0) {
-      ++next_backend_id;
-    }
-    if (next_backend_id >= RINGLB_MAX_BACKENDS) {
-      return Error{"Failed to apply config: more than " + std::to_string(RINGLB_MAX_BACKENDS) +
-                   " distinct backend addresses"};
-    }
-    id = next_backend_id;
-    used_backend_ids.insert(id);
-  }
-
-  // 1. Backends first: a table never names a backend the program cannot resolve.
-  for (const auto& [id_key, id] : backend_ids) {
-    ringlb_backend entry{};
-    std::memcpy(entry.addr, id_key.second.data(), 16);
-    entry.family = id_key.first;
-    if (bpf_map_update_elem(backends_fd, &id, &entry, BPF_ANY) != 0) {
-      return system_error("Failed to update the backends map", errno);
-    }
-  }
-
-  // 2. Tables: fill a fresh inner map, then swap it in with one update.
-  std::vector<uint32_t> keys(table_size);
-  for (uint32_t i = 0; i < table_size; ++i) {
-    keys[i] = i;
-  }
-  std::vector<uint32_t> values(table_size);
-  for (const auto& p : planned) {
-    if (p.info.mode != RINGLB_MODE_FORWARD) {
-      continue;
-    }
-    const ForwardTable table = build_forward_table(*p.spec, table_size);
-    if (table.slots.empty()) {
-      // No eligible backend: no table, and the program drops new flows (DROP_NO_BACKEND).
-      bpf_map_delete_elem(tables_fd, &p.info.vip_id);
-      continue;
-    }
-    for (uint32_t i = 0; i < table_size; ++i) {
-      const auto entry = backend_entry(p.spec->backends[table.slots[i]].address.ip);
-      std::array<uint32_t, 4> addr{entry.addr[0], entry.addr[1], entry.addr[2], entry.addr[3]};
-      values[i] = backend_ids.at({entry.family, addr});
-    }
-    OwnedFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "maglev_table", sizeof(uint32_t),
-                                 sizeof(uint32_t), table_size, nullptr));
-    if (inner.get() < 0) {
-      return system_error("Failed to create a Maglev table map", errno);
-    }
-    uint32_t count = table_size;
-    LIBBPF_OPTS(bpf_map_batch_opts, batch_opts);
-    if (bpf_map_update_batch(inner.get(), keys.data(), values.data(), &count, &batch_opts) != 0) {
-      return system_error("Failed to fill the Maglev table of vip " + p.spec->name, errno);
-    }
-    const int inner_fd = inner.get();
-    if (bpf_map_update_elem(tables_fd, &p.info.vip_id, &inner_fd, BPF_ANY) != 0) {
-      return system_error("Failed to install the Maglev table of vip " + p.spec->name, errno);
-    }
-  }
-
-  // 3. VIPs, now that their tables are in place; then remove VIPs no longer configured.
-  // The address pre-filter covers old and new VIPs while both may be in the map, and
-  // only the new ones at the end.
-  const int filter_fd = bpf_map__fd(maps->vip_filter);
-  const uint32_t zero = 0;
-  ringlb_vip_filter filter{};
-  if (bpf_map_lookup_elem(filter_fd, &zero, &filter) != 0) {
-    return system_error("Failed to read the VIP filter", errno);
-  }
-  ringlb_vip_filter next_filter{};
-  for (const auto& p : planned) {
-    const uint32_t bit = ringlb_vip_filter_bit(p.key.addr);
-    filter.bits[bit / 64] |= 1ull << (bit % 64);
-    next_filter.bits[bit / 64] |= 1ull << (bit % 64);
-  }
-  if (bpf_map_update_elem(filter_fd, &zero, &filter, BPF_ANY) != 0) {
-    return system_error("Failed to update the VIP filter", errno);
-  }
-  const int epochs_fd = bpf_map__fd(maps->vip_epochs);
-  auto bump_epoch = [epochs_fd](uint32_t vip_id) -> Result<uint32_t> {
-    uint32_t epoch = 0;
-    if (bpf_map_lookup_elem(epochs_fd, &vip_id, &epoch) != 0) {
-      return system_error("Failed to read the epoch of vip id " + std::to_string(vip_id), errno);
-    }
-    ++epoch;
-    if (bpf_map_update_elem(epochs_fd, &vip_id, &epoch, BPF_ANY) != 0) {
-      return system_error("Failed to update the epoch of vip id " + std::to_string(vip_id), errno);
-    }
-    return epoch;
-  };
-  for (auto& p : planned) {
-    if (p.info.epoch == UINT32_MAX) {
-      auto epoch = bump_epoch(p.info.vip_id);  // retires flows of the id's previous VIP
-      if (!epoch) {
-        return epoch.error();
-      }
-      p.info.epoch = *epoch;
-    }
-  }
-  for (const auto& p : planned) {
-    if (bpf_map_update_elem(vips_fd, &p.key, &p.info, BPF_ANY) != 0) {
-      return system_error("Failed to update the vips map for vip " + p.spec->name, errno);
-    }
-  }
-  for (const auto& [key, old] : old_vips) {
-    bool kept = false;
-    for (const auto& p : planned) {
-      kept = kept || same_key(key, p.key);
-    }
-    if (!kept) {
-      bpf_map_delete_elem(vips_fd, &key);
-      if (used_vip_ids.count(old.vip_id) == 0) {
-        bpf_map_delete_elem(tables_fd, &old.vip_id);
-        if (auto epoch = bump_epoch(old.vip_id); !epoch) {  // retires its flows
-          return epoch.error();
-        }
-      }
-    }
-  }
-  if (bpf_map_update_elem(filter_fd, &zero, &next_filter, BPF_ANY) != 0) {
-    return system_error("Failed to update the VIP filter", errno);
-  }
-  // 4. Backends no VIP uses any more (state down, removed): flows on them pick again.
-  for (const auto& [id_key, id] : old_backends) {
-    if (backend_ids.count(id_key) == 0) {
-      ringlb_backend none{};
-      bpf_map_update_elem(backends_fd, &id, &none, BPF_ANY);
-    }
-  }
-
-  // 5. steer mode: one cpumap queue per worker CPU.
-  const int cpu_fd = bpf_map__fd(maps->cpu_map);
-  const uint32_t cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
-  for (uint32_t worker = 0; worker < options_.steer_workers && worker < cpus; ++worker) {
-    bpf_cpumap_val value{};
-    value.qsize = 2048;
-    if (bpf_map_update_elem(cpu_fd, &worker, &value, BPF_ANY) != 0) {
-      return system_error("Failed to add CPU " + std::to_string(worker) + " to the cpumap", errno);
-    }
-  }
-  resolve_next_hops(config);
   return {};
 }
 
 void resolve_next_hops(const Config& config) {
-  for (const auto& vip : config.vips) {
+  resolve_next_hops(config.vips);
+}
+
+void resolve_next_hops(const std::vector<VipSpec>& vips) {
+  for (const auto& vip : vips) {
     if (vip.mode != Mode::forward) {
       continue;
     }

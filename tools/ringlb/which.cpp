@@ -9,10 +9,15 @@
 //   proxy VIPs:    <vip> <backend|-> <backend address|-> worker <n|-> [(note)]
 //       backend: for ip_hash, the pick of the daemon's Pool and Policy code; for other
 //       policies "-" (the backend is not a function of the client address);
-//       worker: with [xdp] steer on, hash(client) % workers, the worker the XDP program
+//       worker: with [xdp] steer on, client_slot(hash, workers), the worker the XDP program
 //       and the sk_reuseport program steer the client to; otherwise "-" (the kernel's
 //       SO_REUSEPORT hash of the 4-tuple picks the worker).
 // A VIP with no eligible backend prints "-" for the backend.
+//
+//   ringlb which CLIENT_IP [--vip NAME] --pin-path P
+//       forward VIPs only, from the maps pinned under P instead of a config: the slot the
+//       XDP program computes, looked up in the Maglev table it reads, named by the state
+//       maps (what `ringlb xdp` edits). Same line format.
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -35,6 +40,7 @@ struct WhichOptions {
   std::string client;
   std::string vip;
   uint32_t workers = 0;  // 0: the config's, as ringlbd counts them
+  std::string pin_path;  // non-empty: read forward VIPs from the pinned maps
 };
 
 void which_forward(const Config& config, const VipSpec& vip, const IpAddress& client) {
@@ -92,6 +98,9 @@ int run_which(const WhichOptions& options) {
     std::fprintf(stderr, "ringlb which: not an IP address: %s\n", options.client.c_str());
     return 2;
   }
+  if (!options.pin_path.empty()) {
+    return which_pinned(options.pin_path, *client, options.vip);
+  }
   auto config = load_config(options.config_path);
   if (!config) {
     throw std::runtime_error(config.error().message);
@@ -137,6 +146,8 @@ void add_which_command(CLI::App& app, CommandRunner& run) {
   cmd->add_option("client", options->client, "Client IP address")->required();
   cmd->add_option("-c,--config", options->config_path, "Config file (TOML)")->capture_default_str();
   cmd->add_option("--vip", options->vip, "Only this VIP");
+  cmd->add_option("--pin-path", options->pin_path,
+                  "Forward VIPs from the maps pinned here (what ringlb xdp edits), not a config");
   cmd->add_option("--workers", options->workers,
                   "Worker count, if ringlbd runs with --workers (default: [daemon] workers)")
       ->check(CLI::Range(1u, 4096u));

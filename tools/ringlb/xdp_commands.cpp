@@ -22,23 +22,10 @@ namespace ringlb::cli {
 namespace {
 
 // The maps ringlb pins (bpf/maps.h); --unpin removes exactly these.
-constexpr const char* kPinnedMaps[] = {"vips",      "backends",      "maglev_tables",
-                                       "flows",     "cpu_map",       "worker_sockets",
-                                       "vip_stats", "backend_stats", "verdict_stats"};
-
-template <class T>
-T value_or_throw(Result<T> result) {
-  if (!result) {
-    throw std::runtime_error(result.error().message);
-  }
-  return std::move(result.value());
-}
-
-void ok_or_throw(const Result<void>& result) {
-  if (!result) {
-    throw std::runtime_error(result.error().message);
-  }
-}
+constexpr const char* kPinnedMaps[] = {
+    "vips",          "vip_epochs", "vip_filter",     "backends",     "maglev_tables",
+    "flows",         "cpu_map",    "worker_sockets", "vip_stats",    "backend_stats",
+    "verdict_stats", "lb_state",   "vip_state",      "backend_state"};
 
 Config load(const std::string& path) {
   return value_or_throw(load_config(path));
