@@ -88,9 +88,10 @@ class VipHealth {
     uint32_t ramp_permille = 1000;
   };
 
-  // Follows the VIP's configured backends: new names get a fresh BackendHealth (with
-  // slow start unless `initial`), removed names are forgotten.
-  void sync(const VipSpec& spec, uint64_t now_ms, bool initial);
+  // Follows the VIP's configured backends: new names get a fresh BackendHealth (up, no
+  // slow start: the caller starts one for a backend added at run time), removed names
+  // are forgotten.
+  void sync(const VipSpec& spec);
   // The backend named `name`, or nullptr.
   BackendHealth* find(std::string_view name);
   // Fewer than panic_threshold percent of the candidates (admin up, weight > 0) usable.

@@ -66,6 +66,9 @@ inline constexpr UintRange kEjectionRange{1, 3'600'000};
 inline constexpr UintRange kPanicThresholdRange{0, 100};
 inline constexpr UintRange kSlowStartRange{0, 3'600'000};
 inline constexpr size_t kMaxHealthPayload = 1024;  // send and expect, bytes
+// Slow start gives a returning backend this share of its weight first (1/1000), then
+// one more tenth per tenth of slow_start_ms.
+inline constexpr uint32_t kSlowStartFirstPermille = 100;
 
 // Names of VIPs and backends become directory names in the control tree:
 // 1..64 characters of [A-Za-z0-9_.-], not "." or "..".

@@ -30,6 +30,12 @@ struct VipState {
   std::shared_ptr<const Pool> pool;
 };
 
+// Pool-wide health of a VIP (health.h), written by the health monitor.
+struct VipHealthStats {
+  std::atomic<bool> panic{false};   // too few usable backends: every candidate is used
+  std::atomic<uint64_t> panics{0};  // times the pool entered panic
+};
+
 // A VIP for as long as it keeps its name and listen address (across reloads).
 class VipRuntime {
  public:
@@ -49,12 +55,15 @@ class VipRuntime {
   // pending multishot accepts complete.
   void shutdown_listeners() const;
   const SnapshotCell<VipState>& state() const { return state_; }
+  VipHealthStats& health() { return health_; }
+  const VipHealthStats& health() const { return health_; }
 
  private:
   std::string name_;
   SocketAddress listen_;
   std::vector<UniqueFd> listeners_;
   SnapshotCell<VipState> state_;
+  VipHealthStats health_;
 };
 
 struct VipSet {
@@ -88,6 +97,29 @@ class Runtime {
   // Edits a copy of the running config with `change` and applies it, atomically with
   // respect to other writers: the control filesystem's writes.
   Result<void> edit(const std::function<Result<void>(Config&)>& change);
+
+  // Rebuilds every pool from the running config and the backends' current health
+  // (BackendStats::healthy, ramp_permille) and publishes them: the health monitor calls
+  // it when a backend's health or slow-start weight changes.
+  Result<void> republish();
+
+  // The live counters of `backend` of `vip` (proxy or forward mode), or nullptr. They
+  // are kept across reloads while the VIP keeps the backend.
+  std::shared_ptr<BackendStats> backend_stats(std::string_view vip, std::string_view backend);
+
+  // Health events: workers call notify_health() when a backend's consecutive connect
+  // failures reach its VIP's eject_after_failures; the health monitor polls the
+  // eventfd health_event_fd() and clears it. Safe from any thread.
+  void notify_health() const;
+
+  // Called under the writer lock by apply(), edit() and republish() with the config
+  // about to be published and each backend's health, after the config is validated and
+  // before anything is published: an error rejects the change and nothing changes.
+  // ringlbd keeps the pinned XDP maps in step here (src/daemon/xdp_sync.h).
+  using BackendHealth = std::function<bool(const std::string& vip, const std::string& backend)>;
+  using PublishHook = std::function<Result<void>(const Config&, const BackendHealth&)>;
+  void set_publish_hook(PublishHook hook);
+  int health_event_fd() const { return health_events_.get(); }
 
   // Closes every established connection to `backend` of `vip`: each worker resets them
   // at its next tick.
@@ -125,7 +157,11 @@ class Runtime {
   SnapshotCell<Config> config_;
   std::mutex writer_mu_;
   std::atomic<bool> draining_{false};
-  // Backend counters by (vip, backend) name, kept across reloads. Writers only.
+  UniqueFd health_events_;     // eventfd, see notify_health()
+  bool applied_once_ = false;  // writers only: a config was applied before
+  PublishHook publish_hook_;   // writers only
+  // Backend counters by (vip, backend) name, kept across reloads, of proxy and forward
+  // VIPs. Writers only.
   std::map<std::pair<std::string, std::string>, std::shared_ptr<BackendStats>> backend_stats_;
 };
 

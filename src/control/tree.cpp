@@ -1,6 +1,7 @@
 #include "control/tree.h"
 
 #include "ringlb/fd.h"
+#include "ringlb/health.h"
 #include "ringlb/xdp.h"
 
 #include <bpf/bpf.h>
@@ -491,7 +492,8 @@ Result<std::string> ControlTree::read(std::string_view path) const {
   if (f == "state")
     return line(to_string(b->spec.state));
   if (f == "health")
-    return line(s.healthy.load(std::memory_order_relaxed) ? "healthy" : "unhealthy");
+    return line(
+        to_string(static_cast<HealthState>(s.health_state.load(std::memory_order_relaxed))));
   if (f == "active")
     return line(static_cast<uint64_t>(s.active.load(std::memory_order_relaxed)));
   if (f == "connections")

@@ -16,6 +16,7 @@
 #include "control/tree.h"
 #include "daemon/caps.h"
 #include "daemon/steering.h"
+#include "proxy/health.h"
 #include "proxy/ring.h"
 #include "proxy/worker.h"
 #include "ringlb/config.h"
@@ -144,6 +145,13 @@ int run_daemon(const DaemonOptions& options) {
     }
   }
 
+  // Health checks, passive ejection, panic threshold, slow start: a thread of their own
+  // (started after the capabilities are dropped, like the workers).
+  proxy::HealthMonitor health(runtime);
+  if (auto begun = health.start(); !begun) {
+    log("%s", begun.error().message.c_str());
+    return 1;
+  }
   std::vector<std::thread> threads;
   std::vector<std::future<Result<void>>> started;
   for (uint32_t i = 0; i < workers; ++i) {

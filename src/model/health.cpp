@@ -95,19 +95,14 @@ uint32_t BackendHealth::ramp_permille(const HealthSpec& spec, uint64_t now_ms) c
   // Whole tenths of the elapsed share, at least one: the weight changes in ten steps,
   // and each step costs one republish of the pools.
   const uint64_t tenths = elapsed * 10 / spec.slow_start_ms;
-  return static_cast<uint32_t>(std::max<uint64_t>(1, tenths) * 100);
+  return std::max(kSlowStartFirstPermille, static_cast<uint32_t>(tenths) * 100);
 }
 
-void VipHealth::sync(const VipSpec& spec, uint64_t now_ms, bool initial) {
+void VipHealth::sync(const VipSpec& spec) {
   std::map<std::string, BackendHealth, std::less<>> next;
   for (const auto& b : spec.backends) {
     auto found = backends_.find(b.name);
-    auto& health = next[b.name];
-    if (found != backends_.end()) {
-      health = found->second;
-    } else if (!initial) {
-      health.start_slow_start(now_ms);
-    }
+    next[b.name] = found != backends_.end() ? found->second : BackendHealth();
   }
   backends_ = std::move(next);
 }

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <unistd.h>
@@ -44,7 +45,8 @@ Result<UniqueFd> bind_listener(const SocketAddress& address, int backlog) {
 Runtime::Runtime(size_t workers)
     : worker_info_(workers),
       vips_(std::make_shared<const VipSet>()),
-      config_(std::make_shared<const Config>()) {
+      config_(std::make_shared<const Config>()),
+      health_events_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   for (size_t i = 0; i < workers; ++i) {
     worker_stats_.push_back(std::make_unique<WorkerStats>());
   }
@@ -79,9 +81,18 @@ std::shared_ptr<VipRuntime> Runtime::find_vip(std::string_view name) const {
   return nullptr;
 }
 
+void Runtime::set_publish_hook(PublishHook hook) {
+  std::lock_guard lock(writer_mu_);
+  publish_hook_ = std::move(hook);
+}
+
 Result<void> Runtime::apply(const Config& config) {
   std::lock_guard lock(writer_mu_);
-  return apply_locked(config);
+  auto applied = apply_locked(config);
+  if (applied) {
+    notify_health();  // the monitor follows added and removed backends at once
+  }
+  return applied;
 }
 
 Result<void> Runtime::edit(const std::function<Result<void>(Config&)>& change) {
@@ -90,7 +101,29 @@ Result<void> Runtime::edit(const std::function<Result<void>(Config&)>& change) {
   if (auto changed = change(next); !changed) {
     return changed;
   }
-  return apply_locked(next);
+  auto applied = apply_locked(next);
+  if (applied) {
+    notify_health();
+  }
+  return applied;
+}
+
+Result<void> Runtime::republish() {
+  std::lock_guard lock(writer_mu_);
+  return apply_locked(*config_.load());
+}
+
+std::shared_ptr<BackendStats> Runtime::backend_stats(std::string_view vip,
+                                                     std::string_view backend) {
+  std::lock_guard lock(writer_mu_);
+  auto found = backend_stats_.find({std::string(vip), std::string(backend)});
+  return found != backend_stats_.end() ? found->second : nullptr;
+}
+
+void Runtime::notify_health() const {
+  const uint64_t one = 1;
+  // Only fails when the counter would overflow: the monitor is woken already.
+  (void)!::write(health_events_.get(), &one, sizeof(one));
 }
 
 Result<void> Runtime::shutdown_backend(std::string_view vip_name, std::string_view backend) {
@@ -117,16 +150,29 @@ Result<void> Runtime::apply_locked(const Config& config) {
   decltype(backend_stats_) next_stats;
 
   for (const auto& spec : config.vips) {
-    if (spec.mode != Mode::proxy) {
-      continue;
-    }
+    // Every VIP's backends keep their counters: forward-mode ones carry health too.
     std::vector<Backend> backends;
     for (const auto& b : spec.backends) {
       auto& stats = next_stats[{spec.name, b.name}];
       auto found = backend_stats_.find({spec.name, b.name});
-      stats = found != backend_stats_.end() ? found->second : std::make_shared<BackendStats>();
-      backends.push_back(Backend{
-          .spec = b, .healthy = stats->healthy.load(std::memory_order_relaxed), .stats = stats});
+      if (found != backend_stats_.end()) {
+        stats = found->second;
+      } else {
+        stats = std::make_shared<BackendStats>();
+        // Added while running: slow start begins with this very pool, before the health
+        // monitor has seen the backend (it then ramps it on, health.h).
+        if (applied_once_ && spec.health.enabled && spec.health.slow_start_ms != 0) {
+          stats->ramp_permille.store(kSlowStartFirstPermille, std::memory_order_relaxed);
+        }
+      }
+      backends.push_back(
+          Backend{.spec = b,
+                  .healthy = stats->healthy.load(std::memory_order_relaxed),
+                  .stats = stats,
+                  .ramp_permille = stats->ramp_permille.load(std::memory_order_relaxed)});
+    }
+    if (spec.mode != Mode::proxy) {
+      continue;
     }
     const PoolOptions options{.hash_key = config.daemon.hash_key,
                               .maglev_table_size = config.daemon.maglev_table_size};
@@ -156,6 +202,17 @@ Result<void> Runtime::apply_locked(const Config& config) {
         std::make_shared<VipRuntime>(spec.name, spec.listen, std::move(listeners), state));
   }
 
+  // The XDP plane (ringlbd's hook) takes the same change, or the change is rejected.
+  if (publish_hook_) {
+    const auto healthy = [&next_stats](const std::string& vip, const std::string& backend) {
+      const auto it = next_stats.find({vip, backend});
+      return it == next_stats.end() || it->second->healthy.load(std::memory_order_relaxed);
+    };
+    if (auto hooked = publish_hook_(config, healthy); !hooked) {
+      return hooked;
+    }
+  }
+
   // Nothing can fail from here on.
   for (auto& u : updates) {
     u.vip->state().publish(u.state);
@@ -163,6 +220,7 @@ Result<void> Runtime::apply_locked(const Config& config) {
   vips_.publish(std::make_shared<const VipSet>(VipSet{std::move(next)}));
   backend_stats_ = std::move(next_stats);
   config_.publish(std::make_shared<const Config>(config));
+  applied_once_ = true;
   return {};
 }
 
@@ -219,6 +277,11 @@ std::vector<BackendLine> backend_lines(const BackendStats& s) {
       {"connect_timeouts", s.connect_timeouts.load(std::memory_order_relaxed), false},
       {"connect_errors", s.connect_errors.load(std::memory_order_relaxed), false},
       {"failures", s.failures(), false},
+      {"healthy", s.healthy.load(std::memory_order_relaxed) ? 1u : 0u, true},
+      {"health_checks", s.health_checks.load(std::memory_order_relaxed), false},
+      {"health_check_failures", s.health_check_failures.load(std::memory_order_relaxed), false},
+      {"health_changes", s.health_changes.load(std::memory_order_relaxed), false},
+      {"ejections", s.ejections.load(std::memory_order_relaxed), false},
   };
 }
 
@@ -263,6 +326,13 @@ std::string Runtime::render_stats() const {
   }
   for (const auto& vip : vips_.load()->vips) {
     const auto state = vip->state().load();
+    if (state->spec.health.enabled) {
+      const std::string prefix = "vip." + vip->name() + ".";
+      out += prefix + "health_panic " +
+             (vip->health().panic.load(std::memory_order_relaxed) ? "1" : "0") + "\n";
+      out += prefix + "health_panics " +
+             std::to_string(vip->health().panics.load(std::memory_order_relaxed)) + "\n";
+    }
     for (const auto& b : state->pool->backends()) {
       const std::string prefix = "vip." + vip->name() + ".backend." + b.spec.name + ".";
       for (const auto& line : backend_lines(*b.stats)) {
@@ -313,11 +383,16 @@ std::string Runtime::render_metrics() const {
   histogram("ringlb_connection_duration_milliseconds", "accept to close",
             &WorkerStats::connection_duration_ms);
   const auto set = vips_.load();
-  const char* names[] = {"active",          "connections",      "bytes_in",       "bytes_out",
-                         "connect_refused", "connect_timeouts", "connect_errors", "failures"};
-  for (size_t k = 0; k < std::size(names); ++k) {
-    const bool gauge = k == 0;
-    const std::string metric = std::string("ringlb_backend_") + names[k] + (gauge ? "" : "_total");
+  family("ringlb_vip_health_panic", "gauge", "1 while too few backends are usable (all are used)");
+  for (const auto& vip : set->vips) {
+    out += "ringlb_vip_health_panic{vip=\"" + vip->name() + "\"} " +
+           (vip->health().panic.load(std::memory_order_relaxed) ? "1" : "0") + "\n";
+  }
+  const auto lines = backend_lines(BackendStats{});
+  for (size_t k = 0; k < lines.size(); ++k) {
+    const bool gauge = lines[k].gauge;
+    const std::string metric =
+        std::string("ringlb_backend_") + lines[k].name + (gauge ? "" : "_total");
     family(metric, gauge ? "gauge" : "counter", "per backend, see README.md");
     for (const auto& vip : set->vips) {
       for (const auto& b : vip->state().load()->pool->backends()) {

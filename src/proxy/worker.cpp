@@ -530,6 +530,14 @@ void Worker::on_connect(Connection& c, int res) {
     stats_.connect_errors.add();
     bstats.connect_errors.fetch_add(1, std::memory_order_relaxed);
   }
+  // Passive ejection (health.h): the worker that counts the failure that reaches the
+  // threshold wakes the health monitor, which ejects the backend.
+  const HealthSpec& health = c.state->spec.health;
+  if (health.enabled && health.eject_after_failures != 0 &&
+      bstats.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1 ==
+          health.eject_after_failures) {
+    runtime_.notify_health();
+  }
   bstats.active.fetch_sub(1, std::memory_order_relaxed);
   ::close(c.backend);
   c.backend = -1;
@@ -551,6 +559,11 @@ void Worker::established(Connection& c) {
   c.phase = Phase::established;
   c.last_activity_ms = now_ms_;
   c.target->stats->connections.fetch_add(1, std::memory_order_relaxed);
+  // A success ends the failure streak; the load first keeps the line shared while
+  // nothing fails.
+  if (c.target->stats->consecutive_failures.load(std::memory_order_relaxed) != 0) {
+    c.target->stats->consecutive_failures.store(0, std::memory_order_relaxed);
+  }
   c.shutdown_epoch = c.target->stats->shutdown_epoch.load(std::memory_order_relaxed);
   stats_.connect_time_us.record((monotonic_ns() - c.accepted_ns) / 1000);
   // The client socket has TCP_NODELAY from its listener.

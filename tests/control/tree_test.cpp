@@ -63,7 +63,7 @@ TEST_F(Tree, ReadsLiveValues) {
   EXPECT_EQ(get("/vips/web/mode"), "proxy\n");
   EXPECT_EQ(get("/vips/web/backends/a/weight"), "5\n");
   EXPECT_EQ(get("/vips/web/backends/a/state"), "up\n");
-  EXPECT_EQ(get("/vips/web/backends/a/health"), "healthy\n");
+  EXPECT_EQ(get("/vips/web/backends/a/health"), "up\n");
   EXPECT_EQ(get("/vips/web/backends/a/address"), "127.0.0.1:9001\n");
   EXPECT_EQ(get("/vips/web/backends/a/active"), "0\n");
   EXPECT_EQ(get("/workers/1/accepted"), "0\n");

@@ -12,31 +12,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A listener whose accept queue is full and never drained: further SYNs are dropped,
-// so a connect to it neither succeeds nor fails until it times out.
-class Blackhole {
- public:
-  Blackhole() : port_(free_port()) {
-    listener_ = UniqueFd(::socket(AF_INET, SOCK_STREAM, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port_);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listener_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    ::listen(listener_.get(), 0);
-    // Fill the queue: with backlog 0 one established connection fills it.
-    for (int i = 0; i < 2; ++i) {
-      fillers_.push_back(Conn::open("127.0.0.1", port_, 300));
-    }
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  uint16_t port_;
-  UniqueFd listener_;
-  std::vector<Conn> fillers_;
-};
-
 std::string echo_once(uint16_t port, const std::string& text) {
   Conn conn = Conn::open("127.0.0.1", port);
   if (!conn.ok() || !conn.send_all(text)) {
@@ -78,7 +53,7 @@ TEST(Failures, RefusedBackendIsRetriedOnTheNext) {
 }
 
 TEST(Failures, SilentBackendTimesOutAndTheNextServes) {
-  Blackhole hole;
+  SilentListener hole(/*black_hole_syns=*/true);
   Backend good("good", BackendMode::echo);
   const uint16_t port = free_port();
   Ringlbd lb(config_with(port, {{"hole", hole.address()}, {"good", good.address()}},

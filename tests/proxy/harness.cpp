@@ -83,11 +83,28 @@ void raise_fd_limit() {
   }
 }
 
+// ---- SilentListener --------------------------------------------------------------------
+
+SilentListener::SilentListener(bool black_hole_syns) : port_(free_port()) {
+  listener_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  socklen_t len;
+  auto address = make_address("127.0.0.1", port_, len);
+  if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), len) != 0 ||
+      ::listen(listener_.get(), black_hole_syns ? 0 : 128) != 0) {
+    throw std::runtime_error("silent listener bind/listen failed: " + std::string(strerror(errno)));
+  }
+  // With backlog 0 the queue holds one connection: two fill it.
+  for (int i = 0; black_hole_syns && i < 2; ++i) {
+    fillers_.push_back(Conn::open("127.0.0.1", port_, 300));
+  }
+}
+
 // ---- Backend ---------------------------------------------------------------------------
 
 Backend::Backend(std::string name, BackendMode mode, bool v6)
     : name_(std::move(name)), mode_(mode), v6_(v6) {
-  listener_ = UniqueFd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+  listener_ =
+      UniqueFd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   const int one = 1;
   ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   socklen_t len;
@@ -196,7 +213,7 @@ void Backend::loop() {
       }
       if (fd == listener_.get()) {
         while (true) {
-          const int c = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK);
+          const int c = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
           if (c < 0) {
             break;
           }

@@ -129,6 +129,21 @@ class Conn {
   UniqueFd fd_;
 };
 
+// A loopback listener that never calls accept(). With a roomy backlog the kernel
+// completes handshakes: a backend that "accepts and never answers". With
+// `black_hole_syns` its backlog is filled for good, so further SYNs are dropped and a
+// connect to it neither succeeds nor fails until it times out.
+class SilentListener {
+ public:
+  explicit SilentListener(bool black_hole_syns);
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  uint16_t port_;
+  UniqueFd listener_;
+  std::vector<Conn> fillers_;
+};
+
 // Runs `connections` echo clients at once over epoll: connection i sends sizes[i]
 // bytes of stream seed+i, half-closes, and must read the same bytes back then EOF.
 struct EchoResult {

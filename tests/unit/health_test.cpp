@@ -134,7 +134,7 @@ VipSpec vip_of(size_t n, uint32_t panic_threshold) {
 TEST(VipHealth, PanicBelowTheThresholdUsesEveryBackend) {
   const VipSpec vip = vip_of(4, 50);
   VipHealth health;
-  health.sync(vip, 0, true);
+  health.sync(vip);
   health.find("b0")->on_check(false, vip.health, 10);
   health.find("b1")->on_check(false, vip.health, 10);
   EXPECT_FALSE(health.panic(vip)) << "2 of 4 usable is exactly 50%";
@@ -153,7 +153,7 @@ TEST(VipHealth, PanicBelowTheThresholdUsesEveryBackend) {
 TEST(VipHealth, ThresholdZeroNeverPanics) {
   const VipSpec vip = vip_of(2, 0);
   VipHealth health;
-  health.sync(vip, 0, true);
+  health.sync(vip);
   health.find("b0")->on_check(false, vip.health, 10);
   health.find("b1")->on_check(false, vip.health, 10);
   EXPECT_FALSE(health.panic(vip));
@@ -164,7 +164,7 @@ TEST(VipHealth, PanicCountsOnlyBackendsThatTakeTraffic) {
   vip.backends[2].state = AdminState::drain;
   vip.backends[3].weight = 0;
   VipHealth health;
-  health.sync(vip, 0, true);
+  health.sync(vip);
   health.find("b0")->on_check(false, vip.health, 10);
   EXPECT_FALSE(health.panic(vip)) << "1 of 2 candidates usable";
   health.find("b1")->on_check(false, vip.health, 10);
@@ -175,16 +175,17 @@ TEST(VipHealth, BackendsAddedAtRunTimeStartSlowAndRemovedOnesAreForgotten) {
   VipSpec vip = vip_of(1, 50);
   vip.health.slow_start_ms = 1000;
   VipHealth health;
-  health.sync(vip, 100, true);
+  health.sync(vip);
   EXPECT_EQ(health.verdict(vip, vip.backends[0], false, 100).ramp_permille, 1000u);
   health.find("b0")->on_check(false, vip.health, 150);
   vip.backends.push_back(BackendSpec{.name = "new", .address = {}});
-  health.sync(vip, 200, false);
+  health.sync(vip);
+  health.find("new")->start_slow_start(200);
   EXPECT_EQ(health.verdict(vip, vip.backends[1], false, 200).ramp_permille, 100u);
   EXPECT_EQ(health.verdict(vip, vip.backends[1], false, 200).state, HealthState::slow_start);
   EXPECT_FALSE(health.verdict(vip, vip.backends[0], false, 200).usable) << "b0 kept its state";
   vip.backends.erase(vip.backends.begin());
-  health.sync(vip, 300, false);
+  health.sync(vip);
   EXPECT_EQ(health.find("b0"), nullptr);
 }
 
