@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <map>
 #include <thread>
 
 namespace ringlb::control {
@@ -184,6 +185,118 @@ std::vector<std::string> verdict_names() {
   return names;
 }
 
+// xdp/vips/...: the VIPs and backends the pinned maps hold (what the XDP program uses,
+// whoever wrote it: ringlbd, `ringlb attach -c` or `ringlb xdp`), read on every access.
+struct PinnedVip {
+  VipSpec spec;
+  std::map<std::string, uint64_t> slots;  // backend name -> Maglev slots it owns now
+};
+
+Result<std::vector<PinnedVip>> pinned_vips(const std::string& pin_root, bool with_slots) {
+  auto maps = xdp::PinnedMaps::open(pin_root);
+  if (!maps) {
+    return std::vector<PinnedVip>{};  // no program: no VIPs
+  }
+  auto state = xdp::read_state(maps->fds());
+  if (!state) {
+    return std::vector<PinnedVip>{};
+  }
+  std::map<uint32_t, IpAddress> addresses;
+  if (with_slots) {
+    auto read = xdp::read_backend_addresses(maps->fds());
+    if (!read) {
+      return read.error();
+    }
+    addresses = std::move(*read);
+  }
+  std::vector<PinnedVip> out;
+  for (auto& spec : state->vips) {
+    PinnedVip vip{.spec = std::move(spec), .slots = {}};
+    if (with_slots && vip.spec.mode == Mode::forward) {
+      auto id = xdp::pinned_vip_id(maps->fds(), vip.spec);
+      auto table =
+          id ? xdp::read_maglev_table(maps->fds(), *id) : Result<std::vector<uint32_t>>(id.error());
+      if (!table) {
+        return table.error();
+      }
+      for (uint32_t backend_id : *table) {
+        const auto it = addresses.find(backend_id);
+        for (const auto& b : vip.spec.backends) {
+          if (it != addresses.end() && b.address.ip == it->second) {
+            ++vip.slots[b.name];
+          }
+        }
+      }
+    }
+    out.push_back(std::move(vip));
+  }
+  return out;
+}
+
+const PinnedVip* find_pinned(const std::vector<PinnedVip>& vips, const std::string& name) {
+  for (const auto& v : vips) {
+    if (v.spec.name == name) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+const BackendSpec* find_pinned_backend(const PinnedVip& vip, const std::string& name) {
+  for (const auto& b : vip.spec.backends) {
+    if (b.name == name) {
+      return &b;
+    }
+  }
+  return nullptr;
+}
+
+constexpr std::string_view kXdpVipFiles[] = {"listen", "mode", "protocol"};
+constexpr std::pair<std::string_view, bool> kXdpBackendFiles[] = {
+    {"address", false}, {"slots", false}, {"state", true}, {"weight", true}};
+
+// stat() of xdp/vips/...: p[0] == "xdp", p[1] == "vips".
+Result<NodeInfo> stat_xdp_vips(const std::string& pin_root, const std::vector<std::string>& p,
+                               std::string_view path) {
+  const NodeInfo dir{NodeKind::directory, true, false};
+  if (p.size() == 2) {
+    return dir;
+  }
+  auto vips = pinned_vips(pin_root, false);
+  if (!vips) {
+    return vips.error();
+  }
+  const PinnedVip* vip = find_pinned(*vips, p[2]);
+  if (vip == nullptr || p.size() > 6) {
+    return not_found(path);
+  }
+  if (p.size() == 3) {
+    return dir;
+  }
+  if (p.size() == 4) {
+    if (p[3] == "backends") {
+      return dir;
+    }
+    if (std::find(std::begin(kXdpVipFiles), std::end(kXdpVipFiles), p[3]) !=
+        std::end(kXdpVipFiles)) {
+      return NodeInfo{NodeKind::file, true, false};
+    }
+    return not_found(path);
+  }
+  if (p[3] != "backends" || find_pinned_backend(*vip, p[4]) == nullptr) {
+    return not_found(path);
+  }
+  if (p.size() == 5) {
+    return dir;
+  }
+  for (const auto& [name, writable] : kXdpBackendFiles) {
+    if (name == p[5]) {
+      return NodeInfo{NodeKind::file, true, writable};
+    }
+  }
+  return not_found(path);
+}
+
 }  // namespace
 
 // What the XDP plane shows: read from the interface and the pinned maps on every read,
@@ -195,6 +308,35 @@ Result<std::string> ControlTree::read_xdp(const std::vector<std::string>& p) con
   }
   if (p[1] == "interface") {
     return line(config->xdp.enabled ? config->xdp.interface : std::string("none"));
+  }
+  if (p[1] == "vips") {
+    auto vips = pinned_vips(pin_root_, p.size() == 6 && p[5] == "slots");
+    if (!vips) {
+      return vips.error();
+    }
+    const PinnedVip* vip = find_pinned(*vips, p[2]);
+    if (vip == nullptr) {
+      return not_found(p[2]);
+    }
+    if (p.size() == 4) {
+      if (p[3] == "listen")
+        return line(vip->spec.listen.to_string());
+      if (p[3] == "protocol")
+        return line(to_string(vip->spec.protocol));
+      return line(vip->spec.mode == Mode::forward ? "forward" : "steer");
+    }
+    const BackendSpec* b = find_pinned_backend(*vip, p[4]);
+    if (b == nullptr) {
+      return not_found(p[4]);
+    }
+    if (p[5] == "address")
+      return line(b->address.ip.to_string());
+    if (p[5] == "weight")
+      return line(b->weight);
+    if (p[5] == "state")
+      return line(to_string(b->state));
+    const auto it = vip->slots.find(b->name);
+    return line(it != vip->slots.end() ? it->second : 0);
   }
   if (p[1] == "program") {
     const unsigned index = config->xdp.enabled ? if_nametoindex(config->xdp.interface.c_str()) : 0;
@@ -254,6 +396,9 @@ Result<NodeInfo> ControlTree::stat(std::string_view path) const {
     const NodeInfo file{NodeKind::file, true, false};
     if (p.size() == 2 && (p[1] == "interface" || p[1] == "program" || p[1] == "pin_path")) {
       return file;
+    }
+    if (p[1] == "vips") {
+      return stat_xdp_vips(pin_root_, p, path);
     }
     if (p[1] == "verdicts") {
       if (p.size() == 2) {
@@ -333,9 +478,37 @@ Result<std::vector<std::string>> ControlTree::list(std::string_view path) const 
   }
   if (p[0] == "xdp") {
     if (p.size() == 1) {
-      return std::vector<std::string>{"interface", "pin_path", "program", "verdicts"};
+      return std::vector<std::string>{"interface", "pin_path", "program", "verdicts", "vips"};
     }
-    return verdict_names();
+    if (p[1] == "verdicts") {
+      return verdict_names();
+    }
+    auto vips = pinned_vips(pin_root_, false);
+    if (!vips) {
+      return vips.error();
+    }
+    if (p.size() == 2) {
+      for (const auto& v : *vips) {
+        out.push_back(v.spec.name);
+      }
+      return out;
+    }
+    const PinnedVip* vip = find_pinned(*vips, p[2]);
+    if (p.size() == 3) {
+      out.assign(std::begin(kXdpVipFiles), std::end(kXdpVipFiles));
+      out.emplace_back("backends");
+      return out;
+    }
+    if (p.size() == 4) {
+      for (const auto& b : vip->spec.backends) {
+        out.push_back(b.name);
+      }
+      return out;
+    }
+    for (const auto& f : kXdpBackendFiles) {
+      out.emplace_back(f.first);
+    }
+    return out;
   }
   if (p[0] == "workers") {
     if (p.size() == 1) {
@@ -526,6 +699,11 @@ Result<void> ControlTree::write(std::string_view path, std::string_view raw) {
     return read_only(p.back());
   }
   const std::string_view value = trim_newline(raw);
+  if (p[0] == "xdp") {
+    // xdp/vips/<vip>/backends/<b>/weight|state: a change of the daemon's config, which
+    // the publish hook writes to the maps (a VIP only `ringlb xdp` knows: ENOENT).
+    return write_backend(p[2], p[4], p[5], value);
+  }
   if (p.size() == 1) {  // reload
     return reload_();
   }

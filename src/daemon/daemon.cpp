@@ -16,6 +16,7 @@
 #include "control/tree.h"
 #include "daemon/caps.h"
 #include "daemon/steering.h"
+#include "daemon/xdp_sync.h"
 #include "proxy/health.h"
 #include "proxy/ring.h"
 #include "proxy/worker.h"
@@ -94,6 +95,11 @@ int run_daemon(const DaemonOptions& options) {
   raise_fd_limit();
 
   Runtime runtime(workers);
+  // Every applied change of a forward-mode VIP also goes to the pinned XDP maps.
+  XdpSync xdp_sync(options.pin_path);
+  runtime.set_publish_hook([&xdp_sync](const Config& c, const Runtime::BackendHealth& healthy) {
+    return xdp_sync.publish(c, healthy);
+  });
   if (auto applied = runtime.apply(*config); !applied) {
     log("%s", applied.error().message.c_str());
     return 1;

@@ -48,8 +48,10 @@ TEST_F(Tree, ListsTheDocumentedTree) {
   EXPECT_EQ(*tree_.list("/"),
             (std::vector<std::string>{"metrics", "reload", "stats", "vips", "workers", "xdp"}));
   EXPECT_EQ(*tree_.list("/xdp"),
-            (std::vector<std::string>{"interface", "pin_path", "program", "verdicts"}));
+            (std::vector<std::string>{"interface", "pin_path", "program", "verdicts", "vips"}));
   EXPECT_EQ(tree_.list("/xdp/verdicts")->front(), "pass_not_ip");
+  EXPECT_TRUE(tree_.list("/xdp/vips")->empty());  // no program pinned its maps there
+  EXPECT_EQ(tree_.stat("/xdp/vips/web").error().code, ENOENT);
   EXPECT_EQ(*tree_.list("/vips"), std::vector<std::string>{"web"});
   EXPECT_EQ(*tree_.list("/vips/web/backends"), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(*tree_.list("/workers"), (std::vector<std::string>{"0", "1"}));

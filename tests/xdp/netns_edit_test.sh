@@ -34,30 +34,13 @@ backends=(b1 b2 b3)
 tmp=$(mktemp -d /tmp/ringlb-edit.XXXXXX)
 pins=$tmp/bpffs
 pin=$pins/ringlb
-pids=()
+source "$(dirname "$0")/lib.sh"
 
-skip() {
-  echo "SKIP: $*"
-  exit 77
-}
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-[[ $(id -u) == 0 ]] || skip "needs root (network namespaces, XDP)"
-for tool in ip socat ethtool mount; do
-  command -v $tool >/dev/null || skip "missing $tool"
-done
+need_root "network namespaces, XDP" ip socat ethtool mount
 
 cleanup() {
   set +e
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null
-  done
+  kill_started
   for ns in $ns_c $ns_l $ns_sw "${backends[@]/#/rx$id}"; do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
   done
@@ -69,12 +52,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap "exit 143" TERM INT
-
-inns() {
-  local ns=$1
-  shift
-  ip netns exec "$ns" "$@"
-}
 
 # --- topology -------------------------------------------------------------------------
 ip netns add $ns_sw
