@@ -57,6 +57,7 @@
 #define NEXTHDR_DEST 60
 
 #define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
 #define TCP_FLAG_ACK 0x10
 
 #endif /* RINGLB_BPF_CONSTS_H */

@@ -30,6 +30,18 @@
 /* Per-CPU counters: a plain, untorn add is enough (Katran's NO_TEAR_ADD). */
 #define NO_TEAR_ADD(x, v) WRITE_ONCE((x), READ_ONCE(x) + (v))
 
+/*
+ * data + l3_off, for an l3_off already checked against L2_MAX_LEN. clang may form the
+ * pointer from a copy of l3_off that the check did not bound, and the verifier then
+ * rejects the access: mask the register that forms it (barrier_var keeps clang from
+ * dropping the mask as redundant).
+ */
+static __always_inline void *l3_ptr(void *data, __u32 l3_off)
+{
+	barrier_var(l3_off);
+	return data + (l3_off & 0x3f);
+}
+
 static __always_inline void counter_add(void *map, __u32 index, __u64 bytes)
 {
 	struct ringlb_counter *c = bpf_map_lookup_elem(map, &index);
@@ -128,20 +140,30 @@ static __always_inline int l2_write(void *data, void *data_end, const struct l2_
 	return ETH_HLEN + vlan_depth * VLAN_HDR_LEN;
 }
 
+/*
+ * Writes the outer IPv4 header. The header is built in registers as five 32-bit words
+ * (network order) and its checksum summed from them: reading back the fields just
+ * stored would stall on store-to-load forwarding.
+ */
 static __always_inline void write_outer_v4(struct iphdr *outer, const struct packet *p,
 					   const struct ringlb_backend *be, __u32 saddr)
 {
-	outer->version = 4;
-	outer->ihl = 5;
-	outer->tos = p->tos;
-	outer->tot_len = bpf_htons(p->l3_len + IPV4_HDR_LEN);
-	outer->id = 0;
-	outer->frag_off = bpf_htons(IP_DF);
-	outer->ttl = RINGLB_OUTER_TTL;
-	outer->protocol = p->flow.family == RINGLB_FAMILY_V4 ? IPPROTO_IPIP : IPPROTO_IPV6;
-	outer->saddr = saddr;
-	outer->daddr = be->addr[0];
-	ipv4_set_csum(outer);
+	__u32 proto = p->flow.family == RINGLB_FAMILY_V4 ? IPPROTO_IPIP : IPPROTO_IPV6;
+	__u32 *w = (__u32 *)outer;
+	__u32 w0, w1, w2, w3 = saddr, w4 = be->addr[0];
+	__u64 sum;
+
+	/* version/ihl, tos, total length | id 0, DF | ttl, protocol, checksum 0 */
+	w0 = bpf_htonl(0x45000000 | (__u32)p->tos << 16 | (__u32)(p->l3_len + IPV4_HDR_LEN));
+	w1 = bpf_htonl(IP_DF);
+	w2 = bpf_htonl((__u32)RINGLB_OUTER_TTL << 24 | proto << 16);
+	sum = (__u64)w0 + w1 + w2 + w3 + w4;
+	w2 |= (__u32)csum_fold((sum & 0xffffffff) + (sum >> 32)) << 16;
+	w[0] = w0;
+	w[1] = w1;
+	w[2] = w2;
+	w[3] = w3;
+	w[4] = w4;
 }
 
 static __always_inline void write_outer_v6(struct ipv6hdr *outer, const struct packet *p,
@@ -193,7 +215,7 @@ static __always_inline enum ringlb_verdict send_too_big_v4(struct xdp_md *ctx,
 	data_end = (void *)(long)ctx->data_end;
 	if (l2_write(data, data_end, &l2, p->vlan_depth, dmac, smac, bpf_htons(ETH_P_IP)) < 0)
 		return RINGLB_V_DROP_ERROR;
-	iph = data + l3_off;
+	iph = l3_ptr(data, l3_off);
 	icmp = (void *)(iph + 1);
 	if ((void *)icmp + ICMP_HDR_LEN + ICMP4_QUOTE_LEN > data_end)
 		return RINGLB_V_DROP_ERROR;
@@ -259,7 +281,7 @@ static __always_inline enum ringlb_verdict send_too_big_v6(struct xdp_md *ctx,
 	data_end = (void *)(long)ctx->data_end;
 	if (l2_write(data, data_end, &l2, p->vlan_depth, dmac, smac, bpf_htons(ETH_P_IPV6)) < 0)
 		return RINGLB_V_DROP_ERROR;
-	ip6h = data + l3_off;
+	ip6h = l3_ptr(data, l3_off);
 	icmp6 = (void *)(ip6h + 1);
 	if ((void *)icmp6 + ICMP_HDR_LEN + ICMP6_QUOTE_LEN > data_end)
 		return RINGLB_V_DROP_ERROR;

@@ -71,16 +71,15 @@ struct {
 } maglev_tables SEC(".maps");
 
 /*
- * Forward-mode connection table: 5-tuple -> backend id. LRU with per-CPU LRU lists
- * (BPF_F_NO_COMMON_LRU): no cross-CPU lock on insert, and an RSS- or ECMP-stable flow
- * stays on one CPU. The loader sizes it.
+ * Forward-mode flow table (see struct ringlb_flow_bucket): each CPU owns flow_buckets
+ * consecutive buckets. The loader sets flow_buckets (a power of two) and max_entries
+ * (flow_buckets times the possible CPUs).
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, RINGLB_DEFAULT_FLOW_ENTRIES);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__type(key, struct ringlb_flow_key);
-	__type(value, struct ringlb_flow);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RINGLB_DEFAULT_FLOW_ENTRIES / RINGLB_FLOW_WAYS);
+	__type(key, __u32);
+	__type(value, struct ringlb_flow_bucket);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
 

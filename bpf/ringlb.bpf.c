@@ -4,14 +4,13 @@
  *
  * Parses Ethernet (with VLAN tags), IPv4 / IPv6, TCP / UDP and looks the destination
  * up in `vips`. Packets that are not for a VIP pass to the kernel untouched. For a VIP:
- *   - forward mode: the backend comes from the flow table or, for a new flow, from the
- *     VIP's Maglev table at ringlb_hash(client) % maglev_table_size (the proxy's ip_hash
- *     computes the same). The packet is encapsulated in IPIP / IP6IP6 (outer family:
- *     the backend's), the next hop comes from bpf_fib_lookup and the packet leaves with
- *     XDP_TX (or a redirect when the route points at another device). The backend
- *     answers the client directly.
+ *   - forward mode: the backend comes from the per-CPU flow table or, for a new flow,
+ *     from the VIP's Maglev table at ringlb_reduce(ringlb_hash(client), table size) (the
+ *     proxy's ip_hash computes the same). The packet is encapsulated in IPIP / IP6IP6 (outer
+ * family: the backend's), the next hop comes from bpf_fib_lookup and the packet leaves with XDP_TX
+ * (or a redirect when the route points at another device). The backend answers the client directly.
  *   - steer mode: the packet goes through the cpumap to the CPU of the worker that owns
- *     hash(client) % steer_workers; ringlb_reuseport hands the connection to that
+ *     ringlb_reduce(hash(client), steer_workers); ringlb_reuseport hands the connection to that
  *     worker's listener.
  * ICMP errors about a forward-mode flow (a router telling the VIP about a packet the
  * backend sent) go to the backend of that flow. Fragments pass to the kernel.
@@ -39,6 +38,8 @@ const volatile __u32 encap_source_v4 = 0;
 const volatile __u32 encap_source_v6[4] = {};
 /* How long a cached next hop is used before bpf_fib_lookup is asked again. */
 const volatile __u64 nexthop_refresh_jiffies = 100;
+/* Buckets per CPU in `flows` (a power of two; the loader sizes the map to match). */
+const volatile __u32 flow_buckets = RINGLB_DEFAULT_FLOW_ENTRIES / RINGLB_FLOW_WAYS;
 
 /* Counts the packet under `verdict` and returns `action`. */
 static __always_inline int verdict(enum ringlb_verdict verdict, int action, __u64 bytes)
@@ -56,10 +57,10 @@ static __always_inline __u64 client_hash(const __u32 *client, __u8 family)
 	return ringlb_hash_v6(&key, client);
 }
 
-/* The backend id of Maglev slot hash % table size of VIP `vip_id`, or -1. */
+/* The backend id of Maglev slot ringlb_reduce(hash) of VIP `vip_id`, or -1. */
 static __always_inline int maglev_pick(__u32 vip_id, __u64 hash, __u32 *backend_id)
 {
-	__u32 slot = hash % maglev_table_size;
+	__u32 slot = ringlb_reduce(hash, maglev_table_size);
 	void *table;
 	__u32 *id;
 
@@ -71,6 +72,70 @@ static __always_inline int maglev_pick(__u32 vip_id, __u64 hash, __u32 *backend_
 		return -1;
 	*backend_id = *id;
 	return 0;
+}
+
+/*
+ * The flow table (struct ringlb_flow_bucket). The bucket index and the tag are a keyed
+ * multiply-xor hash of the 5-tuple: cheap, and without the key a client cannot aim its
+ * flows at one bucket to push other flows out.
+ */
+static __always_inline struct ringlb_flow_bucket *flow_bucket(const struct ringlb_flow_key *k,
+							      __u32 *tag)
+{
+	const __u64 *w = (const __u64 *)k;
+	__u32 index;
+	__u64 h;
+
+	h = (w[0] ^ w[2] ^ hash_key_k0) * 0x9e3779b97f4a7c15ULL;
+	h ^= (w[1] ^ w[3] ^ w[4] ^ hash_key_k1) * 0xc2b2ae3d27d4eb4fULL;
+	h ^= h >> 29;
+	*tag = (__u32)h | 1;
+	index = bpf_get_smp_processor_id() * flow_buckets + ((__u32)(h >> 32) & (flow_buckets - 1));
+	return bpf_map_lookup_elem(&flows, &index);
+}
+
+static __always_inline int flow_key_equal(const struct ringlb_flow_key *a,
+					  const struct ringlb_flow_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+
+/* The slot index of flow `k` in its bucket, or -1. */
+static __always_inline int flow_find(const struct ringlb_flow_bucket *b,
+				     const struct ringlb_flow_key *k, __u32 tag)
+{
+	int i;
+
+#pragma unroll
+	for (i = 0; i < RINGLB_FLOW_WAYS; i++)
+		if (b->tags[i] == tag && flow_key_equal(&b->slots[i].key, k))
+			return i;
+	return -1;
+}
+
+/* Binds flow `k` to `flow`: its own slot, else an empty one, else the least recently used. */
+static __always_inline void flow_insert(struct ringlb_flow_bucket *b,
+					const struct ringlb_flow_key *k, __u32 tag,
+					const struct ringlb_flow *flow, __u32 now)
+{
+	int i, victim = 0;
+
+#pragma unroll
+	for (i = 0; i < RINGLB_FLOW_WAYS; i++) {
+		if (b->tags[i] == 0 || (b->tags[i] == tag && flow_key_equal(&b->slots[i].key, k))) {
+			victim = i;
+			break;
+		}
+		if ((__s32)(b->used[i] - b->used[victim]) < 0)
+			victim = i;
+	}
+	victim &= RINGLB_FLOW_WAYS - 1;
+	b->slots[victim].key = *k;
+	b->slots[victim].flow = *flow;
+	b->used[victim] = now;
+	b->tags[victim] = tag;
 }
 
 /*
@@ -181,7 +246,7 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 	data_end = (void *)(long)ctx->data_end;
 	if (l2_write(data, data_end, &l2, p->vlan_depth, nh->dmac, nh->smac, h_proto) < 0)
 		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
-	outer = data + l3_off;
+	outer = l3_ptr(data, l3_off);
 	if (be->family == RINGLB_FAMILY_V4) {
 		if (outer + IPV4_HDR_LEN > data_end)
 			return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
@@ -210,7 +275,9 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
  * `stale_flow`: the packet's flow entry names a retired VIP or a removed backend.
  */
 static __always_inline int forward(struct xdp_md *ctx, struct packet *p,
-				   const struct ringlb_vip_info *info, int stale_flow, __u64 bytes)
+				   const struct ringlb_vip_info *info,
+				   struct ringlb_flow_bucket *bucket, __u32 tag, int stale_flow,
+				   __u64 bytes)
 {
 	int is_syn = p->flow.proto == IPPROTO_TCP &&
 		     (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
@@ -227,11 +294,11 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *p,
 	 * Per-flow state only where a flow starts (TCP SYN, first UDP datagram) or where its
 	 * entry went stale; a TCP flow we did not see start is balanced but not inserted.
 	 */
-	if (is_syn || stale_flow || p->flow.proto == IPPROTO_UDP) {
+	if (bucket && (is_syn || stale_flow || p->flow.proto == IPPROTO_UDP)) {
 		entry.backend_id = backend_id;
 		entry.vip_id = info->vip_id;
 		entry.vip_epoch = info->epoch;
-		bpf_map_update_elem(&flows, &p->flow, &entry, BPF_ANY);
+		flow_insert(bucket, &p->flow, tag, &entry, (__u32)bpf_jiffies64());
 	}
 	counter_add(&backend_stats, backend_id, bytes);
 	return encap_and_send(ctx, p, be, backend_id, 1, bytes);
@@ -245,7 +312,7 @@ static __always_inline int steer(struct packet *p, __u64 bytes)
 
 	if (steer_workers == 0)
 		return verdict(RINGLB_V_PASS_STEER_NO_CPU, XDP_PASS, bytes);
-	worker = client_hash(p->flow.src, p->flow.family) % steer_workers;
+	worker = ringlb_reduce(client_hash(p->flow.src, p->flow.family), steer_workers);
 	action = bpf_redirect_map(&cpu_map, worker, XDP_PASS);
 	if (action == XDP_REDIRECT)
 		return verdict(RINGLB_V_REDIRECT_STEER, action, bytes);
@@ -266,9 +333,10 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct packet *p, str
 	struct ringlb_vip_key key = {};
 	struct ringlb_flow_key reverse = {};
 	struct ringlb_vip_info *info;
+	struct ringlb_flow_bucket *bucket;
 	struct ringlb_backend *be;
-	struct ringlb_flow *flow;
-	__u32 backend_id;
+	__u32 backend_id, tag;
+	int slot = -1;
 	__u16 *ports;
 	__u8 type;
 
@@ -314,9 +382,11 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct packet *p, str
 	reverse.dport = ports[0];
 	reverse.proto = key.proto;
 	reverse.family = key.family;
-	flow = bpf_map_lookup_elem(&flows, &reverse);
-	if (flow) {
-		backend_id = flow->backend_id;
+	bucket = flow_bucket(&reverse, &tag);
+	if (bucket)
+		slot = flow_find(bucket, &reverse, tag);
+	if (bucket && slot >= 0) {
+		backend_id = bucket->slots[slot & (RINGLB_FLOW_WAYS - 1)].flow.backend_id;
 	} else if (maglev_pick(info->vip_id, client_hash(reverse.src, reverse.family),
 			       &backend_id) < 0) {
 		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
@@ -339,9 +409,10 @@ int ringlb_xdp(struct xdp_md *ctx)
 	struct ringlb_vip_key key = {};
 	struct ringlb_vip_info *info;
 	struct ringlb_vip_filter *filter;
-	struct ringlb_flow *flow;
+	struct ringlb_flow_bucket *bucket;
 	struct packet p = {};
-	int stale_flow = 0;
+	int stale_flow = 0, slot;
+	__u32 tag;
 	int h_proto, proto;
 	__u32 zero = 0, bit;
 
@@ -391,21 +462,31 @@ int ringlb_xdp(struct xdp_md *ctx)
 		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 
 	/*
-	 * Established forward-mode flows: the flow table alone settles them (one hash-map
-	 * access), as long as their VIP's epoch holds and their backend is still there.
+	 * Established forward-mode flows: the flow table alone settles them (one per-CPU
+	 * array access), as long as their VIP's epoch holds and their backend is still there.
+	 * A client's RST ends its flow: forwarded, then the slot is freed.
 	 */
-	if (!(p.flow.proto == IPPROTO_TCP &&
-	      (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)) {
-		flow = bpf_map_lookup_elem(&flows, &p.flow);
-		if (flow) {
+	bucket = flow_bucket(&p.flow, &tag);
+	if (bucket && !(p.flow.proto == IPPROTO_TCP &&
+			(p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)) {
+		slot = flow_find(bucket, &p.flow, tag);
+		if (slot >= 0) {
+			const struct ringlb_flow *flow =
+			    &bucket->slots[slot & (RINGLB_FLOW_WAYS - 1)].flow;
 			__u32 backend_id = flow->backend_id, vip_id = flow->vip_id;
 			struct ringlb_backend *be;
-			__u32 *epoch;
+			__u32 *epoch, now;
 
 			epoch = bpf_map_lookup_elem(&vip_epochs, &vip_id);
 			be = bpf_map_lookup_elem(&backends, &backend_id);
 			if (epoch && *epoch == flow->vip_epoch && be &&
 			    be->family != RINGLB_FAMILY_NONE) {
+				slot &= RINGLB_FLOW_WAYS - 1;
+				now = (__u32)bpf_jiffies64();
+				if (p.tcp_flags & TCP_FLAG_RST)
+					bucket->tags[slot] = 0;
+				else if (bucket->used[slot] != now)
+					bucket->used[slot] = now;
 				counter_add(&vip_stats, vip_id, bytes);
 				counter_add(&backend_stats, backend_id, bytes);
 				return encap_and_send(ctx, &p, be, backend_id, 1, bytes);
@@ -424,7 +505,7 @@ int ringlb_xdp(struct xdp_md *ctx)
 	counter_add(&vip_stats, info->vip_id, bytes);
 	if (info->mode == RINGLB_MODE_STEER)
 		return steer(&p, bytes);
-	return forward(ctx, &p, info, stale_flow, bytes);
+	return forward(ctx, &p, info, bucket, tag, stale_flow, bytes);
 }
 
 /*
@@ -454,7 +535,7 @@ int ringlb_reuseport(struct sk_reuseport_md *md)
 	} else {
 		return SK_PASS;
 	}
-	worker = hash % steer_workers;
+	worker = ringlb_reduce(hash, steer_workers);
 	bpf_sk_select_reuseport(md, &worker_sockets, &worker, 0);
 	return SK_PASS;
 }

@@ -4,8 +4,8 @@
  *
  * Both data planes map a client address to a Maglev slot with
  *
- *     slot = ringlb_hash_v4(key, addr) % table_size      (IPv4)
- *     slot = ringlb_hash_v6(key, addr) % table_size      (IPv6)
+ *     slot = ringlb_reduce(ringlb_hash_v4(key, addr), table_size)      (IPv4)
+ *     slot = ringlb_reduce(ringlb_hash_v6(key, addr), table_size)      (IPv6)
  *
  * so a client lands on the same backend whichever plane serves it. The hash is
  * SipHash-1-3 keyed with a 128-bit secret (`hash_seed` in the config): without the
@@ -116,6 +116,14 @@ RINGLB_HASH_INLINE __u64 ringlb_hash_v6(const struct ringlb_hash_key* key, const
   /* Final block: no message bytes left, length 16 in the top byte. */
   ringlb_sip_compress(&s, (__u64)16 << 56);
   return ringlb_sip_finish(&s);
+}
+
+/*
+ * Maps a hash onto [0, n) without a division: the top 32 bits, scaled by n (Lemire's
+ * multiply-shift). Slots, steer workers and policies all reduce a client hash this way.
+ */
+RINGLB_HASH_INLINE __u32 ringlb_reduce(__u64 hash, __u32 n) {
+  return (__u32)(((hash >> 32) * (__u64)n) >> 32);
 }
 
 #ifdef __cplusplus

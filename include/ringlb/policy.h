@@ -48,8 +48,14 @@ inline std::unique_ptr<Policy> make_policy(PolicyKind kind, uint64_t seed) {
   return policy_ops(kind).make(seed);
 }
 
-// Maps a client to a slot of a Maglev table of `table_size` entries; the same
-// computation as the XDP program's (hash.h).
+// The client hash of hash.h (SipHash-1-3 of the address bytes), as the XDP program
+// computes it.
 uint64_t client_hash(const ringlb_hash_key& key, const IpAddress& address);
+
+// The client's slot among `n` (Maglev slot, steer worker): ringlb_reduce of its hash,
+// the same computation as the XDP program's.
+inline uint32_t client_slot(const ringlb_hash_key& key, const IpAddress& address, uint32_t n) {
+  return ringlb_reduce(client_hash(key, address), n);
+}
 
 }  // namespace ringlb

@@ -18,7 +18,7 @@
 #define RINGLB_MAX_BACKENDS 4096
 /* Workers in steer mode: one per CPU, CPU i runs worker i. */
 #define RINGLB_MAX_WORKERS 256
-/* Default size of the flow table (entries, shared by all CPUs, per-CPU LRU lists). */
+/* Default size of the flow table: flows per CPU (a power of two; 72 bytes each). */
 #define RINGLB_DEFAULT_FLOW_ENTRIES 65536
 /* Bits of the VIP address pre-filter (a power of two). */
 #define RINGLB_VIP_FILTER_BITS 4096
@@ -62,7 +62,20 @@ struct ringlb_backend {
   __u32 family; /* enum ringlb_family */
 };
 
-/* Key of the `flows` LRU hash: the client's 5-tuple toward a VIP. */
+/*
+ * The forward-mode flow table (`flows`): per CPU, set-associative. Each CPU owns its own
+ * range of buckets in one array (a per-CPU array would add a dependent load of the CPU's
+ * pointer); a flow's bucket is a keyed hash of its 5-tuple. A bucket's first cache line
+ * holds a tag (more bits of that hash) and a last-use time per slot, each slot one more
+ * line: a lookup reads the tag line and, on a tag match, that slot's line; a miss costs
+ * one cache line, however full the bucket. No lock, no allocation, no cross-CPU traffic.
+ * A new flow takes an empty slot, else the least recently used one. A flow lives in the
+ * table of the CPU its packets arrive on (RSS and ECMP keep a flow on one CPU); if it
+ * moves, the Maglev table still gives the same backend unless the pool changed.
+ */
+#define RINGLB_FLOW_WAYS 8
+
+/* A flow's key: the client's 5-tuple toward a VIP, padding zeroed. */
 struct ringlb_flow_key {
   __u32 src[4];
   __u32 dst[4];
@@ -71,19 +84,33 @@ struct ringlb_flow_key {
   __u8 proto;
   __u8 family;
   __u8 pad[2];
-};
+} __attribute__((aligned(8)));
 
-/* Value of the `flows` LRU hash. */
 /*
- * Value of the `flows` LRU hash. An established packet is forwarded from its flow entry
- * alone (no VIP lookup) while vip_epochs[vip_id] still equals vip_epoch; user space bumps
- * the epoch when it removes a VIP or changes its mode, which retires its flows.
+ * What a flow is bound to. An established packet is forwarded from its flow entry alone
+ * (no VIP lookup) while vip_epochs[vip_id] still equals vip_epoch; user space bumps the
+ * epoch when it removes a VIP or changes its mode, which retires its flows.
  */
 struct ringlb_flow {
   __u32 backend_id;
   __u32 vip_id;
   __u32 vip_epoch;
 };
+
+struct ringlb_flow_slot {
+  struct ringlb_flow_key key;
+  struct ringlb_flow flow;
+} __attribute__((aligned(64)));
+
+/*
+ * Value of the `flows` array: CPU c's buckets are [c * flow_buckets, (c + 1) *
+ * flow_buckets). tags[i] == 0: slot i is empty.
+ */
+struct ringlb_flow_bucket {
+  __u32 tags[RINGLB_FLOW_WAYS];
+  __u32 used[RINGLB_FLOW_WAYS]; /* low 32 bits of jiffies at the flow's last packet */
+  struct ringlb_flow_slot slots[RINGLB_FLOW_WAYS];
+} __attribute__((aligned(64)));
 
 /*
  * Value of the one-entry `vip_filter` array: a bit per ringlb_vip_filter_bit() of every

@@ -1,6 +1,6 @@
 // Steer mode, the daemon's half: each proxy VIP's SO_REUSEPORT listener group gets
 // ringlb's sk_reuseport program, so a connection is accepted by the worker that owns
-// hash(client) % workers: the worker whose CPU the XDP program steered the packet to
+// ringlb_reduce(hash(client), workers): the worker whose CPU the XDP program steered the packet to
 // (`ringlb attach` sets that half up). With no XDP program attached the reuseport half
 // still holds: a client always lands on the same worker.
 #pragma once

@@ -38,7 +38,7 @@ class IpHash final : public Policy {
       hash = (hash ^ (client.attempt * 0x9e3779b97f4a7c15ULL)) * 0xbf58476d1ce4e5b9ULL;
       hash ^= hash >> 31;
     }
-    return &pool.backends()[table[hash % table.size()]];
+    return &pool.backends()[table[ringlb_reduce(hash, static_cast<uint32_t>(table.size()))]];
   }
 };
 

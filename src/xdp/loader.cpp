@@ -10,6 +10,8 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -66,10 +68,20 @@ int libbpf_print(enum libbpf_print_level level, const char* format, va_list args
   if (level == LIBBPF_DEBUG) {
     return 0;
   }
-  char line[4096];
-  const int n = std::vsnprintf(line, sizeof(line), format, args);
-  if (log_capture != nullptr) {
-    log_capture->append(line, n > 0 ? std::min<size_t>(n, sizeof(line) - 1) : 0);
+  if (log_capture == nullptr) {
+    return 0;
+  }
+  // One call can carry the whole verifier log (megabytes): size it first, since the
+  // verdict is at its end.
+  va_list copy;
+  va_copy(copy, args);
+  const int n = std::vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  if (n > 0) {
+    std::string line(static_cast<size_t>(n) + 1, '\0');
+    std::vsnprintf(line.data(), line.size(), format, args);
+    line.pop_back();
+    log_capture->append(line);
   }
   return 0;
 }
@@ -234,7 +246,7 @@ std::optional<uint32_t> forward_backend(const VipSpec& /*vip*/, const ForwardTab
   if (table.slots.empty()) {
     return std::nullopt;
   }
-  return table.slots[client_hash(key, client) % table.slots.size()];
+  return table.slots[client_slot(key, client, static_cast<uint32_t>(table.slots.size()))];
 }
 
 Result<XdpProgram> XdpProgram::load(const LoadOptions& options) {
@@ -276,6 +288,9 @@ Result<XdpProgram> XdpProgram::load(const LoadOptions& options) {
   skel->rodata->hash_key_k1 = options.hash_key.k1;
   skel->rodata->maglev_table_size = options.maglev_table_size;
   skel->rodata->steer_workers = options.steer_workers;
+  // flow_entries per CPU, in buckets of RINGLB_FLOW_WAYS: a power of two, at least one.
+  skel->rodata->flow_buckets =
+      std::bit_floor(std::max<uint32_t>(options.flow_entries / RINGLB_FLOW_WAYS, 1));
   skel->rodata->encap_source_v4 = options.source_v4;
   for (int i = 0; i < 4; ++i) {
     skel->rodata->encap_source_v6[i] = options.source_v6[i];
@@ -289,7 +304,10 @@ Result<XdpProgram> XdpProgram::load(const LoadOptions& options) {
   }
   int err = bpf_map__set_inner_map_fd(skel->maps.maglev_tables, inner_template.get());
   if (err == 0) {
-    err = bpf_map__set_max_entries(skel->maps.flows, options.flow_entries);
+    const int cpus = libbpf_num_possible_cpus();
+    err = cpus < 0 ? cpus
+                   : bpf_map__set_max_entries(skel->maps.flows, skel->rodata->flow_buckets *
+                                                                    static_cast<uint32_t>(cpus));
   }
   if (err != 0) {
     return libbpf_error("Failed to size the XDP program's maps", err, &log);

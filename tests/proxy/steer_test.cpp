@@ -1,5 +1,5 @@
 // Steer mode in ringlbd: with [xdp] steer on, every connection from a client address is
-// accepted by the worker that owns hash(client) % workers, the worker the XDP program
+// accepted by the worker that owns client_slot(hash, workers), the worker the XDP program
 // steers that client's packets to. Runs on loopback: the reuseport half needs no NIC.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -30,7 +30,7 @@ TEST(Steer, EachClientIsAcceptedByTheWorkerOwningItsHash) {
     const std::string source = "127.0.0." + std::to_string(host);
     in_addr addr;
     inet_pton(AF_INET, source.c_str(), &addr);
-    const uint64_t owner = client_hash(*key, IpAddress::v4(addr)) % 2;
+    const uint64_t owner = client_slot(*key, IpAddress::v4(addr), 2);
     const uint64_t before[2] = {lb.stat("worker.0.accepted"), lb.stat("worker.1.accepted")};
     for (int i = 0; i < 4; ++i) {
       Conn conn = Conn::open("127.0.0.1", port, 3000, source);

@@ -138,7 +138,7 @@ TEST(SteerNetns, EachClientIsAcceptedOnTheCpuAndListenerOwningItsHash) {
   for (int i = 10; i < 40; ++i) {
     const std::string client = "10.90.1." + std::to_string(i);
     const uint64_t owner =
-        client_hash(config->daemon.hash_key, *IpAddress::parse(client)) % kWorkers;
+        client_slot(config->daemon.hash_key, *IpAddress::parse(client), kWorkers);
     for (int attempt = 0; attempt < 2; ++attempt) {
       // A socket of the client namespace: create it there, then come back.
       ASSERT_EQ(setns(client_ns_fd.get(), CLONE_NEWNET), 0) << strerror(errno);

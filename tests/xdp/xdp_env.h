@@ -142,7 +142,9 @@ class XdpEnv {
     throw std::runtime_error("no vip " + name);
   }
 
-  static RunResult run(const Bytes& packet) {
+  static RunResult run(const Bytes& packet) { return run_on(program().xdp_fd(), packet); }
+
+  static RunResult run_on(int prog_fd, const Bytes& packet) {
     RunResult r;
     r.out.resize(packet.size() + 512);
     xdp_md ctx{};
@@ -152,7 +154,7 @@ class XdpEnv {
                 .data_size_in = static_cast<uint32_t>(packet.size()),
                 .data_size_out = static_cast<uint32_t>(r.out.size()), .ctx_in = &ctx,
                 .ctx_size_in = sizeof(ctx), .repeat = 1);
-    r.err = bpf_prog_test_run_opts(program().xdp_fd(), &opts) == 0 ? 0 : errno;
+    r.err = bpf_prog_test_run_opts(prog_fd, &opts) == 0 ? 0 : errno;
     r.retval = opts.retval;
     r.out.resize(opts.data_size_out);
     return r;
@@ -186,6 +188,14 @@ class XdpEnv {
   static std::string do_setup() {
     if (auto failed = enter_xdp_lab(); !failed.empty()) {
       return failed;
+    }
+    // The flow table is per CPU: runs of one flow must see one CPU's table, as RSS keeps
+    // a NIC's flow on one CPU.
+    cpu_set_t cpu0;
+    CPU_ZERO(&cpu0);
+    CPU_SET(0, &cpu0);
+    if (sched_setaffinity(0, sizeof(cpu0), &cpu0) != 0) {
+      return std::string("sched_setaffinity(CPU 0): ") + strerror(errno);
     }
     auto& s = instance();
     s.ifindex = lab_ifindex();

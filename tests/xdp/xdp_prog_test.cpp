@@ -428,7 +428,7 @@ TEST_F(XdpProgTest, SteersToTheCpuOfTheWorkerOwningTheHash) {
   for (int i = 1; i <= 64; ++i) {
     const std::string client = "10.5.0." + std::to_string(i);
     const uint64_t worker =
-        client_hash(XdpEnv::config().daemon.hash_key, *IpAddress::parse(client)) % 2;
+        client_slot(XdpEnv::config().daemon.hash_key, *IpAddress::parse(client), 2);
     const auto r = XdpEnv::run(v4_syn(client.c_str(), "10.0.0.20", 40000, 8080));
     EXPECT_EQ(r.retval, worker == 0 ? uint32_t{XDP_REDIRECT} : uint32_t{XDP_PASS}) << client;
     ++seen[worker];
@@ -442,46 +442,120 @@ TEST_F(XdpProgTest, SteersToTheCpuOfTheWorkerOwningTheHash) {
 
 // --- Flows ---------------------------------------------------------------------------
 
-TEST_F(XdpProgTest, EstablishedFlowsKeepTheirBackendWhenABackendIsAdded) {
-  const std::string base(kConfig);
-  std::string grown = base;
+// kConfig with a fourth backend b4 (weight 3) in "web", and a client address whose
+// Maglev slot moves to b4 in that grown pool: a flow of that client shows whether it was
+// in the flow table (it stays on its old backend) or not (it goes to b4).
+struct GrownPool {
+  std::string text;
+  std::string mover;
+};
+
+GrownPool grown_pool() {
+  GrownPool grown{.text = std::string(kConfig), .mover = ""};
   const std::string anchor = "[[vip.backend]]\nname = \"b3\"\naddress = \"10.200.0.3\"\n";
-  grown.insert(grown.find(anchor) + anchor.size(),
-               "[[vip.backend]]\nname = \"b4\"\naddress = \"10.200.0.5\"\nweight = 3\n");
-  // A client whose slot moves to b4 in the grown pool.
-  auto grown_config = parse_config(grown, "g.toml");
-  ASSERT_TRUE(grown_config) << grown_config.error().message;
-  const VipSpec* grown_web = &grown_config->vips[0];
-  const auto grown_table =
-      xdp::build_forward_table(*grown_web, grown_config->daemon.maglev_table_size);
-  std::string client;
-  for (int i = 1; i < 250 && client.empty(); ++i) {
+  grown.text.insert(grown.text.find(anchor) + anchor.size(),
+                    "[[vip.backend]]\nname = \"b4\"\naddress = \"10.200.0.5\"\nweight = 3\n");
+  auto config = parse_config(grown.text, "g.toml");
+  if (!config) {
+    ADD_FAILURE() << config.error().message;
+    return grown;
+  }
+  const VipSpec& web = config->vips[0];
+  const auto table = xdp::build_forward_table(web, config->daemon.maglev_table_size);
+  for (int i = 1; i < 250 && grown.mover.empty(); ++i) {
     const std::string c = "10.8.0." + std::to_string(i);
-    const auto index = xdp::forward_backend(*grown_web, grown_table, grown_config->daemon.hash_key,
-                                            *IpAddress::parse(c));
-    if (index && grown_web->backends[*index].name == "b4") {
-      client = c;
+    const auto index =
+        xdp::forward_backend(web, table, config->daemon.hash_key, *IpAddress::parse(c));
+    if (index && web.backends[*index].name == "b4") {
+      grown.mover = c;
     }
   }
-  ASSERT_FALSE(client.empty()) << "some client moves to b4";
-  const IpAddress before = expected_backend("web", client.c_str());
+  return grown;
+}
 
-  auto r = XdpEnv::run(v4_syn(client.c_str(), "10.0.0.10", 45000, 80, kSyn));
-  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX));
-  EXPECT_EQ(0, std::memcmp(&r.out[30], before.bytes(), 4)) << "SYN goes to the table's backend";
+// The outer destination of an encapsulated IPv4 packet.
+bool sent_to(const RunResult& r, const IpAddress& backend) {
+  return r.retval == XDP_TX && r.out.size() >= 34 &&
+         std::memcmp(&r.out[30], backend.bytes(), 4) == 0;
+}
 
-  XdpEnv::apply(grown);
-  r = XdpEnv::run(v4_syn(client.c_str(), "10.0.0.10", 45000, 80, kAck));
-  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX));
-  EXPECT_EQ(0, std::memcmp(&r.out[30], before.bytes(), 4)) << "established flow stays";
-  r = XdpEnv::run(v4_syn(client.c_str(), "10.0.0.10", 45001, 80, kSyn));
-  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX));
-  EXPECT_EQ(0, std::memcmp(&r.out[30], IpAddress::parse("10.200.0.5")->bytes(), 4))
+TEST_F(XdpProgTest, EstablishedFlowsKeepTheirBackendWhenABackendIsAdded) {
+  const std::string base(kConfig);
+  const GrownPool grown = grown_pool();
+  ASSERT_FALSE(grown.mover.empty()) << "some client moves to b4";
+  const char* client = grown.mover.c_str();
+  const IpAddress before = expected_backend("web", client);
+  const IpAddress b4 = *IpAddress::parse("10.200.0.5");
+
+  EXPECT_TRUE(sent_to(XdpEnv::run(v4_syn(client, "10.0.0.10", 45000, 80, kSyn)), before))
+      << "SYN goes to the table's backend";
+  XdpEnv::apply(grown.text);
+  EXPECT_TRUE(sent_to(XdpEnv::run(v4_syn(client, "10.0.0.10", 45000, 80, kAck)), before))
+      << "established flow stays";
+  EXPECT_TRUE(sent_to(XdpEnv::run(v4_syn(client, "10.0.0.10", 45001, 80, kSyn)), b4))
       << "a new flow of the same client goes to the new backend";
   XdpEnv::apply(base);
-  r = XdpEnv::run(v4_syn(client.c_str(), "10.0.0.10", 45001, 80, kAck));
-  EXPECT_EQ(0, std::memcmp(&r.out[30], before.bytes(), 4))
+  EXPECT_TRUE(sent_to(XdpEnv::run(v4_syn(client, "10.0.0.10", 45001, 80, kAck)), before))
       << "when b4 leaves, its flows go back to the table's backend";
+}
+
+TEST_F(XdpProgTest, AClientResetEndsItsFlow) {
+  const std::string base(kConfig);
+  const GrownPool grown = grown_pool();
+  ASSERT_FALSE(grown.mover.empty()) << "some client moves to b4";
+  const char* client = grown.mover.c_str();
+  const IpAddress before = expected_backend("web", client);
+  constexpr uint8_t kRst = 0x04;
+
+  ASSERT_TRUE(sent_to(XdpEnv::run(v4_syn(client, "10.0.0.10", 45100, 80, kSyn)), before));
+  XdpEnv::apply(grown.text);
+  EXPECT_TRUE(sent_to(XdpEnv::run(v4_syn(client, "10.0.0.10", 45100, 80, kRst | kAck)), before))
+      << "the RST itself goes to the flow's backend";
+  EXPECT_TRUE(sent_to(XdpEnv::run(v4_syn(client, "10.0.0.10", 45100, 80, kAck)),
+                      *IpAddress::parse("10.200.0.5")))
+      << "after the RST the tuple is no flow any more: the table decides";
+  XdpEnv::apply(base);
+}
+
+// With flow_entries = RINGLB_FLOW_WAYS each CPU has one bucket: a new flow in a full
+// bucket pushes out the least recently used flow, and only that one.
+TEST_F(XdpProgTest, ANewFlowInAFullBucketEvictsTheLeastRecentlyUsed) {
+  const GrownPool grown = grown_pool();
+  ASSERT_FALSE(grown.mover.empty()) << "some client moves to b4";
+  const char* client = grown.mover.c_str();
+  const IpAddress before = expected_backend("web", client);
+  auto options = lab_load_options(XdpEnv::config());
+  options.flow_entries = RINGLB_FLOW_WAYS;
+  auto small = xdp::XdpProgram::load(options);
+  ASSERT_TRUE(small) << small.error().message;
+  ASSERT_TRUE(small->apply(XdpEnv::config()));
+  const int fd = small->xdp_fd();
+  // used[] has jiffy resolution: a pause between packets orders them.
+  const auto next_jiffy = [] { usleep(12'000); };
+
+  const uint16_t first_port = 46000;
+  for (uint16_t i = 0; i < RINGLB_FLOW_WAYS; ++i) {
+    ASSERT_TRUE(
+        sent_to(XdpEnv::run_on(fd, v4_syn(client, "10.0.0.10", first_port + i, 80, kSyn)), before));
+    next_jiffy();
+  }
+  // The first flow is used again: the second is now the least recently used.
+  ASSERT_TRUE(
+      sent_to(XdpEnv::run_on(fd, v4_syn(client, "10.0.0.10", first_port, 80, kAck)), before));
+  next_jiffy();
+  const uint16_t newcomer = first_port + RINGLB_FLOW_WAYS;
+  ASSERT_TRUE(sent_to(XdpEnv::run_on(fd, v4_syn(client, "10.0.0.10", newcomer, 80, kSyn)), before));
+
+  auto grown_config = parse_config(grown.text, "g.toml");
+  ASSERT_TRUE(grown_config);
+  ASSERT_TRUE(small->apply(*grown_config));
+  const IpAddress b4 = *IpAddress::parse("10.200.0.5");
+  for (uint16_t port = first_port; port <= newcomer; ++port) {
+    const bool evicted = port == first_port + 1;
+    EXPECT_TRUE(sent_to(XdpEnv::run_on(fd, v4_syn(client, "10.0.0.10", port, 80, kAck)),
+                        evicted ? b4 : before))
+        << "flow from port " << port << (evicted ? " was evicted" : " stayed in the table");
+  }
 }
 
 TEST_F(XdpProgTest, RemovingAVipRetiresItsEstablishedFlows) {
@@ -633,7 +707,7 @@ TEST_F(XdpProgTest, RandomBytesNeverCrashAndGetADefinedVerdict) {
 // --- steer mode, socket half ----------------------------------------------------------
 
 TEST_F(XdpProgTest, ReuseportHandsEachClientToTheWorkerOwningItsHash) {
-  // Two workers' listeners on one port; ringlb_reuseport must pick hash(client) % 2, the
+  // Two workers' listeners on one port; ringlb_reuseport must pick client_slot(hash, 2), the
   // worker whose CPU the XDP program steers the client's packets to.
   constexpr int kWorkers = 2;
   constexpr uint16_t kPort = 18080;
@@ -665,7 +739,7 @@ TEST_F(XdpProgTest, ReuseportHandsEachClientToTheWorkerOwningItsHash) {
   for (int host = 2; host < 42; ++host) {
     const std::string client = "127.0.0." + std::to_string(host);
     const auto owner =
-        client_hash(XdpEnv::config().daemon.hash_key, *IpAddress::parse(client)) % kWorkers;
+        client_slot(XdpEnv::config().daemon.hash_key, *IpAddress::parse(client), kWorkers);
     for (int attempt = 0; attempt < 3; ++attempt) {  // the same client, again and again
       UniqueSocket c(::socket(AF_INET, SOCK_STREAM, 0));
       sockaddr_in local{};

@@ -60,7 +60,7 @@ void which_proxy(const Config& config, const VipSpec& vip, const IpAddress& clie
   std::string worker = "-";
   std::string note;
   if (config.xdp.enabled && config.xdp.steer) {
-    worker = std::to_string(client_hash(config.daemon.hash_key, client) % workers);
+    worker = std::to_string(client_slot(config.daemon.hash_key, client, workers));
   } else {
     note = "not steered: the kernel's SO_REUSEPORT hash of the 4-tuple picks the worker";
   }

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+/*
+ * Benchmark wrapper for BPF_PROG_TEST_RUN with repeat = N.
+ *
+ * With repeat = N the kernel runs the program N times on one buffer and does not reset
+ * it, so from the second run an encapsulating program would see its own output. This
+ * program puts the original packet back before every run and then tail-calls the
+ * program under test (slot 0 of `target`):
+ *   - it moves the packet start back to where the original started (undoing an
+ *     encapsulation's bpf_xdp_adjust_head), using the original length;
+ *   - it rewrites the first RESTORE_BYTES bytes from `original` (an encapsulation
+ *     overwrites only the Ethernet header of the original; the rest stays intact);
+ *   - with vary_flow set, it gives every run a new client: source port and the low
+ *     byte of the source address from a run counter, so each run is a new flow.
+ * Its own cost is measured by wrapping the bare XDP_PASS program the same way and is
+ * subtracted. The verdict of the last run is the tail-called program's.
+ */
+#include <linux/bpf.h>
+// (after linux/bpf.h, which defines its types)
+#include <bpf/bpf_helpers.h>
+
+#define RESTORE_BYTES 64
+
+/* Set before load. */
+const volatile __u32 packet_len = 0;
+const volatile __u32 port_offset = 0; /* of the TCP/UDP source port */
+const volatile __u32 addr_offset = 0; /* of the last byte of the source address */
+const volatile __u32 vary_flow = 0;
+
+struct original_packet {
+  __u64 words[RESTORE_BYTES / 8];
+  __u64 runs;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct original_packet);
+} original SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+} target SEC(".maps");
+
+SEC("xdp")
+int restore(struct xdp_md* ctx) {
+  void* data = (void*)(long)ctx->data;
+  void* data_end = (void*)(long)ctx->data_end;
+  struct original_packet* orig;
+  __u32 zero = 0;
+  int delta, i;
+
+  orig = bpf_map_lookup_elem(&original, &zero);
+  if (!orig)
+    return XDP_ABORTED;
+  delta = (int)(data_end - data) - (int)packet_len;
+  if (delta && bpf_xdp_adjust_head(ctx, delta))
+    return XDP_ABORTED;
+  data = (void*)(long)ctx->data;
+  data_end = (void*)(long)ctx->data_end;
+  if (data + RESTORE_BYTES > data_end)
+    return XDP_ABORTED;
+#pragma unroll
+  for (i = 0; i < RESTORE_BYTES / 8; i++)
+    ((__u64*)data)[i] = orig->words[i];
+  if (vary_flow) {
+    __u64 run = orig->runs++;
+    __u8* port = data + (port_offset & 0x3f);
+    __u8* addr = data + (addr_offset & 0x3f);
+
+    if ((void*)(port + 2) > data_end || (void*)(addr + 1) > data_end)
+      return XDP_ABORTED;
+    port[0] = (__u8)(run >> 8);
+    port[1] = (__u8)run;
+    addr[0] = (__u8)(run >> 16);
+  }
+  bpf_tail_call(ctx, &target, 0);
+  return XDP_ABORTED;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
