@@ -31,4 +31,19 @@ if [[ ${RINGLB_SKIP_SANITIZERS:-0} != 1 ]]; then
   (cd build-tsan && setarch "$(uname -m)" -R ctest --output-on-failure -L 'unit|proxy' --timeout 900) ||
     status=1
 fi
+
+# libFuzzer targets (clang, ASan+UBSan; tests/fuzz): only they are built, and each runs
+# RINGLB_FUZZ_SECONDS (30 s) from its seed corpus in tests/fuzz/corpus. Crashes land in
+# build-fuzz/tests/fuzz/fuzz-artifacts/.
+if [[ ${RINGLB_SKIP_FUZZ:-0} != 1 ]]; then
+  mkdir -p build-fuzz
+  if CC=clang CXX=clang++ cmake -S "$root" -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DRINGLB_FUZZ=ON -DRINGLB_BENCHMARKS=OFF >build-fuzz/configure.log 2>&1; then
+    { cmake --build build-fuzz -j"$jobs" --target fuzz_targets &&
+      (cd build-fuzz && ctest --output-on-failure -L fuzz); } || status=1
+  else
+    cat build-fuzz/configure.log
+    status=1
+  fi
+fi
 exit $status
