@@ -192,7 +192,12 @@ for i in $(seq 100 130); do
   seen[$got]=1
 done
 [[ ${#seen[@]} -ge 2 ]] || fail "31 clients all landed on one backend: ${!seen[*]}"
-echo "ok 2 - 31 clients reached the backend the pinned table names (${!seen[*]})"
+stats=$(inns $ns_l "$ringlb" stats --pin-path "$pin" --control-dir "$tmp/no-daemon")
+packets=$(awk '$1 == "xdp.vip.web.packets" {print $2}' <<<"$stats")
+[[ ${packets:-0} -gt 0 ]] || fail "ringlb stats does not name VIP web, or counts no packet:"$'\n'"$stats"
+inns $ns_l "$ringlb" stats --json --pin-path "$pin" --control-dir "$tmp/no-daemon" |
+  grep -q '"names":"web/b1"' || fail "ringlb stats --json does not name backend web/b1"
+echo "ok 2 - 31 clients reached the backend the pinned table names (${!seen[*]}); stats names them"
 
 # --- 3. a CLI re-weight keeps established flows ---------------------------------------------
 mover=""

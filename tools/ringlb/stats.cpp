@@ -310,6 +310,25 @@ Source read_xdp_source(const std::string& pin_path) {
     cpus.rows.push_back(std::move(row));
   }
 
+  // Names from the state maps (what `ringlb attach` and `ringlb xdp` record): VIP id ->
+  // name, backend address -> "vip/backend" of every VIP that has it. Maps pinned by an
+  // older ringlb have none: rows then go by address alone.
+  std::map<uint32_t, std::string> vip_names;
+  std::map<std::string, std::string> backend_names;
+  if (auto maps = xdp::PinnedMaps::open(pin_path)) {
+    if (auto state = xdp::read_state(maps->fds())) {
+      for (const auto& vip : state->vips) {
+        if (auto id = xdp::pinned_vip_id(maps->fds(), vip)) {
+          vip_names[*id] = vip.name;
+        }
+        for (const auto& b : vip.backends) {
+          std::string& names = backend_names[b.address.ip.to_string()];
+          names += (names.empty() ? "" : ",") + vip.name + "/" + b.name;
+        }
+      }
+    }
+  }
+
   // VIPs: every key of the vips hash map.
   Table vips{.name = "vips"};
   ringlb_vip_key key{}, next{};
@@ -327,9 +346,14 @@ Source read_xdp_source(const std::string& pin_path) {
       address = "[" + address + "]";
     }
     address += ":" + std::to_string(ntohs(key.port)) + (key.proto == IPPROTO_UDP ? "/udp" : "/tcp");
-    Row row{.key = std::to_string(info.vip_id), .prefix = "xdp.vip." + address};
+    const auto named = vip_names.find(info.vip_id);
+    Row row{.key = std::to_string(info.vip_id),
+            .prefix = "xdp.vip." + (named != vip_names.end() ? named->second : address)};
     row.labels.push_back({.name = "vip_id", .value = row.key, .numeric = true});
     row.labels.push_back({.name = "address", .value = address});
+    if (named != vip_names.end()) {
+      row.labels.push_back({.name = "name", .value = named->second});
+    }
     row.labels.push_back(
         {.name = "mode", .value = info.mode == RINGLB_MODE_FORWARD ? "forward" : "steer"});
     set_counter(row, reader.sum());
@@ -350,6 +374,9 @@ Source read_xdp_source(const std::string& pin_path) {
     Row row{.key = std::to_string(id), .prefix = "xdp.backend." + address};
     row.labels.push_back({.name = "backend_id", .value = row.key, .numeric = true});
     row.labels.push_back({.name = "address", .value = address});
+    if (const auto named = backend_names.find(address); named != backend_names.end()) {
+      row.labels.push_back({.name = "names", .value = named->second});
+    }
     set_counter(row, reader.sum());
     backends.rows.push_back(std::move(row));
   }
