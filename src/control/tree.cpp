@@ -14,6 +14,7 @@
 #include <charconv>
 #include <chrono>
 #include <map>
+#include <span>
 #include <thread>
 
 namespace ringlb::control {
@@ -169,6 +170,88 @@ BackendSpec* find_backend_spec(VipSpec& vip, const std::string& backend) {
   return nullptr;
 }
 
+// Forward-mode VIPs have no VipRuntime (the XDP program serves them, not the workers):
+// their part of vips/ comes from the running config, and writes go through Runtime::edit
+// like any other, which ringlbd's publish hook writes to the pinned XDP maps.
+std::optional<VipSpec> forward_vip(const Runtime& runtime, std::string_view name) {
+  for (const auto& v : runtime.config()->vips) {
+    if (v.mode == Mode::forward && v.name == name) {
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+const BackendSpec* spec_backend(const VipSpec& vip, std::string_view name) {
+  for (const auto& b : vip.backends) {
+    if (b.name == name) {
+      return &b;
+    }
+  }
+  return nullptr;
+}
+
+constexpr std::string_view kForwardVipFiles[] = {"listen", "mode", "protocol"};
+// Name, writable. A forward backend has no connection counters: the XDP program's are
+// per address (ringlb stats).
+constexpr std::pair<std::string_view, bool> kForwardBackendFiles[] = {
+    {"address", true}, {"weight", true}, {"state", true}, {"health", false}};
+
+// stat() below a VIP directory known by its spec: `rel` is the path from the VIP's name
+// on (rel[0] is the name), `backend_files` its backends' files (name, writable);
+// `pending`: rel[2] is a pending backend of the VIP.
+Result<NodeInfo> stat_spec_vip(const VipSpec& vip, std::span<const std::string> rel,
+                               std::span<const std::pair<std::string_view, bool>> backend_files,
+                               std::string_view path, bool pending) {
+  const NodeInfo dir{NodeKind::directory, true, false};
+  if (rel.size() == 1) {
+    return dir;
+  }
+  if (rel.size() == 2) {
+    if (rel[1] == "backends") {
+      return dir;
+    }
+    if (std::find(std::begin(kForwardVipFiles), std::end(kForwardVipFiles), rel[1]) !=
+        std::end(kForwardVipFiles)) {
+      return NodeInfo{NodeKind::file, true, false};
+    }
+    return not_found(path);
+  }
+  if (rel[1] != "backends" || rel.size() > 4 ||
+      (spec_backend(vip, rel[2]) == nullptr && !pending)) {
+    return not_found(path);
+  }
+  if (rel.size() == 3) {
+    return dir;
+  }
+  for (const auto& [name, writable] : backend_files) {
+    if (name == rel[3]) {
+      return NodeInfo{NodeKind::file, true, writable};
+    }
+  }
+  return not_found(path);
+}
+
+// A backend address as a VIP of `mode` takes it: ip:port (proxy) or an IP alone (forward).
+std::optional<SocketAddress> parse_backend_address(std::string_view text, Mode mode) {
+  if (mode == Mode::proxy) {
+    return SocketAddress::parse(text);
+  }
+  if (auto ip = IpAddress::parse(text)) {
+    return SocketAddress{.ip = *ip, .port = 0};
+  }
+  return std::nullopt;
+}
+
+Error bad_address(std::string_view value, Mode mode) {
+  return invalid(
+      mode == Mode::proxy
+          ? "address: expected ip:port (\"192.0.2.1:80\" or \"[2001:db8::1]:80\"), got \"" +
+                std::string(value) + "\""
+          : "address: expected an IP address without port (forward mode), got \"" +
+                std::string(value) + "\"");
+}
+
 }  // namespace
 
 ControlTree::ControlTree(Runtime& runtime, std::function<Result<void>()> reload,
@@ -242,16 +325,6 @@ const PinnedVip* find_pinned(const std::vector<PinnedVip>& vips, const std::stri
   return nullptr;
 }
 
-const BackendSpec* find_pinned_backend(const PinnedVip& vip, const std::string& name) {
-  for (const auto& b : vip.spec.backends) {
-    if (b.name == name) {
-      return &b;
-    }
-  }
-  return nullptr;
-}
-
-constexpr std::string_view kXdpVipFiles[] = {"listen", "mode", "protocol"};
 constexpr std::pair<std::string_view, bool> kXdpBackendFiles[] = {
     {"address", false}, {"slots", false}, {"state", true}, {"weight", true}};
 
@@ -267,34 +340,10 @@ Result<NodeInfo> stat_xdp_vips(const std::string& pin_root, const std::vector<st
     return vips.error();
   }
   const PinnedVip* vip = find_pinned(*vips, p[2]);
-  if (vip == nullptr || p.size() > 6) {
+  if (vip == nullptr) {
     return not_found(path);
   }
-  if (p.size() == 3) {
-    return dir;
-  }
-  if (p.size() == 4) {
-    if (p[3] == "backends") {
-      return dir;
-    }
-    if (std::find(std::begin(kXdpVipFiles), std::end(kXdpVipFiles), p[3]) !=
-        std::end(kXdpVipFiles)) {
-      return NodeInfo{NodeKind::file, true, false};
-    }
-    return not_found(path);
-  }
-  if (p[3] != "backends" || find_pinned_backend(*vip, p[4]) == nullptr) {
-    return not_found(path);
-  }
-  if (p.size() == 5) {
-    return dir;
-  }
-  for (const auto& [name, writable] : kXdpBackendFiles) {
-    if (name == p[5]) {
-      return NodeInfo{NodeKind::file, true, writable};
-    }
-  }
-  return not_found(path);
+  return stat_spec_vip(vip->spec, std::span(p).subspan(2), kXdpBackendFiles, path, false);
 }
 
 }  // namespace
@@ -325,7 +374,7 @@ Result<std::string> ControlTree::read_xdp(const std::vector<std::string>& p) con
         return line(to_string(vip->spec.protocol));
       return line(vip->spec.mode == Mode::forward ? "forward" : "steer");
     }
-    const BackendSpec* b = find_pinned_backend(*vip, p[4]);
+    const BackendSpec* b = spec_backend(vip->spec, p[4]);
     if (b == nullptr) {
       return not_found(p[4]);
     }
@@ -367,6 +416,54 @@ Result<std::string> ControlTree::read_xdp(const std::vector<std::string>& p) con
     }
   }
   return not_found(p[2]);
+}
+
+// vips/<forward vip>/...: the running config's spec (stat() has checked the path).
+Result<std::string> ControlTree::read_forward(const std::vector<std::string>& p) const {
+  const auto vip = forward_vip(runtime_, p[1]);
+  if (!vip) {
+    return not_found(p[1]);
+  }
+  if (p.size() == 3) {
+    if (p[2] == "listen")
+      return line(vip->listen.to_string());
+    if (p[2] == "mode")
+      return line(to_string(vip->mode));
+    return line(to_string(vip->protocol));
+  }
+  const std::string& f = p[4];
+  const BackendSpec* b = spec_backend(*vip, p[3]);
+  if (b == nullptr) {  // pending: exists in the tree, not yet in the config
+    return read_pending(p[1], p[3], f);
+  }
+  if (f == "address")
+    return line(b->address.ip.to_string());
+  if (f == "weight")
+    return line(b->weight);
+  if (f == "state")
+    return line(to_string(b->state));
+  const auto stats = runtime_.backend_stats(p[1], p[3]);
+  return line(stats ? to_string(static_cast<HealthState>(
+                          stats->health_state.load(std::memory_order_relaxed)))
+                    : std::string_view("up"));
+}
+
+Result<std::string> ControlTree::read_pending(const std::string& vip, const std::string& backend,
+                                              const std::string& file) const {
+  std::lock_guard lock(pending_mu_);
+  const auto it = pending_.find({vip, backend});
+  if (it == pending_.end()) {
+    return not_found(backend);
+  }
+  if (file == "address")
+    return line(it->second.address);
+  if (file == "weight")
+    return line(it->second.weight);
+  if (file == "state")
+    return line(to_string(it->second.state));
+  if (file == "health")
+    return line("pending");
+  return line(uint64_t{0});  // counters of a backend that has had no connection
 }
 
 bool ControlTree::is_pending(const std::string& vip, const std::string& backend) const {
@@ -433,6 +530,10 @@ Result<NodeInfo> ControlTree::stat(std::string_view path) const {
   }
   auto vip = runtime_.find_vip(p[1]);
   if (!vip) {
+    if (auto forward = forward_vip(runtime_, p[1])) {
+      return stat_spec_vip(*forward, std::span(p).subspan(1), kForwardBackendFiles, path,
+                           p.size() >= 4 && is_pending(p[1], p[3]));
+    }
     return not_found(path);
   }
   if (p.size() == 2) {
@@ -495,7 +596,7 @@ Result<std::vector<std::string>> ControlTree::list(std::string_view path) const 
     }
     const PinnedVip* vip = find_pinned(*vips, p[2]);
     if (p.size() == 3) {
-      out.assign(std::begin(kXdpVipFiles), std::end(kXdpVipFiles));
+      out.assign(std::begin(kForwardVipFiles), std::end(kForwardVipFiles));
       out.emplace_back("backends");
       return out;
     }
@@ -522,6 +623,32 @@ Result<std::vector<std::string>> ControlTree::list(std::string_view path) const 
   if (p.size() == 1) {
     for (const auto& vip : runtime_.vips().load()->vips) {
       out.push_back(vip->name());
+    }
+    for (const auto& vip : runtime_.config()->vips) {
+      if (vip.mode == Mode::forward) {
+        out.push_back(vip.name);
+      }
+    }
+    return out;
+  }
+  if (auto forward = forward_vip(runtime_, p[1]); forward && !runtime_.find_vip(p[1])) {
+    if (p.size() == 2) {
+      out.assign(std::begin(kForwardVipFiles), std::end(kForwardVipFiles));
+      out.emplace_back("backends");
+    } else if (p.size() == 3) {
+      for (const auto& b : forward->backends) {
+        out.push_back(b.name);
+      }
+      std::lock_guard lock(pending_mu_);
+      for (const auto& [key, pending] : pending_) {
+        if (key.first == p[1]) {
+          out.push_back(key.second);
+        }
+      }
+    } else {
+      for (const auto& f : kForwardBackendFiles) {
+        out.emplace_back(f.first);
+      }
     }
     return out;
   }
@@ -615,6 +742,9 @@ Result<std::string> ControlTree::read(std::string_view path) const {
     return line(v);
   }
   auto vip = runtime_.find_vip(p[1]);
+  if (!vip) {
+    return read_forward(p);
+  }
   const auto state = vip->state().load();
   const VipSpec& spec = state->spec;
   if (p.size() == 3) {
@@ -642,20 +772,7 @@ Result<std::string> ControlTree::read(std::string_view path) const {
   const std::string& f = p[4];
   const Backend* b = state->pool->find(p[3]);
   if (b == nullptr) {  // pending: exists in the tree, not yet in the pool
-    std::lock_guard lock(pending_mu_);
-    const auto it = pending_.find({p[1], p[3]});
-    if (it == pending_.end()) {
-      return not_found(path);
-    }
-    if (f == "address")
-      return line(it->second.address);
-    if (f == "weight")
-      return line(it->second.weight);
-    if (f == "state")
-      return line(to_string(it->second.state));
-    if (f == "health")
-      return line("pending");
-    return line(uint64_t{0});
+    return read_pending(p[1], p[3], f);
   }
   const BackendStats& s = *b->stats;
   if (f == "address")
@@ -783,11 +900,10 @@ Result<void> ControlTree::write_backend(const std::string& vip, const std::strin
     }
     change = [s = *state](BackendSpec& b) { b.state = s; };
   } else if (file == "address") {
-    auto address = SocketAddress::parse(value);
+    const Mode mode = forward_vip(runtime_, vip) ? Mode::forward : Mode::proxy;
+    auto address = parse_backend_address(value, mode);
     if (!address) {
-      return invalid(
-          "address: expected ip:port (\"192.0.2.1:80\" or \"[2001:db8::1]:80\"), got \"" +
-          std::string(value) + "\"");
+      return bad_address(value, mode);
     }
     change = [a = *address](BackendSpec& b) { b.address = a; };
   } else {
@@ -831,10 +947,10 @@ Result<void> ControlTree::write_pending(const std::string& vip, const std::strin
   if (file != "address") {
     return Error{backend + " has no address yet: write its address first", EINVAL};
   }
-  auto address = SocketAddress::parse(value);
+  const Mode mode = forward_vip(runtime_, vip) ? Mode::forward : Mode::proxy;
+  auto address = parse_backend_address(value, mode);
   if (!address) {
-    return invalid("address: expected ip:port (\"192.0.2.1:80\" or \"[2001:db8::1]:80\"), got \"" +
-                   std::string(value) + "\"");
+    return bad_address(value, mode);
   }
   // The address completes the backend: it joins the pool.
   const BackendSpec spec{
@@ -859,13 +975,15 @@ Result<void> ControlTree::make_directory(std::string_view path) {
     return Error{"only backends can be created: mkdir vips/<vip>/backends/<name>", EPERM};
   }
   auto vip = runtime_.find_vip(p[1]);
-  if (!vip) {
+  const auto forward = vip ? std::nullopt : forward_vip(runtime_, p[1]);
+  if (!vip && !forward) {
     return not_found(path);
   }
   if (!is_valid_name(p[3])) {
     return invalid("backend names are 1..64 characters of [A-Za-z0-9_.-]");
   }
-  if (vip->state().load()->pool->find(p[3]) != nullptr) {
+  if (vip ? vip->state().load()->pool->find(p[3]) != nullptr
+          : spec_backend(*forward, p[3]) != nullptr) {
     return Error{"backend " + p[3] + " exists", EEXIST};
   }
   std::lock_guard lock(pending_mu_);
@@ -888,7 +1006,23 @@ Result<void> ControlTree::remove_directory(std::string_view path) {
   }
   auto vip = runtime_.find_vip(p[1]);
   if (!vip) {
-    return not_found(path);
+    // A forward backend goes at once: the XDP plane counts no connections to wait for
+    // (set its state to drain first to let established flows finish).
+    const auto forward = forward_vip(runtime_, p[1]);
+    if (!forward || spec_backend(*forward, p[3]) == nullptr) {
+      return not_found(path);
+    }
+    if (forward->backends.size() == 1) {
+      return Error{"a vip keeps at least one backend: set its state to down instead", EBUSY};
+    }
+    return runtime_.edit([&](Config& config) -> Result<void> {
+      VipSpec* spec = find_spec(config, p[1]);
+      if (spec == nullptr) {
+        return Error{"no vip named " + p[1], ENOENT};
+      }
+      std::erase_if(spec->backends, [&](const BackendSpec& s) { return s.name == p[3]; });
+      return {};
+    });
   }
   const auto state = vip->state().load();
   const Backend* b = state->pool->find(p[3]);

@@ -18,13 +18,23 @@
 //   /workers/<n>/cpu|cycles|instructions|task_clock_ns|<every worker counter> (r)
 //   /xdp/interface|program|pin_path                                       (r)
 //   /xdp/verdicts/<verdict>     packets of that XDP verdict, all CPUs     (r)
+//   /xdp/vips/<vip>/listen|protocol|mode       from the pinned maps       (r)
+//   /xdp/vips/<vip>/backends/<b>/address|slots from the pinned maps       (r)
+//   /xdp/vips/<vip>/backends/<b>/weight|state  read from the maps, written as
+//                                              vips/<vip>/backends/<b>/... (rw)
+//
+// Forward-mode VIPs (served by the XDP program, not the workers) are in vips/ too, with
+// listen|mode|protocol (r) and backends/<b>/address|weight|state (rw), health (r); their
+// address is an IP without port. Every write is a Runtime::edit, which ringlbd's publish
+// hook also writes to the pinned XDP maps (src/daemon/xdp_sync.h).
 //
 // Backends are created and removed configfs-style: `mkdir backends/<b>` makes a
 // pending backend that takes no traffic; writing its `address` adds it to the pool
 // (weight 1, state up unless written before). `rmdir backends/<b>` drains it (state
 // drain, wait until no connection is left, at most drain_timeout_ms, then reset what
 // remains) and removes it. A VIP's last backend cannot be removed (EBUSY): set its state
-// to down instead.
+// to down instead. A forward VIP's backend is removed at once (the XDP plane counts no
+// connections): set its state to drain first to let its flows finish.
 #pragma once
 
 #include <functional>
@@ -75,8 +85,12 @@ class ControlTree {
   Result<void> write_pending(const std::string& vip, const std::string& backend,
                              const std::string& file, std::string_view value);
   bool is_pending(const std::string& vip, const std::string& backend) const;
+  // A file of a pending backend (pending_mu_ not held).
+  Result<std::string> read_pending(const std::string& vip, const std::string& backend,
+                                   const std::string& file) const;
 
   Result<std::string> read_xdp(const std::vector<std::string>& path) const;
+  Result<std::string> read_forward(const std::vector<std::string>& path) const;
 
   Runtime& runtime_;
   std::function<Result<void>()> reload_;

@@ -6,11 +6,14 @@
 #   1. started before any program is attached, it serves and says once that forward VIPs
 #      have no XDP data plane;
 #   2. once `ringlb attach` has pinned the maps (in a namespace), a control write of b1's
-#      weight changes the pinned Maglev table: `ringlb xdp list`, xdp/vips/.../slots and
-#      `ringlb which --pin-path` agree with `ringlb which -c` on the re-weighted config;
-#   3. state down takes b2 out of the table;
-#   4. a bad write fails with Invalid argument and leaves `ringlb xdp list` byte-identical;
-#   5. a reload (SIGHUP) that adds b3 puts b3 in the pinned table.
+#      weight (vips/web/backends/b1/weight) changes the pinned Maglev table: `ringlb xdp
+#      list`, xdp/vips/.../slots and `ringlb which --pin-path` agree with `ringlb which -c`
+#      on the re-weighted config;
+#   3. state down (through xdp/vips/...) takes b2 out of the table;
+#   4. bad writes fail (Invalid argument, Permission denied) and leave `ringlb xdp list`
+#      byte-identical;
+#   5. mkdir + address adds backend b4 to the pinned table, rmdir removes it;
+#   6. a reload (SIGHUP) that adds b3 puts b3 in the pinned table.
 # Everything (namespace, mounts, processes, pins) is removed on exit, also on failure.
 #
 # Usage: daemon_sync_test.sh RINGLB RINGLBD
@@ -95,7 +98,9 @@ ip netns exec $ns "$ringlb" attach v0 -c "$tmp/ringlb.toml" --mode generic --pin
   >/dev/null || fail "ringlb attach"
 slots() { "$ringlb" xdp list --pin-path "$pin" | awk -v b="$1" '$1 == "backend" && $2 == b {print $NF}'; }
 before=$(slots b1)
-echo 4 >"$ctl/xdp/vips/web/backends/b1/weight" || fail "write b1 weight 4"
+[[ $(ls "$ctl/vips") == web ]] || fail "vips/ does not list forward VIP web"
+[[ $(cat "$ctl/vips/web/mode") == forward ]] || fail "vips/web/mode is not forward"
+echo 4 >"$ctl/vips/web/backends/b1/weight" || fail "write b1 weight 4"
 grep -q "XDP maps under $pin follow the config's forward VIPs" "$tmp/ringlbd.log" ||
   fail "ringlbd did not report the maps it follows"
 after=$(slots b1)
@@ -111,7 +116,7 @@ agree() {  # config the pinned table must equal
   done
 }
 agree "$tmp/b1w4.toml"
-echo "ok 2 - echo 4 > xdp/vips/web/backends/b1/weight: b1 went from $before to $after slots; which agrees"
+echo "ok 2 - echo 4 > vips/web/backends/b1/weight: b1 went from $before to $after slots; which agrees"
 
 # --- 3. state down ---------------------------------------------------------------------------
 echo down >"$ctl/xdp/vips/web/backends/b2/state" || fail "write b2 state down"
@@ -129,10 +134,25 @@ fi
 if echo 5 2>/dev/null >"$ctl/xdp/vips/web/backends/b1/slots"; then
   fail "slots is writable"
 fi
+if err=$(echo 10.81.0.29:80 2>&1 >"$ctl/vips/web/backends/b1/address"); then
+  fail "a forward backend took an address with a port"
+fi
+[[ $err == *"Invalid argument"* ]] || fail "address with port: '$err', want Invalid argument"
 [[ $("$ringlb" xdp list --pin-path "$pin") == "$list_before" ]] || fail "a refused write changed the maps"
-echo "ok 4 - refused writes (weight 20000, read-only slots) left the maps byte-identical"
+echo "ok 4 - refused writes (weight 20000, read-only slots, address with port) left the maps byte-identical"
 
-# --- 5. reload ---------------------------------------------------------------------------------
+# --- 5. mkdir and rmdir ---------------------------------------------------------------------
+mkdir "$ctl/vips/web/backends/b4" || fail "mkdir b4"
+[[ -z $(slots b4) ]] || fail "a pending backend is in the maps"
+echo 10.81.0.24 >"$ctl/vips/web/backends/b4/address" || fail "write b4 address"
+[[ $(slots b4) -gt 0 ]] || fail "b4 owns no slot after its address was written"
+[[ $(cat "$ctl/xdp/vips/web/backends/b4/address") == 10.81.0.24 ]] || fail "xdp/ does not show b4"
+rmdir "$ctl/vips/web/backends/b4" || fail "rmdir b4"
+[[ -z $(slots b4) ]] || fail "b4 still in the maps after rmdir"
+[[ $("$ringlb" xdp list --pin-path "$pin") == "$list_before" ]] || fail "mkdir+rmdir did not restore the maps"
+echo "ok 5 - mkdir + address put b4 in the pinned table, rmdir took it out"
+
+# --- 6. reload ---------------------------------------------------------------------------------
 cp "$tmp/grown.toml" "$tmp/ringlb.toml"
 kill -HUP $ringlbd_pid
 for _ in $(seq 100); do
@@ -141,7 +161,7 @@ for _ in $(seq 100); do
 done
 [[ $(slots b3) -gt 0 ]] || fail "b3 is not in the pinned table after the reload"
 agree "$tmp/grown.toml"
-echo "ok 5 - a reload that adds b3 put it in the pinned table"
+echo "ok 6 - a reload that adds b3 put it in the pinned table"
 
 kill -TERM $ringlbd_pid
 wait $ringlbd_pid || fail "ringlbd exited non-zero"
