@@ -119,6 +119,14 @@ struct Tally {
   }
 };
 
+// RINGLB_SOAK_POLICY picks the VIP's policy (weighted by default). least_request fails
+// here today: a dead backend keeps the lowest score, so the retry picks it again and the
+// client is reset (no_backend), for about half the connections while one is down.
+std::string policy() {
+  const char* env = std::getenv("RINGLB_SOAK_POLICY");
+  return env != nullptr && *env != '\0' ? env : "weighted";
+}
+
 // The backends of the soak: slots that are killed and restarted (on a new port).
 class Pool {
  public:
@@ -134,8 +142,8 @@ class Pool {
     std::string text =
         "[daemon]\nworkers = 2\ndrain_timeout_ms = 2000\n[[vip]]\nname = \"soak\"\n"
         "listen = \"127.0.0.1:" +
-        std::to_string(port) +
-        "\"\npolicy = \"weighted\"\nconnect_timeout_ms = 500\nconnect_retries = 2\n"
+        std::to_string(port) + "\"\npolicy = \"" + policy() +
+        "\"\nconnect_timeout_ms = 500\nconnect_retries = 2\n"
         "idle_timeout_ms = 10000\n";
     for (size_t i = 0; i < addresses_.size(); ++i) {
       text += "[[vip.backend]]\nname = \"b" + std::to_string(i) + "\"\naddress = \"" +
