@@ -118,8 +118,20 @@ Result<OldMaps> read_old(const MapFds& maps) {
   return old;
 }
 
-Result<void> write_members(const MapFds& maps, uint32_t vip_id, const VipSpec& vip,
-                           uint32_t old_count) {
+// The members a VIP records: a forward VIP's backends; a steered proxy VIP has none.
+uint32_t member_count(const VipSpec& vip) {
+  return vip.mode == Mode::forward ? static_cast<uint32_t>(vip.backends.size()) : 0;
+}
+
+// Deletes the members of `vip_id` from index `from` to `old_count`.
+void trim_members(const MapFds& maps, uint32_t vip_id, uint32_t from, uint32_t old_count) {
+  for (uint32_t i = from; i < old_count; ++i) {
+    const ringlb_member_key key{.vip_id = vip_id, .index = i};
+    bpf_map_delete_elem(maps.backend_state, &key);
+  }
+}
+
+Result<void> write_members(const MapFds& maps, uint32_t vip_id, const VipSpec& vip) {
   uint32_t index = 0;
   if (vip.mode == Mode::forward) {
     for (const auto& b : vip.backends) {
@@ -136,10 +148,6 @@ Result<void> write_members(const MapFds& maps, uint32_t vip_id, const VipSpec& v
       }
     }
   }
-  for (uint32_t i = index; i < old_count; ++i) {
-    const ringlb_member_key key{.vip_id = vip_id, .index = i};
-    bpf_map_delete_elem(maps.backend_state, &key);
-  }
   ringlb_vip_state vs{};
   copy_name(vs.name, vip.name);
   vs.key = vip_key(vip);
@@ -152,10 +160,7 @@ Result<void> write_members(const MapFds& maps, uint32_t vip_id, const VipSpec& v
 }
 
 Result<void> forget_vip(const MapFds& maps, uint32_t vip_id, uint32_t old_count) {
-  for (uint32_t i = 0; i < old_count; ++i) {
-    const ringlb_member_key key{.vip_id = vip_id, .index = i};
-    bpf_map_delete_elem(maps.backend_state, &key);
-  }
+  trim_members(maps, vip_id, 0, old_count);
   const ringlb_vip_state none{};
   if (bpf_map_update_elem(maps.vip_state, &vip_id, &none, BPF_ANY) != 0) {
     return system_error("Failed to clear the record of vip id " + std::to_string(vip_id), errno);
@@ -564,20 +569,25 @@ Result<void> apply_state(const MapFds& maps, const XdpState& state, const Backen
     }
   }
 
-  // 5. The record the CLI rebuilds from: each VIP under its id, and nothing under ids no
-  // VIP holds any more.
-  for (const auto& p : planned) {
-    const auto it = old->member_counts.find(p.info.vip_id);
-    const uint32_t old_count = it != old->member_counts.end() ? it->second : 0;
-    if (auto written = write_members(maps, p.info.vip_id, *p.spec, old_count); !written) {
-      return written;
-    }
-  }
+  // 5. The record the CLI rebuilds from. Members that go are deleted before any is added,
+  // so backend_state never holds more than the larger of the old and the new members (a
+  // full map would stop the record half-written).
   for (const auto& [vip_id, count] : old->member_counts) {
     if (used_vip_ids.count(vip_id) == 0) {
       if (auto forgotten = forget_vip(maps, vip_id, count); !forgotten) {
         return forgotten;
       }
+    }
+  }
+  for (const auto& p : planned) {
+    const auto it = old->member_counts.find(p.info.vip_id);
+    if (it != old->member_counts.end()) {
+      trim_members(maps, p.info.vip_id, member_count(*p.spec), it->second);
+    }
+  }
+  for (const auto& p : planned) {
+    if (auto written = write_members(maps, p.info.vip_id, *p.spec); !written) {
+      return written;
     }
   }
 

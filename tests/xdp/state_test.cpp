@@ -251,3 +251,40 @@ TEST_F(XdpStateMaps, ARemovedVipIsForgotten) {
 
 }  // namespace
 }  // namespace ringlb
+
+namespace ringlb {
+namespace {
+
+// 10000 members leave and 10000 others come in one apply: the record never holds both
+// (16384 fit), so the apply completes.
+TEST_F(XdpStateMaps, ReplacingManyBackendsNeverOverfillsTheRecord) {
+  auto many = [](const std::string& name, uint16_t port) {
+    VipSpec vip;
+    vip.name = name;
+    vip.listen = *SocketAddress::parse("10.0.0.20:" + std::to_string(port));
+    vip.mode = Mode::forward;
+    vip.policy = PolicyKind::ip_hash;
+    for (uint32_t i = 0; i < 10000; ++i) {
+      const std::string address =
+          "127.2." + std::to_string(i / 250) + "." + std::to_string(1 + i % 250);
+      // down: recorded, but no backend id (the backends map holds 4096 addresses)
+      vip.backends.push_back(BackendSpec{.name = "b" + std::to_string(i),
+                                         .address = {.ip = *IpAddress::parse(address), .port = 0},
+                                         .weight = 1,
+                                         .state = AdminState::down});
+    }
+    return vip;
+  };
+  xdp::XdpState state = read();
+  state.vips.push_back(many("old", 1));
+  ASSERT_TRUE(xdp::apply_state(maps_, state));
+  state.vips.back() = many("new", 2);
+  auto applied = xdp::apply_state(maps_, state);
+  ASSERT_TRUE(applied) << applied.error().message;
+  const xdp::XdpState after = read();
+  ASSERT_EQ(after.vips.back().name, "new");
+  EXPECT_EQ(after.vips.back().backends.size(), 10000u);
+}
+
+}  // namespace
+}  // namespace ringlb
