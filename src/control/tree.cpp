@@ -174,7 +174,8 @@ BackendSpec* find_backend_spec(VipSpec& vip, const std::string& backend) {
 // their part of vips/ comes from the running config, and writes go through Runtime::edit
 // like any other, which ringlbd's publish hook writes to the pinned XDP maps.
 std::optional<VipSpec> forward_vip(const Runtime& runtime, std::string_view name) {
-  for (const auto& v : runtime.config()->vips) {
+  const auto config = runtime.config();  // held: a range-for would outlive the temporary
+  for (const auto& v : config->vips) {
     if (v.mode == Mode::forward && v.name == name) {
       return v;
     }
@@ -621,10 +622,13 @@ Result<std::vector<std::string>> ControlTree::list(std::string_view path) const 
     return worker_files();
   }
   if (p.size() == 1) {
-    for (const auto& vip : runtime_.vips().load()->vips) {
+    // Snapshots held in locals: the health monitor may publish new ones meanwhile.
+    const auto set = runtime_.vips().load();
+    for (const auto& vip : set->vips) {
       out.push_back(vip->name());
     }
-    for (const auto& vip : runtime_.config()->vips) {
+    const auto config = runtime_.config();
+    for (const auto& vip : config->vips) {
       if (vip.mode == Mode::forward) {
         out.push_back(vip.name);
       }
@@ -661,7 +665,8 @@ Result<std::vector<std::string>> ControlTree::list(std::string_view path) const 
   }
   if (p.size() == 3) {
     auto vip = runtime_.find_vip(p[1]);
-    for (const auto& b : vip->state().load()->pool->backends()) {
+    const auto state = vip->state().load();
+    for (const auto& b : state->pool->backends()) {
       out.push_back(b.spec.name);
     }
     std::lock_guard lock(pending_mu_);

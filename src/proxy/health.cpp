@@ -370,13 +370,14 @@ class Loop {
     dirty_ = false;
     for (auto& [name, entry] : vips_) {
       const bool panic = entry.health.panic(entry.spec);
-      if (panic != entry.panic) {
-        entry.panic = panic;
-        if (auto vip = runtime_.find_vip(name)) {
-          vip->health().panic.store(panic, std::memory_order_relaxed);
-          if (panic) {
-            vip->health().panics.fetch_add(1, std::memory_order_relaxed);
-          }
+      const bool entered = panic && !entry.panic;
+      entry.panic = panic;
+      // Stored every time: a reload that moves the VIP's address gives it a new
+      // VipRuntime (forward-mode VIPs have none).
+      if (auto vip = runtime_.find_vip(name)) {
+        vip->health().panic.store(panic, std::memory_order_relaxed);
+        if (entered) {
+          vip->health().panics.fetch_add(1, std::memory_order_relaxed);
         }
       }
       for (const auto& b : entry.spec.backends) {

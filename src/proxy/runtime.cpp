@@ -73,7 +73,10 @@ WorkerInfo Runtime::worker_info(size_t index) const {
 }
 
 std::shared_ptr<VipRuntime> Runtime::find_vip(std::string_view name) const {
-  for (const auto& vip : vips_.load()->vips) {
+  // The snapshot is held in a local: a range-for over `load()->vips` would outlive
+  // the temporary shared_ptr, and a concurrent publish (the health monitor's) frees it.
+  const auto set = vips_.load();
+  for (const auto& vip : set->vips) {
     if (vip->name() == name) {
       return vip;
     }
@@ -131,7 +134,8 @@ Result<void> Runtime::shutdown_backend(std::string_view vip_name, std::string_vi
   if (!vip) {
     return Error{"no vip named " + std::string(vip_name), ENOENT};
   }
-  const Backend* b = vip->state().load()->pool->find(backend);
+  const auto state = vip->state().load();
+  const Backend* b = state->pool->find(backend);
   if (b == nullptr) {
     return Error{"no backend named " + std::string(backend), ENOENT};
   }
@@ -232,7 +236,8 @@ void VipRuntime::shutdown_listeners() const {
 
 void Runtime::begin_drain() {
   draining_.store(true, std::memory_order_release);
-  for (const auto& vip : vips_.load()->vips) {
+  const auto set = vips_.load();
+  for (const auto& vip : set->vips) {
     vip->shutdown_listeners();
   }
 }
@@ -324,7 +329,8 @@ std::string Runtime::render_stats() const {
     out += std::string("proxy.connection_duration_ms.") + label + " " +
            std::to_string(histogram_quantile(duration, q)) + "\n";
   }
-  for (const auto& vip : vips_.load()->vips) {
+  const auto set = vips_.load();
+  for (const auto& vip : set->vips) {
     const auto state = vip->state().load();
     if (state->spec.health.enabled) {
       const std::string prefix = "vip." + vip->name() + ".";
@@ -395,7 +401,8 @@ std::string Runtime::render_metrics() const {
         std::string("ringlb_backend_") + lines[k].name + (gauge ? "" : "_total");
     family(metric, gauge ? "gauge" : "counter", "per backend, see README.md");
     for (const auto& vip : set->vips) {
-      for (const auto& b : vip->state().load()->pool->backends()) {
+      const auto state = vip->state().load();
+      for (const auto& b : state->pool->backends()) {
         out += metric + "{vip=\"" + vip->name() + "\",backend=\"" + b.spec.name + "\"} " +
                std::to_string(backend_lines(*b.stats)[k].value) + "\n";
       }

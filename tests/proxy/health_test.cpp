@@ -23,11 +23,12 @@ struct Member {
 };
 
 std::string health_config(uint16_t port, const std::vector<Member>& members,
-                          const std::string& vip_extra, const std::string& health) {
-  std::string text =
-      "[daemon]\nworkers = 2\ndrain_timeout_ms = 2000\n[[vip]]\nname = \"test\"\n"
-      "listen = \"127.0.0.1:" +
-      std::to_string(port) + "\"\n" + vip_extra + "[vip.health]\n" + health;
+                          const std::string& vip_extra, const std::string& health,
+                          int workers = 2) {
+  std::string text = "[daemon]\nworkers = " + std::to_string(workers) +
+                     "\ndrain_timeout_ms = 2000\n[[vip]]\nname = \"test\"\n"
+                     "listen = \"127.0.0.1:" +
+                     std::to_string(port) + "\"\n" + vip_extra + "[vip.health]\n" + health;
   for (const auto& m : members) {
     text += "[[vip.backend]]\nname = \"" + m.name + "\"\naddress = \"" + m.address + "\"\n";
   }
@@ -60,14 +61,22 @@ std::optional<Clock::duration> wait_for(
   return std::nullopt;
 }
 
-// The control tree's health word of a backend, when the tree is mounted (it needs
-// root and FUSE); nullopt otherwise.
-std::optional<std::string> health_word(const Ringlbd& lb, const std::string& backend) {
-  std::ifstream in(lb.control_dir() + "/vips/test/backends/" + backend + "/health");
+// The control tree's health word of a backend once it reads `want` (the monitor may
+// take a moment), or what it last read after 2 s. Without the tree (it needs root and
+// FUSE), `want`: there is nothing to check.
+std::string health_word(const Ringlbd& lb, const std::string& backend, const std::string& want) {
+  const auto deadline = Clock::now() + 2s;
   std::string word;
-  if (!(in >> word)) {
-    return std::nullopt;
-  }
+  do {
+    std::ifstream in(lb.control_dir() + "/vips/test/backends/" + backend + "/health");
+    if (!(in >> word)) {
+      return want;
+    }
+    if (word == want) {
+      return word;
+    }
+    std::this_thread::sleep_for(20ms);
+  } while (Clock::now() < deadline);
   return word;
 }
 
@@ -125,9 +134,7 @@ TEST(Health, KilledBackendResetsItsClientsSparesOthersAndIsAvoidedWithinOneInter
   // Its next check starts at most one interval after the kill and fails at once
   // (refused); the poll of the counters adds a little.
   EXPECT_LE(detected_ms, kIntervalMs + 250u);
-  if (auto word = health_word(lb, "d")) {
-    EXPECT_EQ(*word, "down");
-  }
+  EXPECT_EQ(health_word(lb, "d", "down"), "down");
   auto before = lb.stats();
   for (int i = 0; i < 20; ++i) {
     Conn c = Conn::open("127.0.0.1", port);
@@ -154,9 +161,7 @@ TEST(Health, BackendThatAcceptsAndNeverAnswersFailsSendExpectAndIsTakenOut) {
       lb, [](auto& s) { return s["vip.test.backend.mute.healthy"] == 0; }, 5s);
   ASSERT_TRUE(down) << "mute connects fine but never answers: its check must fail";
   EXPECT_LT(ms(*down), 1500u);
-  if (auto word = health_word(lb, "mute")) {
-    EXPECT_EQ(*word, "down");
-  }
+  EXPECT_EQ(health_word(lb, "mute", "down"), "down");
   auto before = lb.stats();
   int failed = 0;
   for (int i = 0; i < 20; ++i) {
@@ -198,9 +203,7 @@ TEST(Health, SynBlackHoleTimesOutRetriesIsEjectedAndTriedAgainLater) {
   EXPECT_GE(timeouts, 2u);
   EXPECT_LE(timeouts, 3u);
   EXPECT_EQ(ejected["vip.test.backend.hole.healthy"], 0u);
-  if (auto word = health_word(lb, "hole")) {
-    EXPECT_EQ(*word, "ejected");
-  }
+  EXPECT_EQ(health_word(lb, "hole", "ejected"), "ejected");
   // After it: zero failures, no waiting, the hole is not tried.
   const auto start = Clock::now();
   for (int i = 0; i < 20; ++i) {
@@ -244,9 +247,7 @@ TEST(Health, PanicThresholdKeepsTrafficFlowingWhenEveryCheckFails) {
       },
       5s);
   ASSERT_TRUE(panic);
-  if (auto word = health_word(lb, "a")) {
-    EXPECT_EQ(*word, "down") << "panic uses it, but its state tells the truth";
-  }
+  EXPECT_EQ(health_word(lb, "a", "down"), "down") << "panic uses it, but its state tells the truth";
   int failed = 0;
   for (int i = 0; i < 20; ++i) {
     failed += echo_ok(port, "panic " + std::to_string(i)) ? 0 : 1;
@@ -275,37 +276,35 @@ TEST(Health, SlowStartRampsTheShareOfAnAddedBackend) {
   Backend a("a", BackendMode::echo);
   Backend b("b", BackendMode::echo);
   const uint16_t port = free_port();
-  const std::string health = "type = \"none\"\nslow_start_ms = 5000\n";
+  const std::string health = "type = \"none\"\nslow_start_ms = 6000\n";
   const std::string vip = "policy = \"weighted\"\n";
-  Ringlbd lb(health_config(port, {{"a", a.address()}}, vip, health));
-  lb.write_config(health_config(port, {{"a", a.address()}, {"b", b.address()}}, vip, health));
+  // One worker: one smooth weighted sequence, so the shares below are exact.
+  Ringlbd lb(health_config(port, {{"a", a.address()}}, vip, health, 1));
+  lb.write_config(health_config(port, {{"a", a.address()}, {"b", b.address()}}, vip, health, 1));
   lb.signal(SIGHUP);
   ASSERT_TRUE(wait_for(
       lb, [](auto& s) { return s.count("vip.test.backend.b.connections") == 1; }, 5s));
   const auto added = Clock::now();
-  if (auto word = health_word(lb, "b")) {
-    EXPECT_EQ(*word, "slow_start");
-  }
-  auto share_of_b = [&](int clients) {
+  auto served_by_b = [&](int clients) {
     const uint64_t before = b.connections();
     for (int i = 0; i < clients; ++i) {
       EXPECT_TRUE(echo_ok(port, "share"));
     }
-    return static_cast<double>(b.connections() - before) / clients;
+    return b.connections() - before;
   };
-  // First tenth of the ramp: b's weight is 1/10 of a's, so it gets about 1/11.
-  const double early = share_of_b(40);
+  // First tenth of the ramp: b's weight is a tenth of a's, so one pick in 11 is b.
+  const uint64_t early = served_by_b(15);
   const uint64_t early_ms = ms(Clock::now() - added);
-  ASSERT_LT(early_ms, 500u) << "the first batch must fit in the ramp's first tenth";
-  EXPECT_GT(early, 0.0) << "slow start sends some traffic at once";
-  EXPECT_LE(early, 0.2);
-  // After slow_start_ms: an equal share.
-  std::this_thread::sleep_until(added + 5100ms);
-  if (auto word = health_word(lb, "b")) {
-    EXPECT_EQ(*word, "up");
-  }
-  const double late = share_of_b(60);
-  EXPECT_NEAR(late, 0.5, 0.1);
+  ASSERT_LT(early_ms, 600u) << "the first batch must fit in the ramp's first tenth";
+  EXPECT_GE(early, 1u) << "slow start sends some traffic at once";
+  EXPECT_LE(early, 2u) << "but only a tenth of b's weight";
+  EXPECT_EQ(health_word(lb, "b", "slow_start"), "slow_start");
+  // After slow_start_ms: an equal share, alternating.
+  std::this_thread::sleep_until(added + 6100ms);
+  EXPECT_EQ(health_word(lb, "b", "up"), "up");
+  const uint64_t late = served_by_b(20);
+  EXPECT_GE(late, 9u);
+  EXPECT_LE(late, 11u);
 }
 
 }  // namespace
