@@ -134,6 +134,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       runtime(), [] { return runtime().apply(base_config()); }, "/sys/fs/bpf/ringlb-fuzz-none");
 
   std::string_view input(reinterpret_cast<const char*>(data), size);
+  // The tree as it was before the current operation: dumped again only after one
+  // succeeds (after a failure it must not have changed).
+  std::string tree_before = dump(tree);
   for (size_t op = 0; op < kMaxOps && !input.empty(); ++op) {
     const size_t end = input.find('\0');
     std::string_view record = input.substr(0, end);
@@ -149,7 +152,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         eq == std::string_view::npos ? std::string_view{} : record.substr(eq + 1);
 
     const auto config_before = runtime().config();
-    const std::string tree_before = dump(tree);
     Result<void> done;
     switch (kind) {
       case 'm':
@@ -163,6 +165,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
     }
     if (done) {
+      tree_before = dump(tree);
       continue;
     }
     const std::string what(path);
