@@ -97,6 +97,9 @@ struct XdpState {
   // Forward VIPs (policy ip_hash, backends with port 0) and, when steered, proxy VIPs
   // (their backends are not recorded: the proxy balances them).
   std::vector<VipSpec> vips;
+  // read_state: how many times the state was written (apply_state bumps it; its input's
+  // value is ignored). A writer that remembers it knows whether another wrote since.
+  uint32_t generation = 0;
 };
 
 // The state `config` asks for, in a program whose rodata has `table_size`, `hash_key` and

@@ -189,7 +189,7 @@ struct ringlb_lb_state {
   __u64 hash_k0; /* the program's hash key (rodata), as in struct ringlb_hash_key */
   __u64 hash_k1;
   __u32 steer_workers;
-  __u32 pad;
+  __u32 generation; /* bumped by every write of the state: who wrote since I did? */
 };
 
 /* Value of the `vip_state` array, indexed by vip id. name[0] == 0: the id is unused. */

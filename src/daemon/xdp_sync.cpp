@@ -1,11 +1,49 @@
 #include "daemon/xdp_sync.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "ringlb/xdp.h"
 
 namespace ringlb::daemon {
+
+namespace {
+
+// What the maps record of `state`, as text, VIPs in name order: equal text, equal record.
+std::string record_text(const xdp::XdpState& state) {
+  std::vector<std::string> vips;
+  for (const auto& vip : state.vips) {
+    std::string text = vip.name + " " + vip.listen.to_string() + " " +
+                       std::string(to_string(vip.protocol)) + " " +
+                       std::string(to_string(vip.mode));
+    for (const auto& b : vip.backends) {
+      text += " " + b.name + "=" + b.address.to_string() + "/" + std::to_string(b.weight) + "/" +
+              std::string(to_string(b.state));
+    }
+    vips.push_back(std::move(text));
+  }
+  std::sort(vips.begin(), vips.end());
+  std::string out;
+  for (const auto& v : vips) {
+    out += v + "\n";
+  }
+  return out;
+}
+
+// Which backends `eligible` admits, in the state's order.
+std::vector<bool> eligibility(const xdp::XdpState& state, const xdp::BackendFilter& eligible) {
+  std::vector<bool> out;
+  for (const auto& vip : state.vips) {
+    for (const auto& b : vip.backends) {
+      out.push_back(eligible(vip, b));
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 Result<void> XdpSync::publish(const Config& config, const Runtime::BackendHealth& healthy) {
   if (!config.xdp.enabled) {
@@ -48,9 +86,21 @@ Result<void> XdpSync::publish(const Config& config, const Runtime::BackendHealth
   const xdp::BackendFilter eligible = [&healthy](const VipSpec& vip, const BackendSpec& b) {
     return healthy(vip.name, b.name);
   };
+  // Most applies (a proxy VIP's change, a slow-start step) leave the forward VIPs as
+  // they are: then the maps are not rewritten, unless another writer (`ringlb xdp`,
+  // `ringlb attach`, which know no health) has written them since.
+  std::vector<bool> admitted = eligibility(state, eligible);
+  if (applied_ && pinned->generation == generation_ && admitted == admitted_ &&
+      record_text(*pinned) == record_text(state)) {
+    return {};
+  }
   if (auto applied = xdp::apply_state(maps->fds(), state, eligible); !applied) {
+    applied_ = false;
     return Error{"xdp: " + applied.error().message, EINVAL};
   }
+  applied_ = true;
+  admitted_ = std::move(admitted);
+  generation_ = pinned->generation + 1;  // what apply_state wrote, under the lock
   say(true, "XDP maps under " + pin_root_ + " follow the config's forward VIPs");
   return {};
 }

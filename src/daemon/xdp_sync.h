@@ -15,6 +15,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "ringlb/result.h"
 #include "ringlb/runtime.h"
@@ -30,8 +31,11 @@ class XdpSync {
 
  private:
   std::string pin_root_;
-  bool attached_ = false;   // the last publish found pinned maps
-  bool announced_ = false;  // the current attached_ state has been logged
+  bool attached_ = false;       // the last publish found pinned maps
+  bool announced_ = false;      // the current attached_ state has been logged
+  bool applied_ = false;        // the last publish wrote the maps
+  std::vector<bool> admitted_;  // what the eligibility filter said then
+  uint32_t generation_ = 0;     // the state's generation it left
 };
 
 }  // namespace ringlb::daemon

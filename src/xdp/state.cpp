@@ -319,7 +319,8 @@ Result<XdpState> read_state(const MapFds& maps) {
   XdpState state{.maglev_table_size = lb.maglev_table_size,
                  .hash_key = {.k0 = lb.hash_k0, .k1 = lb.hash_k1},
                  .steer_workers = lb.steer_workers,
-                 .vips = {}};
+                 .vips = {},
+                 .generation = lb.generation};
   for (uint32_t id = 0; id < RINGLB_MAX_VIPS; ++id) {
     ringlb_vip_state vs{};
     if (bpf_map_lookup_elem(maps.vip_state, &id, &vs) != 0) {
@@ -444,14 +445,19 @@ Result<void> apply_state(const MapFds& maps, const XdpState& state, const Backen
   }
 
   // Nothing is written above this line: a bad state leaves the maps as they were.
-  // 0. The rodata a rebuild needs (the CLI reads it back).
+  // 0. The rodata a rebuild needs (the CLI reads it back), and the next generation.
   const uint32_t zero = 0;
-  const ringlb_lb_state lb{.magic = RINGLB_STATE_MAGIC,
-                           .maglev_table_size = table_size,
-                           .hash_k0 = state.hash_key.k0,
-                           .hash_k1 = state.hash_key.k1,
-                           .steer_workers = state.steer_workers,
-                           .pad = 0};
+  ringlb_lb_state old_lb{};
+  if (bpf_map_lookup_elem(maps.lb_state, &zero, &old_lb) != 0) {
+    return system_error("Failed to read the lb_state map", errno);
+  }
+  const ringlb_lb_state lb{
+      .magic = RINGLB_STATE_MAGIC,
+      .maglev_table_size = table_size,
+      .hash_k0 = state.hash_key.k0,
+      .hash_k1 = state.hash_key.k1,
+      .steer_workers = state.steer_workers,
+      .generation = old_lb.magic == RINGLB_STATE_MAGIC ? old_lb.generation + 1 : 1};
   if (bpf_map_update_elem(maps.lb_state, &zero, &lb, BPF_ANY) != 0) {
     return system_error("Failed to update the lb_state map", errno);
   }

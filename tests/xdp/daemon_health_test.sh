@@ -5,7 +5,9 @@
 # checks (at the backend's address and the VIP's port). h1 and h3 listen, h2 does not.
 #   1. h2 fails its check: ringlbd's republish takes it out of the pinned Maglev table
 #      (`ringlb xdp list` slots 0, the control tree says down), h1 and h3 share the table;
-#   2. h2 starts listening: it passes, and comes back into the pinned table.
+#   2. `ringlb xdp` (which knows no health) rewrites the table with h2 in it; ringlbd's
+#      next apply, even one that changes nothing, sees another writer and takes h2 out;
+#   3. h2 starts listening: it passes, and comes back into the pinned table.
 # The XDP program is attached (generic) in a namespace of the test; health checks and
 # next-hop probes only reach loopback. Everything is removed on exit, also on failure.
 #
@@ -114,7 +116,14 @@ h3=$(slots h3)
 [[ $((h1 + h3)) == 65537 && $h1 -gt 0 && $h3 -gt 0 ]] || fail "h1 $h1 + h3 $h3 slots, want all 65537"
 echo "ok 1 - h2 failed its check and left the pinned table (h1 $h1, h3 $h3 slots)"
 
-# --- 2. it comes back when it passes -------------------------------------------------------------
+# --- 2. ringlbd's next apply undoes a health-blind rewrite ------------------------------------
+inns $ns "$ringlb" xdp backend set web h1 --weight 1 --pin-path "$pin" >/dev/null || fail "xdp backend set"
+[[ $(slots h2) -gt 0 ]] || fail "ringlb xdp left h2 out: it does not know health"
+echo 1 >"$ctl/vips/web/backends/h1/weight" || fail "write h1 weight 1"
+[[ $(slots h2) == 0 ]] || fail "ringlbd's apply kept the health-blind table (h2 $(slots h2) slots)"
+echo "ok 2 - after a health-blind ringlb xdp rewrite, ringlbd's next apply took h2 out again"
+
+# --- 3. it comes back when it passes -------------------------------------------------------------
 listen 127.0.1.2
 wait_slots h2 "-gt 0" || fail "h2 did not come back into the pinned table"
-echo "ok 2 - h2 passed its check and came back ($(slots h2) slots)"
+echo "ok 3 - h2 passed its check and came back ($(slots h2) slots)"
