@@ -64,6 +64,8 @@ class BackendHealth {
   HealthState state(const HealthSpec& spec, uint64_t now_ms) const;
   // Share of its weight the backend gets now, in 1/1000 (1000: full).
   uint32_t ramp_permille(const HealthSpec& spec, uint64_t now_ms) const;
+  // When ramp_permille() next changes (0: it is not ramping).
+  uint64_t next_ramp_step_ms(const HealthSpec& spec, uint64_t now_ms) const;
   // When the current ejection ends (0: not ejected).
   uint64_t ejected_until_ms() const { return ejected_until_ms_; }
   // Length of the next ejection.

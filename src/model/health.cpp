@@ -98,6 +98,20 @@ uint32_t BackendHealth::ramp_permille(const HealthSpec& spec, uint64_t now_ms) c
   return std::max(kSlowStartFirstPermille, static_cast<uint32_t>(tenths) * 100);
 }
 
+uint64_t BackendHealth::next_ramp_step_ms(const HealthSpec& spec, uint64_t now_ms) const {
+  if (spec.slow_start_ms == 0 || ramp_start_ms_ == 0) {
+    return 0;
+  }
+  const uint64_t elapsed = now_ms > ramp_start_ms_ ? now_ms - ramp_start_ms_ : 0;
+  if (elapsed >= spec.slow_start_ms) {
+    return 0;
+  }
+  // The first elapsed time at which the count of whole tenths grows (the first tenth
+  // changes nothing: the ramp starts at a tenth).
+  const uint64_t tenths = std::max<uint64_t>(2, elapsed * 10 / spec.slow_start_ms + 1);
+  return ramp_start_ms_ + (tenths * spec.slow_start_ms + 9) / 10;
+}
+
 void VipHealth::sync(const VipSpec& spec) {
   std::map<std::string, BackendHealth, std::less<>> next;
   for (const auto& b : spec.backends) {

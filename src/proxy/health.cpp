@@ -195,10 +195,8 @@ class Loop {
           if (h->ejected_until_ms() != 0) {
             wake = std::min(wake, h->ejected_until_ms());
           }
-          if (t.stats && t.stats->ramp_permille.load(std::memory_order_relaxed) < 1000) {
-            // The next tenth of slow start is at most this far away.
-            wake =
-                std::min(wake, now + std::max<uint64_t>(10, entry.spec.health.slow_start_ms / 20));
+          if (const uint64_t step = h->next_ramp_step_ms(entry.spec.health, now); step != 0) {
+            wake = std::min(wake, step);
           }
         }
       }

@@ -107,6 +107,11 @@ TEST(BackendHealth, SlowStartRampsInTenthsOfTheElapsedTime) {
   EXPECT_EQ(h.state(spec, 2999), HealthState::slow_start);
   EXPECT_EQ(h.ramp_permille(spec, 3000), 1000u);
   EXPECT_EQ(h.state(spec, 3000), HealthState::up);
+  // The monitor wakes exactly when the weight next changes.
+  EXPECT_EQ(h.next_ramp_step_ms(spec, 2000), 2200u);
+  EXPECT_EQ(h.next_ramp_step_ms(spec, 2200), 2300u);
+  EXPECT_EQ(h.next_ramp_step_ms(spec, 2950), 3000u);
+  EXPECT_EQ(h.next_ramp_step_ms(spec, 3000), 0u);
 }
 
 TEST(BackendHealth, SlowStartAlsoFollowsAnEjection) {
