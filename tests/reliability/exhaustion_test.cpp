@@ -320,10 +320,12 @@ TEST(Slowloris, ThousandsOfIdleClientsAreBoundedFreedAndDoNotSlowOthers) {
 
   const auto done = clients.report(40000);
   ASSERT_TRUE(done.has_value()) << "the client process did not finish";
-  std::cout << count << " slow clients: ringlbd RSS " << rss_before << " -> " << rss_loaded
-            << " KiB (" << static_cast<int>(per_connection) << " bytes per client), fds "
-            << fds_before << " -> " << fds_loaded << "; p99 of a normal request " << p99_idle
-            << " us alone, " << p99_loaded << " us among them; closed by the idle timeout "
+  std::cout << count << " slow clients (all up in "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(all_up).count()
+            << " ms): ringlbd RSS " << rss_before << " -> " << rss_loaded << " KiB ("
+            << static_cast<int>(per_connection) << " bytes per client), fds " << fds_before
+            << " -> " << fds_loaded << "; p99 of a normal request " << p99_idle << " us alone, "
+            << p99_loaded << " us among them; closed by the idle timeout "
             << done->closed_while_trickling << " while " << count / 20 << " trickled, "
             << done->closed << " in the end\n";
   RecordProperty("clients", static_cast<int>(count));
