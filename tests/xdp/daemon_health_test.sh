@@ -58,6 +58,7 @@ mount -t bpf bpf "$pins"
 cat >"$tmp/ringlb.toml" <<EOF
 [daemon]
 hash_seed = "aabbccddeeff00112233445566778899"
+drain_timeout_ms = 2000
 [xdp]
 interface = "v0"
 attach = "generic"

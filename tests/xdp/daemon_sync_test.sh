@@ -58,6 +58,7 @@ write_config() {  # file, then "name address weight" per backend
   cat >"$file" <<EOF
 [daemon]
 hash_seed = "fedcba9876543210fedcba9876543210"
+drain_timeout_ms = 2000
 [xdp]
 interface = "v0"
 attach = "generic"
@@ -164,6 +165,11 @@ agree "$tmp/grown.toml"
 echo "ok 6 - a reload that adds b3 put it in the pinned table"
 
 kill -TERM $ringlbd_pid
+for _ in $(seq 100); do
+  kill -0 $ringlbd_pid 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 $ringlbd_pid 2>/dev/null && fail "ringlbd still runs 10 s after SIGTERM"
 wait $ringlbd_pid || fail "ringlbd exited non-zero"
 pids=()
 ip netns exec $ns "$ringlb" detach v0 --pin-path "$pin" --unpin >/dev/null || fail "ringlb detach"
