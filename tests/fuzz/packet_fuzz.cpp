@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -103,6 +104,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(
       verdict == XDP_PASS || verdict == XDP_TX || verdict == XDP_DROP || verdict == XDP_REDIRECT,
       "undefined verdict %u", verdict);
+  // A frame the program lets through reaches the kernel as it came.
+  FUZZ_CHECK(verdict != XDP_PASS ||
+                 (run.out.size() == size && std::equal(run.out.begin(), run.out.end(), data)),
+             "XDP_PASS changed the frame (size %zu -> %zu)", size, run.out.size());
   const auto after = verdict_packets();
   uint64_t counted = 0;
   for (uint32_t v = 0; v < RINGLB_V_MAX; ++v) {
