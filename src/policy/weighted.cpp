@@ -4,11 +4,22 @@
 //
 // nginx runs the algorithm per pick, O(n). Here it runs once per snapshot to produce
 // one cycle, and pick() walks the cycle: O(1). Weights are first divided by their
-// greatest common divisor. A cycle is at most kMaxCycle picks and its build at most
-// kMaxBuildSteps steps; weights whose cycle would exceed either are scaled down
+// greatest common divisor.
+//
+// The build gives the same sequence as nginx's per-pick scan, but scans weight classes
+// instead of backends, so a cycle costs O(cycle x distinct weights), not
+// O(cycle x backends). After t steps a backend's current value is t*w - T*k (w its
+// weight, T the total, k its picks so far), so among backends of equal weight the one
+// with the fewest picks (then the lowest index) leads its class, and the members of a
+// class are picked in index order, round and round. Each step compares one candidate
+// per class.
+//
+// A cycle is at most kMaxCycle picks and its build at most kMaxBuildSteps candidate
+// comparisons (a few ms); weights whose cycle would exceed either are scaled down
 // proportionally (each stays >= 1), so shares stay within 1/kMaxCycle-ish rounding of
-// the configured ones.
+// the configured ones. Control writes must reach the workers within 10 ms.
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include "policy/registry.h"
@@ -17,7 +28,37 @@ namespace ringlb {
 namespace {
 
 constexpr uint64_t kMaxCycle = 1u << 16;
-constexpr uint64_t kMaxBuildSteps = 1u << 24;
+constexpr uint64_t kMaxBuildSteps = 1u << 22;
+
+// Backends of one weight, in index order. The leader is members[next]; `current` is its
+// nginx current value, t*weight - T*rounds after t steps, where rounds counts the class's
+// full turns (every member of a turn has been picked once more).
+struct WeightClass {
+  int64_t weight = 0;
+  int64_t current = 0;
+  std::vector<uint32_t> members;  // indexes into the eligible list
+  size_t next = 0;
+};
+
+std::vector<WeightClass> weight_classes(const std::vector<uint64_t>& weights) {
+  std::map<uint64_t, WeightClass> by_weight;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    WeightClass& c = by_weight[weights[i]];
+    c.weight = static_cast<int64_t>(weights[i]);
+    c.members.push_back(static_cast<uint32_t>(i));
+  }
+  std::vector<WeightClass> out;
+  out.reserve(by_weight.size());
+  for (auto& [weight, c] : by_weight) {
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+size_t distinct_count(std::vector<uint64_t> weights) {
+  std::sort(weights.begin(), weights.end());
+  return static_cast<size_t>(std::unique(weights.begin(), weights.end()) - weights.begin());
+}
 
 void prepare_weighted(const Pool& pool, PolicyTables& tables) {
   const auto eligible = pool.eligible();
@@ -36,7 +77,9 @@ void prepare_weighted(const Pool& pool, PolicyTables& tables) {
     w /= divisor;
     total += w;
   }
-  const uint64_t limit = std::max<uint64_t>(n, std::min(kMaxCycle, kMaxBuildSteps / n));
+  // Scaling never adds distinct weights, so the count before bounds the build after.
+  const uint64_t classes = distinct_count(weights);
+  const uint64_t limit = std::max<uint64_t>(n, std::min(kMaxCycle, kMaxBuildSteps / classes));
   if (total > limit) {
     const uint64_t original = total;
     total = 0;
@@ -46,20 +89,26 @@ void prepare_weighted(const Pool& pool, PolicyTables& tables) {
     }
   }
 
-  // nginx's ngx_http_upstream_get_peer: add each weight to its current value, pick the
-  // largest (the first one on ties), subtract the total from it.
-  std::vector<int64_t> current(n, 0);
+  // nginx's ngx_http_upstream_get_peer adds each weight to its backend's current value,
+  // picks the largest (the first one on ties) and subtracts the total from it. The
+  // class leaders are the only backends that can be largest.
+  std::vector<WeightClass> by_weight = weight_classes(weights);
+  const auto t_total = static_cast<int64_t>(total);
   tables.sequence.resize(total);
   for (uint64_t step = 0; step < total; ++step) {
-    size_t best = 0;
-    for (size_t i = 0; i < n; ++i) {
-      current[i] += static_cast<int64_t>(weights[i]);
-      if (current[i] > current[best]) {
-        best = i;
+    WeightClass* best = nullptr;
+    for (WeightClass& c : by_weight) {
+      c.current += c.weight;
+      if (best == nullptr || c.current > best->current ||
+          (c.current == best->current && c.members[c.next] < best->members[best->next])) {
+        best = &c;
       }
     }
-    current[best] -= static_cast<int64_t>(total);
-    tables.sequence[step] = eligible[best];
+    tables.sequence[step] = eligible[best->members[best->next]];
+    if (++best->next == best->members.size()) {
+      best->next = 0;
+      best->current -= t_total;
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -163,6 +164,55 @@ TEST(WeightedPolicy, ExactOverEachCycle) {
     for (const auto& b : list) {
       EXPECT_EQ(counts[b.name], b.weight) << "cycle " << cycle << " backend " << b.name;
     }
+  }
+}
+
+// nginx's ngx_http_upstream_get_peer, O(n) per pick: the reference the precomputed
+// cycle must equal pick for pick.
+std::string nginx_sequence(const std::vector<B>& list, int picks) {
+  std::vector<int64_t> current(list.size(), 0);
+  int64_t total = 0;
+  for (const auto& b : list) {
+    total += b.weight;
+  }
+  std::string out;
+  for (int step = 0; step < picks; ++step) {
+    size_t best = 0;
+    for (size_t i = 0; i < list.size(); ++i) {
+      current[i] += list[i].weight;
+      if (current[i] > current[best]) {
+        best = i;
+      }
+    }
+    current[best] -= total;
+    out += list[best].name;
+  }
+  return out;
+}
+
+TEST(WeightedPolicy, CycleEqualsNginxPickForPickOnRandomPools) {
+  Rng rng(7);
+  for (int round = 0; round < 200; ++round) {
+    std::vector<B> list;
+    const size_t n = 1 + rng.below(12);
+    uint64_t divisor = 0;
+    int total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      // Few distinct weights, so classes hold several backends; names one letter each.
+      const auto weight = static_cast<uint32_t>(1 + rng.below(round % 2 == 0 ? 3 : 9));
+      list.push_back({.name = std::string(1, static_cast<char>('a' + i)), .weight = weight});
+      divisor = std::gcd(divisor, uint64_t{weight});
+      total += static_cast<int>(weight);
+    }
+    // The pool divides the weights by their gcd; so does the reference.
+    std::vector<B> reduced = list;
+    for (auto& b : reduced) {
+      b.weight /= static_cast<uint32_t>(divisor);
+    }
+    auto pool = make_pool(PolicyKind::weighted, list);
+    auto policy = make_policy(PolicyKind::weighted, 1);
+    const int picks = 2 * total;
+    ASSERT_EQ(sequence(*policy, *pool, picks), nginx_sequence(reduced, picks)) << "round " << round;
   }
 }
 
