@@ -3,7 +3,7 @@
 # Compiles bpf/SOURCE with clang -target bpf and generates a libbpf skeleton with
 # `bpftool gen skeleton`. Creates an INTERFACE target NAME_skel whose include directory
 # holds NAME.skel.h and which links libbpf. The object itself is NAME.bpf.o in the
-# build directory (installed next to the binaries' data).
+# build directory (bpf/CMakeLists.txt installs the data plane's objects).
 find_program(BPF_CLANG NAMES clang clang-14 REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /usr/local/sbin REQUIRED)
 
