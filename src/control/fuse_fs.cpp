@@ -2,6 +2,7 @@
 #include "control/fuse_fs.h"
 
 #include <fuse3/fuse.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
@@ -20,6 +22,9 @@ namespace {
 ControlTree& tree() {
   return *static_cast<ControlTree*>(fuse_get_context()->private_data);
 }
+
+// Interrupts the loop thread's wait when the filesystem stops (see ~ControlFs).
+constexpr int kWakeSignal = SIGUSR2;
 
 // Every node shows the time the filesystem was mounted, as sysfs shows boot time.
 timespec mount_time{};
@@ -223,8 +228,22 @@ Result<std::unique_ptr<ControlFs>> ControlFs::mount(ControlTree& tree, const std
     fs->guardian_ = pid;
   }
 
+  // The destructor wakes the loop thread with kWakeSignal: a handler that does nothing,
+  // without SA_RESTART, so that the loop's wait returns EINTR.
+  struct sigaction wake {};
+  wake.sa_handler = [](int) {};
+  sigemptyset(&wake.sa_mask);
+  ::sigaction(kWakeSignal, &wake, nullptr);
   fuse* f = fs->fuse_;
-  fs->loop_ = std::thread([f] { fuse_loop_mt(f, 0); });
+  fs->loop_running_ = true;
+  fs->loop_ = std::thread([f, running = &fs->loop_running_] {
+    sigset_t wake_set;
+    sigemptyset(&wake_set);
+    sigaddset(&wake_set, kWakeSignal);
+    ::pthread_sigmask(SIG_UNBLOCK, &wake_set, nullptr);
+    fuse_loop_mt(f, 0);
+    *running = false;
+  });
   return fs;
 }
 
@@ -235,6 +254,15 @@ ControlFs::~ControlFs() {
     // close its descriptor (fuse_unmount closing it under a reading thread is a race).
     fuse_exit(fuse_);
     ::umount2(dir_.c_str(), MNT_DETACH);
+    // A copy of the mount in another mount namespace (ip netns exec, unshare -m, a
+    // container started since) keeps the connection alive, and the loop would wait for
+    // ever. libfuse's loop thread waits in sem_wait, which a signal interrupts: it then
+    // sees the exit flag, cancels its reading threads and returns. Repeated, because a
+    // signal that lands just before the wait is lost.
+    for (int i = 0; i < 2000 && loop_running_; ++i) {
+      ::pthread_kill(loop_.native_handle(), kWakeSignal);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
   if (loop_.joinable()) {
     loop_.join();

@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -34,7 +35,8 @@ class ControlFs {
   std::string dir_;
   fuse* fuse_ = nullptr;
   std::thread loop_;
-  UniqueFd guardian_pipe_;  // closing it (or dying) tells the guardian to unmount
+  std::atomic<bool> loop_running_{false};  // fuse_loop_mt has not returned
+  UniqueFd guardian_pipe_;                 // closing it (or dying) tells the guardian to unmount
   pid_t guardian_ = -1;
 };
 
