@@ -160,12 +160,17 @@ enum ringlb_verdict {
   RINGLB_V_MAX,
 };
 
-/* Index of decap_stats (the backend-side decapsulation program). */
+/*
+ * Index of decap_stats (the backend-side decapsulation program; its XDP and tc entry
+ * points count into the same map).
+ */
 enum ringlb_decap_verdict {
-  RINGLB_DV_PASS = 0,       /* not IPIP/IP6IP6: untouched */
-  RINGLB_DV_DECAP,          /* outer header stripped */
-  RINGLB_DV_PASS_MALFORMED, /* truncated tunnel packet: untouched */
-  RINGLB_DV_DROP_ERROR,     /* adjust_head failed */
+  RINGLB_DV_PASS = 0,         /* not IPIP/IP6IP6: untouched */
+  RINGLB_DV_DECAP,            /* outer header stripped */
+  RINGLB_DV_PASS_MALFORMED,   /* truncated tunnel packet: untouched */
+  RINGLB_DV_DROP_ERROR,       /* a helper failed (adjust_head, adjust_room, store_bytes) */
+  RINGLB_DV_PASS_UNSUPPORTED, /* tc only: a tunnel packet skb helpers cannot shrink (a VLAN
+                                 tag still in the frame): untouched */
   RINGLB_DV_MAX,
 };
 

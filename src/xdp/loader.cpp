@@ -4,6 +4,9 @@
 #include <ifaddrs.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
+#include <linux/netlink.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -20,6 +23,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "ringlb/maglev.h"
 #include "ringlb/policy.h"
@@ -414,8 +418,258 @@ Result<void> DecapProgram::attach(int ifindex, XdpAttach mode) const {
   return attach_fd(ifindex, fd(), mode);
 }
 
+namespace {
+
+// The names the kernel gives the decap entry points (bpf_prog_info.name, at most 15
+// characters): how detach tells ringlb's program from another one.
+constexpr std::string_view kDecapXdpName = "ringlb_decap";
+constexpr std::string_view kDecapTcName = "ringlb_decap_tc";
+
+std::string interface_name(int ifindex) {
+  char name[IF_NAMESIZE] = "?";
+  if (if_indextoname(static_cast<unsigned>(ifindex), name) == nullptr) {
+    return "interface " + std::to_string(ifindex);
+  }
+  return name;
+}
+
+// The name of the program with id `id`, or an error.
+Result<std::string> program_name(uint32_t id) {
+  UniqueFd fd(bpf_prog_get_fd_by_id(id));
+  if (fd.get() < 0) {
+    return system_error("Failed to open BPF program " + std::to_string(id), errno);
+  }
+  bpf_prog_info info{};
+  uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &length) != 0) {
+    return system_error("Failed to read BPF program " + std::to_string(id), errno);
+  }
+  return std::string(info.name);
+}
+
+bpf_tc_hook ingress_hook(int ifindex) {
+  bpf_tc_hook hook{};
+  hook.sz = sizeof(hook);
+  hook.ifindex = ifindex;
+  hook.attach_point = BPF_TC_INGRESS;
+  return hook;
+}
+
+// bpf_tc_opts naming ringlb's filter (handle and priority only: what query and detach
+// take).
+bpf_tc_opts decap_filter() {
+  bpf_tc_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.handle = kDecapTcHandle;
+  opts.priority = kDecapTcPriority;
+  return opts;
+}
+
+// The id of the program at ringlb's handle and priority on clsact ingress, or 0 when
+// there is none (or no clsact qdisc).
+Result<uint32_t> decap_filter_program(int ifindex) {
+  bpf_tc_hook hook = ingress_hook(ifindex);
+  bpf_tc_opts opts = decap_filter();
+  const int err = bpf_tc_query(&hook, &opts);
+  if (err == -ENOENT || err == -EINVAL) {
+    return 0u;  // no such filter; EINVAL: no clsact qdisc to look in
+  }
+  if (err != 0) {
+    return libbpf_error("Failed to query the tc ingress filters of " + interface_name(ifindex),
+                        err);
+  }
+  return opts.prog_id;
+}
+
+// The clsact qdisc that attach_tc() created, removed again unless the attach succeeded.
+class CreatedClsact {
+ public:
+  explicit CreatedClsact(int ifindex) : ifindex_(ifindex) {}
+  CreatedClsact(const CreatedClsact&) = delete;
+  CreatedClsact& operator=(const CreatedClsact&) = delete;
+  ~CreatedClsact() {
+    if (ifindex_ != 0) {
+      bpf_tc_hook hook = ingress_hook(ifindex_);
+      hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+      bpf_tc_hook_destroy(&hook);
+    }
+  }
+  void keep() { ifindex_ = 0; }
+
+ private:
+  int ifindex_;
+};
+
+// How many filters the clsact qdisc holds at `parent` (ingress or egress), from an
+// RTM_GETTFILTER dump: libbpf has no call that lists filters.
+Result<size_t> count_tc_filters(int ifindex, uint32_t parent) {
+  UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (fd.get() < 0) {
+    return system_error("Failed to open a netlink socket", errno);
+  }
+  struct {
+    nlmsghdr header;
+    tcmsg tc;
+  } request{};
+  request.header.nlmsg_len = sizeof(request);
+  request.header.nlmsg_type = RTM_GETTFILTER;
+  request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  request.header.nlmsg_seq = 1;
+  request.tc.tcm_family = AF_UNSPEC;
+  request.tc.tcm_ifindex = ifindex;
+  request.tc.tcm_parent = parent;
+  if (::send(fd.get(), &request, sizeof(request), 0) < 0) {
+    return system_error("Failed to ask for the tc filters of " + interface_name(ifindex), errno);
+  }
+  std::vector<char> buffer(32768);
+  size_t filters = 0;
+  for (;;) {
+    const ssize_t n = ::recv(fd.get(), buffer.data(), buffer.size(), 0);
+    if (n < 0) {
+      return system_error("Failed to read the tc filters of " + interface_name(ifindex), errno);
+    }
+    int left = static_cast<int>(n);
+    for (auto* msg = reinterpret_cast<nlmsghdr*>(buffer.data()); NLMSG_OK(msg, left);
+         msg = NLMSG_NEXT(msg, left)) {
+      if (msg->nlmsg_type == NLMSG_DONE) {
+        return filters;
+      }
+      if (msg->nlmsg_type == NLMSG_ERROR) {
+        const auto* error = static_cast<const nlmsgerr*>(NLMSG_DATA(msg));
+        if (error->error != 0) {
+          return system_error("Failed to list the tc filters of " + interface_name(ifindex),
+                              -error->error);
+        }
+        return filters;
+      }
+      if (msg->nlmsg_type == RTM_NEWTFILTER) {
+        ++filters;
+      }
+    }
+    if (n == 0) {
+      return filters;
+    }
+  }
+}
+
+}  // namespace
+
+Result<void> DecapProgram::attach_tc(int ifindex) const {
+  // libbpf prints the kernel's netlink messages ("Exclusivity flag on" for an existing
+  // qdisc); keep them for the error instead.
+  LogCapture log;
+  const std::string name = interface_name(ifindex);
+  auto held_by = decap_filter_program(ifindex);
+  if (!held_by) {
+    return held_by.error();
+  }
+  if (*held_by != 0) {
+    auto held_name = program_name(*held_by);
+    if (!held_name) {
+      return held_name.error();
+    }
+    if (*held_name != kDecapTcName) {
+      return system_error("Failed to attach the decap tc filter to " + name + ": handle " +
+                              std::to_string(kDecapTcHandle) + " priority " +
+                              std::to_string(kDecapTcPriority) + " holds another program (id " +
+                              std::to_string(*held_by) + ", " + *held_name + ")",
+                          EBUSY);
+    }
+  }
+  bpf_tc_hook hook = ingress_hook(ifindex);
+  std::optional<CreatedClsact> created;
+  if (const int err = bpf_tc_hook_create(&hook); err == 0) {
+    created.emplace(ifindex);
+  } else if (err != -EEXIST) {
+    return libbpf_error("Failed to create the clsact qdisc of " + name, err, &log);
+  }
+  bpf_tc_opts opts = decap_filter();
+  opts.prog_fd = tc_fd();
+  opts.flags = BPF_TC_F_REPLACE;
+  if (const int err = bpf_tc_attach(&hook, &opts); err != 0) {
+    return libbpf_error("Failed to attach the decap tc filter to " + name + " (clsact ingress)",
+                        err, &log);
+  }
+  if (created) {
+    created->keep();
+  }
+  return {};
+}
+
+Result<bool> detach_decap_tc(int ifindex) {
+  LogCapture log;  // as in attach_tc ("Parent Qdisc doesn't exists" without clsact)
+  const std::string name = interface_name(ifindex);
+  auto held_by = decap_filter_program(ifindex);
+  if (!held_by) {
+    return held_by.error();
+  }
+  if (*held_by == 0) {
+    return false;
+  }
+  auto held_name = program_name(*held_by);
+  if (!held_name) {
+    return held_name.error();
+  }
+  if (*held_name != kDecapTcName) {
+    return false;
+  }
+  bpf_tc_hook hook = ingress_hook(ifindex);
+  bpf_tc_opts opts = decap_filter();
+  if (const int err = bpf_tc_detach(&hook, &opts); err != 0) {
+    return libbpf_error("Failed to detach the decap tc filter from " + name, err, &log);
+  }
+  // The clsact qdisc goes too when nothing else uses it (other filters would go with it).
+  auto ingress = count_tc_filters(ifindex, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS));
+  if (!ingress) {
+    return ingress.error();
+  }
+  auto egress = count_tc_filters(ifindex, TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS));
+  if (!egress) {
+    return egress.error();
+  }
+  if (*ingress == 0 && *egress == 0) {
+    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+    if (const int err = bpf_tc_hook_destroy(&hook); err != 0 && err != -ENOENT) {
+      return libbpf_error("Failed to remove the clsact qdisc of " + name, err, &log);
+    }
+  }
+  return true;
+}
+
+Result<bool> detach_decap_xdp(int ifindex) {
+  bpf_xdp_query_opts query{};
+  query.sz = sizeof(query);
+  if (const int err = bpf_xdp_query(ifindex, 0, &query); err != 0) {
+    return libbpf_error("Failed to query the XDP program of " + interface_name(ifindex), err);
+  }
+  const std::pair<uint32_t, uint32_t> attached[] = {{query.drv_prog_id, XDP_FLAGS_DRV_MODE},
+                                                    {query.skb_prog_id, XDP_FLAGS_SKB_MODE}};
+  bool detached = false;
+  for (const auto& [id, flags] : attached) {
+    if (id == 0) {
+      continue;
+    }
+    auto name = program_name(id);
+    if (!name) {
+      return name.error();
+    }
+    if (*name != kDecapXdpName) {
+      continue;
+    }
+    if (const int err = bpf_xdp_detach(ifindex, flags, nullptr); err != 0) {
+      return libbpf_error("Failed to detach the decap XDP program from " + interface_name(ifindex),
+                          err);
+    }
+    detached = true;
+  }
+  return detached;
+}
+
 int DecapProgram::fd() const {
   return bpf_program__fd(skel_->progs.ringlb_decap);
+}
+int DecapProgram::tc_fd() const {
+  return bpf_program__fd(skel_->progs.ringlb_decap_tc);
 }
 int DecapProgram::stats_fd() const {
   return bpf_map__fd(skel_->maps.decap_stats);

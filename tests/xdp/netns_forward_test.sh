@@ -7,13 +7,16 @@
 #
 # The lb runs ringlb natively on its veth (ringlb attach); VIP 10.78.0.10:80 is routed
 # by the client via the lb. Backends hold the VIP on lo, strip IPIP with ringlb's decap
-# program (ringlb decap attach) and answer the client directly (DSR: the reply never
-# crosses the lb's stack). The same over IPv6 (VIP [fd00:78::10]:80, IP6IP6). Checks:
+# program (ringlb decap attach; b2 runs its tc variant on clsact ingress, the others the
+# XDP one) and answer the client directly (DSR: the reply never crosses the lb's stack).
+# The same over IPv6 (VIP [fd00:78::10]:80, IP6IP6). Checks:
 #   1. real TCP from several client addresses (IPv4 and IPv6) reaches the backend
-#      `ringlb which` names;
+#      `ringlb which` names, b2 (tc decap) among them;
 #   2. replies come straight from the backend (the lb saw only client->VIP packets);
 #   3. adding a backend (ringlb attach with a grown config) keeps an open connection on
-#      its backend, while a new connection from that client goes to the new backend.
+#      its backend, while a new connection from that client goes to the new backend;
+#   4. detach removes the program and the pins; 5. decap detach --mode tc removes b2's
+#      filter and its clsact qdisc.
 # Everything (namespaces, mounts, processes, pins) is removed on exit, also on failure.
 #
 # Usage: netns_forward_test.sh RINGLB_BINARY PASS_OBJECT
@@ -27,6 +30,7 @@ ns_sw=rlsw$id
 ns_c=rlc$id
 ns_l=rll$id
 backends=(b1 b2 b3 b4)
+tc_backend=b2 # decapsulates on clsact ingress (ringlb decap attach --mode tc)
 tmp=$(mktemp -d /tmp/ringlb-netns.XXXXXX)
 pins=$tmp/bpffs
 pids=()
@@ -41,7 +45,7 @@ fail() {
 }
 
 [[ $(id -u) == 0 ]] || skip "needs root (network namespaces, XDP)"
-for tool in ip socat ethtool mount; do
+for tool in ip socat ethtool mount tc; do
   command -v $tool >/dev/null || skip "missing $tool"
 done
 
@@ -114,7 +118,19 @@ for b in "${backends[@]}"; do
   inns "$ns" ip -6 addr add fd00:78::10/128 dev lo nodad
   inns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
   inns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
-  inns "$ns" "$ringlb" decap attach eth0 >/dev/null || fail "decap attach in $ns"
+  if [[ $b == "$tc_backend" ]]; then
+    # Twice: attaching again replaces ringlb's filter.
+    for _ in 1 2; do
+      inns "$ns" "$ringlb" decap attach eth0 --mode tc >/dev/null || fail "decap attach --mode tc in $ns"
+    done
+    inns "$ns" tc filter show dev eth0 ingress | grep -q ringlb_decap_tc ||
+      fail "no ringlb_decap_tc filter on $ns eth0"
+    [[ $(inns "$ns" tc filter show dev eth0 ingress | grep -c 'ringlb_decap_tc') == 1 ]] ||
+      fail "attaching twice left two filters on $ns eth0"
+    ! inns "$ns" ip link show eth0 | grep -q xdp || fail "$ns eth0 has an XDP program"
+  else
+    inns "$ns" "$ringlb" decap attach eth0 >/dev/null || fail "decap attach in $ns"
+  fi
   # Each backend answers every line with its name, on a long-lived connection too.
   ip netns exec "$ns" socat TCP-LISTEN:80,bind=10.78.0.10,fork,reuseaddr \
     SYSTEM:"while read -r line; do echo $b; done" </dev/null >/dev/null 2>&1 &
@@ -186,6 +202,7 @@ for i in $(seq 100 130); do
   seen[$got]=1
 done
 [[ ${#seen[@]} -ge 2 ]] || fail "31 clients all landed on one backend: ${!seen[*]}"
+[[ -n ${seen[$tc_backend]:-} ]] || fail "$tc_backend (tc decap) served no client: ${!seen[*]}"
 echo "ok 1 - 31 client addresses reached the backend the table names (${!seen[*]})"
 
 # --- 1b. the same over IPv6 (IP6IP6) -------------------------------------------------
@@ -202,6 +219,7 @@ for i in $(seq 100 110); do
   seen6[$got]=1
 done
 [[ ${#seen6[@]} -ge 2 ]] || fail "11 IPv6 clients all landed on one backend: ${!seen6[*]}"
+[[ -n ${seen6[$tc_backend]:-} ]] || fail "$tc_backend (tc decap) served no IPv6 client: ${!seen6[*]}"
 echo "ok 1b - 11 IPv6 client addresses reached the backend the table names (${!seen6[*]})"
 
 # --- 2. direct server return -----------------------------------------------------------
@@ -247,3 +265,8 @@ echo "ok 3 - adding b4 kept the open connection on $before; a new one went to b4
 inns $ns_l "$ringlb" detach eth0 --pin-path "$pins/ringlb" --unpin >/dev/null || fail "ringlb detach"
 [[ ! -e $pins/ringlb/flows ]] || fail "detach --unpin left pins"
 echo "ok 4 - detach removed the program and the pins"
+
+inns rl$id$tc_backend "$ringlb" decap detach eth0 --mode tc >/dev/null || fail "decap detach --mode tc"
+! inns rl$id$tc_backend tc qdisc show dev eth0 | grep -q clsact ||
+  fail "decap detach --mode tc left a clsact qdisc on $tc_backend"
+echo "ok 5 - decap detach --mode tc removed ringlb's filter and the clsact qdisc from $tc_backend"

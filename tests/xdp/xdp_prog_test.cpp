@@ -3,8 +3,11 @@
 // flow stickiness and hash parity with the C++ Maglev table. Needs root; skips otherwise.
 #include <gtest/gtest.h>
 
+#include <bpf/libbpf.h>
+#include <linux/pkt_cls.h>
 #include <sys/socket.h>
 
+#include <optional>
 #include <random>
 #include <utility>
 
@@ -772,8 +775,146 @@ TEST_F(XdpProgTest, ReuseportHandsEachClientToTheWorkerOwningItsHash) {
 }
 
 // --- decap (backends) ---------------------------------------------------------------
+//
+// One case table for both entry points of the decap program: ringlb_decap on the XDP
+// hook and ringlb_decap_tc on clsact ingress (BPF_PROG_TEST_RUN with an skb).
 
-class DecapTest : public ::testing::Test {
+enum class DecapHook { xdp, tc };
+
+std::string decap_hook_name(const ::testing::TestParamInfo<DecapHook>& info) {
+  return info.param == DecapHook::xdp ? "xdp" : "tc";
+}
+
+// A VLAN tag in front of the outer IP header: TPID and VLAN id.
+struct VlanTag {
+  uint16_t tpid;
+  uint16_t id;
+};
+
+// The balancer's tunnel frame (kLbMac -> kPeerMac, `tags`, an outer IPv4 header with
+// `options` or an outer IPv6 header) around `inner_ip`, an IP packet from its header on.
+Bytes tunnel(const Bytes& inner_ip, bool outer_v6, const std::vector<VlanTag>& tags = {},
+             const Bytes& options = {}, uint16_t frag = 0x4000) {
+  Packet p;
+  p.Eth(kLbMac, kPeerMac);
+  for (const auto& tag : tags) {
+    p.Vlan(tag.id, tag.tpid);
+  }
+  if (outer_v6) {
+    p.IPv6("fd00:99::1", "fd00:200::1");
+  } else {
+    p.IPv4("10.99.0.1", "10.200.0.1", options, frag);
+  }
+  Bytes out = p.raw(inner_ip).build();
+  // The builder leaves the protocol of a raw payload 0: name the inner family.
+  const size_t l3 = p.l3_offset();
+  const uint8_t proto = (inner_ip[0] >> 4) == 6 ? 41 : 4;
+  if (outer_v6) {
+    out[l3 + 6] = proto;
+  } else {
+    out[l3 + 9] = proto;
+    out[l3 + 10] = out[l3 + 11] = 0;
+    const uint16_t csum = inet_csum(&out[l3], (out[l3] & 0xf) * 4);
+    out[l3 + 10] = csum >> 8;
+    out[l3 + 11] = csum & 0xff;
+  }
+  return out;
+}
+
+// What the backend's stack must see: the tunnel frame's MACs and tags, the inner
+// EtherType, the inner packet.
+Bytes decapsulated(const Bytes& inner_ip, const std::vector<VlanTag>& tags = {}) {
+  Bytes out(kPeerMac.begin(), kPeerMac.end());
+  out.insert(out.end(), kLbMac.begin(), kLbMac.end());
+  for (const auto& tag : tags) {
+    const uint8_t bytes[] = {uint8_t(tag.tpid >> 8), uint8_t(tag.tpid), uint8_t(tag.id >> 8),
+                             uint8_t(tag.id)};
+    out.insert(out.end(), bytes, bytes + 4);
+  }
+  const bool v6 = (inner_ip[0] >> 4) == 6;
+  out.push_back(v6 ? 0x86 : 0x08);
+  out.push_back(v6 ? 0xdd : 0x00);
+  out.insert(out.end(), inner_ip.begin(), inner_ip.end());
+  return out;
+}
+
+// The inner packets: a TCP SYN to a VIP, from its IP header on.
+Bytes inner_v4() {
+  const Bytes frame = v4_syn("10.1.0.5", "10.0.0.10");
+  return Bytes(frame.begin() + 14, frame.end());
+}
+Bytes inner_v6() {
+  const Bytes frame = v6_syn("fd00:1::5", "fd00::10");
+  return Bytes(frame.begin() + 14, frame.end());
+}
+
+struct DecapExpect {
+  Bytes out;
+  ringlb_decap_verdict counter;
+};
+
+struct DecapCase {
+  std::string name;
+  Bytes in;
+  DecapExpect expect;
+  // Where the tc entry point differs: at tc ingress the kernel has taken the VLAN tag
+  // out of the frame already, and bpf_skb_adjust_room() cannot shrink a frame that
+  // still carries one, so the tc program passes it untouched.
+  std::optional<DecapExpect> tc = std::nullopt;
+};
+
+std::vector<DecapCase> decap_cases() {
+  const Bytes v4 = inner_v4();
+  const Bytes v6 = inner_v6();
+  const std::vector<VlanTag> vlan = {{0x8100, 100}};
+  const std::vector<VlanTag> qinq = {{0x88a8, 7}, {0x8100, 100}};
+  const auto untouched = [](const Bytes& in) {
+    return DecapExpect{.out = in, .counter = RINGLB_DV_PASS_UNSUPPORTED};
+  };
+  std::vector<DecapCase> cases = {
+      {.name = "ipip", .in = tunnel(v4, false), .expect = {decapsulated(v4), RINGLB_DV_DECAP}},
+      {.name = "ip6ip6", .in = tunnel(v6, true), .expect = {decapsulated(v6), RINGLB_DV_DECAP}},
+      {.name = "ipv6_in_ipv4",
+       .in = tunnel(v6, false),
+       .expect = {decapsulated(v6), RINGLB_DV_DECAP}},
+      {.name = "ipv4_in_ipv6",
+       .in = tunnel(v4, true),
+       .expect = {decapsulated(v4), RINGLB_DV_DECAP}},
+      {.name = "ipip_outer_options",
+       .in = tunnel(v4, false, {}, Bytes{1, 1, 1, 0}),
+       .expect = {decapsulated(v4), RINGLB_DV_DECAP}},
+      {.name = "ipip_vlan",
+       .in = tunnel(v4, false, vlan),
+       .expect = {decapsulated(v4, vlan), RINGLB_DV_DECAP}},
+      {.name = "ip6ip6_vlan",
+       .in = tunnel(v6, true, vlan),
+       .expect = {decapsulated(v6, vlan), RINGLB_DV_DECAP}},
+      {.name = "ipv4_in_ipv6_qinq",
+       .in = tunnel(v4, true, qinq),
+       .expect = {decapsulated(v4, qinq), RINGLB_DV_DECAP}},
+  };
+  for (auto& c : cases) {
+    if (c.name.ends_with("vlan") || c.name.ends_with("qinq")) {
+      c.tc = untouched(c.in);
+    }
+  }
+  const auto pass = [](std::string name, Bytes in, ringlb_decap_verdict counter) {
+    Bytes out = in;
+    return DecapCase{.name = std::move(name), .in = std::move(in), .expect = {out, counter}};
+  };
+  cases.push_back(pass("plain_tcp", v4_syn("10.1.0.5", "10.0.0.10"), RINGLB_DV_PASS));
+  cases.push_back(pass("plain_tcp6", v6_syn("fd00:1::5", "fd00::10"), RINGLB_DV_PASS));
+  cases.push_back(pass("arp", Packet().Eth(kPeerMac, kLbMac).Arp().build(), RINGLB_DV_PASS));
+  cases.push_back(
+      pass("ipip_fragment", tunnel(v4, false, {}, {}, 0x2000), RINGLB_DV_PASS_MALFORMED));
+  // Total length beyond the frame: the outer header claims more than arrived.
+  Bytes short_frame = tunnel(v4, false);
+  short_frame.resize(short_frame.size() - 1);
+  cases.push_back(pass("ipip_cut_payload", short_frame, RINGLB_DV_PASS_MALFORMED));
+  return cases;
+}
+
+class DecapTest : public ::testing::TestWithParam<DecapHook> {
  protected:
   void SetUp() override {
     if (geteuid() != 0) {
@@ -783,13 +924,17 @@ class DecapTest : public ::testing::Test {
     ASSERT_TRUE(loaded) << loaded.error().message;
     program_.emplace(std::move(*loaded));
   }
+  bool tc() const { return GetParam() == DecapHook::tc; }
+  // The verdict of a packet that goes on to the stack.
+  uint32_t pass() const { return tc() ? TC_ACT_OK : XDP_PASS; }
   RunResult run(const Bytes& packet) {
     RunResult r;
     r.out.resize(packet.size() + 256);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_out = r.out.data(),
                 .data_size_in = static_cast<uint32_t>(packet.size()),
                 .data_size_out = static_cast<uint32_t>(r.out.size()), .repeat = 1);
-    r.err = bpf_prog_test_run_opts(program_->fd(), &opts) == 0 ? 0 : errno;
+    const int fd = tc() ? program_->tc_fd() : program_->fd();
+    r.err = bpf_prog_test_run_opts(fd, &opts) == 0 ? 0 : errno;
     r.retval = opts.retval;
     r.out.resize(opts.data_size_out);
     return r;
@@ -801,104 +946,162 @@ class DecapTest : public ::testing::Test {
   std::optional<xdp::DecapProgram> program_;
 };
 
-// An outer frame (Eth with kPeerMac/kLbMac, optional VLAN, outer IP header) around the
-// IP packet that starts at `inner_l3` in `inner`.
-Bytes tunnel(const Bytes& inner, size_t inner_l3, bool outer_v6, bool inner_v6, bool vlan = false) {
-  Bytes out(kPeerMac.begin(), kPeerMac.end());
-  out.insert(out.end(), kLbMac.begin(), kLbMac.end());
-  if (vlan) {
-    const uint8_t tag[] = {0x81, 0x00, 0x00, 0x64};
-    out.insert(out.end(), tag, tag + 4);
-  }
-  const size_t len = inner.size() - inner_l3;
-  const uint8_t proto = inner_v6 ? 41 : 4;
-  if (!outer_v6) {
-    out.push_back(0x08);
-    out.push_back(0x00);
-    uint8_t ip[20] = {0x45, 0,    uint8_t((len + 20) >> 8), uint8_t(len + 20), 0, 0, 0x40, 0,
-                      64,   proto};
-    const uint32_t s = ip4("10.99.0.1"), d = ip4("10.200.0.1");
-    std::memcpy(ip + 12, &s, 4);
-    std::memcpy(ip + 16, &d, 4);
-    const uint16_t c = inet_csum(ip, 20);
-    ip[10] = c >> 8;
-    ip[11] = c & 0xff;
-    out.insert(out.end(), ip, ip + 20);
-  } else {
-    out.push_back(0x86);
-    out.push_back(0xdd);
-    const uint8_t ip[8] = {0x60, 0, 0, 0, uint8_t(len >> 8), uint8_t(len), proto, 64};
-    out.insert(out.end(), ip, ip + 8);
-    const auto s = ip6("fd00:99::1"), d = ip6("fd00:200::1");
-    out.insert(out.end(), s.begin(), s.end());
-    out.insert(out.end(), d.begin(), d.end());
-  }
-  out.insert(out.end(), inner.begin() + inner_l3, inner.end());
-  return out;
-}
+INSTANTIATE_TEST_SUITE_P(Hooks, DecapTest, ::testing::Values(DecapHook::xdp, DecapHook::tc),
+                         decap_hook_name);
 
-// What the backend's stack must see: the tunnel frame's L2 header, the inner EtherType,
-// the inner packet.
-Bytes decapsulated(const Bytes& inner, size_t inner_l3, bool inner_v6, bool vlan = false) {
-  Bytes out(kPeerMac.begin(), kPeerMac.end());
-  out.insert(out.end(), kLbMac.begin(), kLbMac.end());
-  if (vlan) {
-    const uint8_t tag[] = {0x81, 0x00, 0x00, 0x64};
-    out.insert(out.end(), tag, tag + 4);
-  }
-  out.push_back(inner_v6 ? 0x86 : 0x08);
-  out.push_back(inner_v6 ? 0xdd : 0x00);
-  out.insert(out.end(), inner.begin() + inner_l3, inner.end());
-  return out;
-}
-
-TEST_F(DecapTest, StripsEveryTunnelCombination) {
-  const Bytes v4 = v4_syn("10.1.0.5", "10.0.0.10");
-  const Bytes v6 = v6_syn("fd00:1::5", "fd00::10");
-  struct Combo {
-    const char* name;
-    bool outer_v6;
-    bool inner_v6;
-    bool vlan;
-  } combos[] = {{"ipip", false, false, false},
-                {"ip6ip6", true, true, false},
-                {"ipv6_in_ipv4", false, true, false},
-                {"ipv4_in_ipv6", true, false, false},
-                {"ipip_vlan", false, false, true}};
-  for (const auto& c : combos) {
-    const Bytes& inner = c.inner_v6 ? v6 : v4;
-    const uint64_t before = count(RINGLB_DV_DECAP);
-    const auto r = run(tunnel(inner, 14, c.outer_v6, c.inner_v6, c.vlan));
+TEST_P(DecapTest, EveryCaseGivesItsFrameVerdictAndCounter) {
+  for (const auto& c : decap_cases()) {
+    const DecapExpect& want = tc() && c.tc ? *c.tc : c.expect;
+    const uint64_t before = count(want.counter);
+    const auto r = run(c.in);
     ASSERT_EQ(r.err, 0) << c.name;
-    EXPECT_EQ(r.retval, static_cast<uint32_t>(XDP_PASS)) << c.name << " retval";
-    EXPECT_EQ(r.out, decapsulated(inner, 14, c.inner_v6, c.vlan)) << c.name << " frame";
-    EXPECT_EQ(count(RINGLB_DV_DECAP), before + 1) << c.name << " counter";
+    EXPECT_EQ(r.retval, pass()) << c.name << " retval";
+    EXPECT_EQ(r.out, want.out) << c.name << " frame";
+    EXPECT_EQ(count(want.counter), before + 1) << c.name << " counter";
   }
 }
 
-TEST_F(DecapTest, ReversesTheBalancersEncapsulationExactly) {
+TEST_P(DecapTest, ReversesTheBalancersEncapsulationExactly) {
   // The decap program undoes what ringlb_xdp does (the encapsulated bytes are the ones
   // EncapsulatesIPv4InIPIPByteForByte checks).
   const Bytes in = v4_syn("10.1.0.5", "10.0.0.10");
   const Bytes encapsulated = expected_ipip(in, 14, *IpAddress::parse("10.200.0.1"), false);
   const auto r = run(encapsulated);
-  ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_PASS));
-  EXPECT_EQ(r.out, decapsulated(in, 14, false));
+  ASSERT_EQ(r.retval, pass());
+  EXPECT_EQ(r.out, decapsulated(inner_v4()));
 }
 
-TEST_F(DecapTest, PassesOtherTrafficAndTruncatedTunnelsUntouched) {
-  const Bytes plain = v4_syn("10.1.0.5", "10.0.0.10");
-  auto r = run(plain);
-  EXPECT_EQ(r.retval, static_cast<uint32_t>(XDP_PASS));
-  EXPECT_EQ(r.out, plain) << "plain TCP";
-  const Bytes full = tunnel(plain, 14, false, false);
-  for (size_t len = 14; len < full.size(); ++len) {
-    const Bytes cut(full.begin(), full.begin() + len);
-    r = run(cut);
-    ASSERT_EQ(r.err, 0) << "length " << len;
-    EXPECT_EQ(r.retval, static_cast<uint32_t>(XDP_PASS)) << "length " << len;
-    EXPECT_EQ(r.out, cut) << "length " << len;
+TEST_P(DecapTest, PassesTruncatedTunnelsUntouched) {
+  for (const bool outer_v6 : {false, true}) {
+    const Bytes full = tunnel(outer_v6 ? inner_v6() : inner_v4(), outer_v6);
+    // BPF_PROG_TEST_RUN refuses (EINVAL) an skb whose IP header is not whole: the tc
+    // runs start with the whole outer header and cut the rest.
+    const size_t first = tc() ? 14 + (outer_v6 ? 40 : 20) : 14;
+    for (size_t len = first; len < full.size(); ++len) {
+      const Bytes cut(full.begin(), full.begin() + len);
+      const uint64_t decapsulated_before = count(RINGLB_DV_DECAP);
+      const auto r = run(cut);
+      ASSERT_EQ(r.err, 0) << "length " << len;
+      EXPECT_EQ(r.retval, pass()) << "length " << len;
+      EXPECT_EQ(r.out, cut) << "length " << len;
+      EXPECT_EQ(count(RINGLB_DV_DECAP), decapsulated_before) << "length " << len;
+    }
   }
+}
+
+// --- decap on clsact ingress: attach, replace, detach ------------------------------------
+
+// A veth pair in the test's private namespace (XdpEnv's), removed when the test ends.
+class ScopedVeth {
+ public:
+  ScopedVeth() {
+    created_ = sh("ip link add dcp0 type veth peer name dcp1") == 0 &&
+               sh("ip link set dcp0 up") == 0 && sh("ip link set dcp1 up") == 0;
+  }
+  ~ScopedVeth() { sh("ip link del dcp0"); }
+  ScopedVeth(const ScopedVeth&) = delete;
+  ScopedVeth& operator=(const ScopedVeth&) = delete;
+  bool created() const { return created_; }
+  int ifindex() const { return static_cast<int>(if_nametoindex("dcp0")); }
+
+ private:
+  bool created_ = false;
+};
+
+class DecapTcAttachTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string reason = XdpEnv::setup();  // the private network namespace
+    if (!reason.empty()) {
+      GTEST_SKIP() << reason;
+    }
+    veth_.emplace();
+    ASSERT_TRUE(veth_->created()) << "ip link add dcp0 type veth failed";
+    ifindex_ = veth_->ifindex();
+  }
+  // The program id at (handle, priority) on dcp0's clsact ingress, 0 for none.
+  uint32_t filter_at(uint32_t handle, uint32_t priority) const {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_INGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+    return bpf_tc_query(&hook, &opts) == 0 ? opts.prog_id : 0;
+  }
+  uint32_t decap_filter() const { return filter_at(xdp::kDecapTcHandle, xdp::kDecapTcPriority); }
+  static bool has_clsact() { return sh("tc qdisc show dev dcp0 | grep -q clsact") == 0; }
+  static uint32_t program_id(int fd) {
+    bpf_prog_info info{};
+    uint32_t length = sizeof(info);
+    return bpf_obj_get_info_by_fd(fd, &info, &length) == 0 ? info.id : 0;
+  }
+  // Another tool's tc program (returns TC_ACT_OK), attached at (handle, priority).
+  UniqueFd attach_other(uint32_t handle, uint32_t priority) const {
+    // r0 = TC_ACT_OK; exit (code, dst_reg, src_reg, off, imm).
+    const bpf_insn insns[] = {
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, TC_ACT_OK},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    UniqueFd fd(bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "other_tc", "GPL", insns, 2, nullptr));
+    EXPECT_GE(fd.get(), 0) << strerror(errno);
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_, .attach_point = BPF_TC_INGRESS);
+    const int created = bpf_tc_hook_create(&hook);
+    EXPECT_TRUE(created == 0 || created == -EEXIST) << created;
+    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fd.get(), .handle = handle, .priority = priority);
+    EXPECT_EQ(bpf_tc_attach(&hook, &opts), 0);
+    return fd;
+  }
+
+  std::optional<ScopedVeth> veth_;
+  int ifindex_ = 0;
+};
+
+TEST_F(DecapTcAttachTest, AttachCreatesClsactAndAgainReplacesRinglbsFilter) {
+  auto first = xdp::DecapProgram::load();
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_TRUE(first->attach_tc(ifindex_)) << "first attach";
+  EXPECT_TRUE(has_clsact());
+  EXPECT_EQ(decap_filter(), program_id(first->tc_fd()));
+
+  auto second = xdp::DecapProgram::load();
+  ASSERT_TRUE(second) << second.error().message;
+  const auto replaced = second->attach_tc(ifindex_);
+  ASSERT_TRUE(replaced) << replaced.error().message;
+  EXPECT_EQ(decap_filter(), program_id(second->tc_fd())) << "the second program replaced it";
+
+  auto detached = xdp::detach_decap_tc(ifindex_);
+  ASSERT_TRUE(detached) << detached.error().message;
+  EXPECT_TRUE(*detached);
+  EXPECT_EQ(decap_filter(), 0u);
+  EXPECT_FALSE(has_clsact()) << "an empty clsact qdisc that ringlb left";
+  detached = xdp::detach_decap_tc(ifindex_);
+  ASSERT_TRUE(detached) << detached.error().message;
+  EXPECT_FALSE(*detached) << "nothing left to detach";
+}
+
+TEST_F(DecapTcAttachTest, DetachLeavesOtherFiltersAndTheirQdisc) {
+  const UniqueFd other = attach_other(1, 1);
+  auto program = xdp::DecapProgram::load();
+  ASSERT_TRUE(program) << program.error().message;
+  ASSERT_TRUE(program->attach_tc(ifindex_));
+  auto detached = xdp::detach_decap_tc(ifindex_);
+  ASSERT_TRUE(detached) << detached.error().message;
+  EXPECT_TRUE(*detached);
+  EXPECT_EQ(decap_filter(), 0u);
+  EXPECT_EQ(filter_at(1, 1), program_id(other.get())) << "the other filter stays";
+  EXPECT_TRUE(has_clsact()) << "the qdisc stays with the other filter";
+}
+
+TEST_F(DecapTcAttachTest, RefusesAnotherProgramAtRinglbsHandle) {
+  const UniqueFd other = attach_other(xdp::kDecapTcHandle, xdp::kDecapTcPriority);
+  auto program = xdp::DecapProgram::load();
+  ASSERT_TRUE(program) << program.error().message;
+  const auto attached = program->attach_tc(ifindex_);
+  ASSERT_FALSE(attached);
+  EXPECT_NE(attached.error().message.find("other_tc"), std::string::npos)
+      << attached.error().message;
+  EXPECT_EQ(decap_filter(), program_id(other.get())) << "left in place";
+  auto detached = xdp::detach_decap_tc(ifindex_);
+  ASSERT_TRUE(detached) << detached.error().message;
+  EXPECT_FALSE(*detached) << "not ringlb's filter";
+  EXPECT_EQ(decap_filter(), program_id(other.get()));
 }
 
 }  // namespace

@@ -6,8 +6,10 @@
 //       updates the pinned maps in place (Maglev tables are swapped atomically, the flow
 //       table is kept) and replaces the program.
 //   ringlb detach DEV [--pin-path P] [--unpin]
-//   ringlb decap attach DEV [--mode native|generic]     (on backends)
-//   ringlb decap detach DEV
+//   ringlb decap attach DEV [--mode native|generic|tc]  (on backends)
+//   ringlb decap detach DEV [--mode native|generic|tc]
+//       the decap program on the XDP hook (native, generic) or on clsact ingress (tc).
+//       detach removes only ringlb's decap program: without --mode, from both hooks.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -85,22 +87,41 @@ int run_detach(const DetachOptions& options) {
 
 struct DecapOptions {
   std::string interface;
-  std::string mode = "native";
+  std::string mode;  // native | generic | tc; empty: attach native, detach from both hooks
 };
 
 int run_decap_attach(const DecapOptions& options) {
+  const std::string mode = options.mode.empty() ? "native" : options.mode;
   const int ifindex = value_or_throw(xdp::interface_index(options.interface));
   auto program = value_or_throw(xdp::DecapProgram::load());
-  ok_or_throw(program.attach(ifindex, parse_mode(options.mode)));
-  std::printf("attached ringlb decap to %s (%s)\n", options.interface.c_str(),
-              options.mode.c_str());
+  if (mode == "tc") {
+    ok_or_throw(program.attach_tc(ifindex));
+    std::printf("attached ringlb decap to %s (tc, clsact ingress)\n", options.interface.c_str());
+  } else {
+    ok_or_throw(program.attach(ifindex, parse_mode(mode)));
+    std::printf("attached ringlb decap to %s (%s)\n", options.interface.c_str(), mode.c_str());
+  }
   return 0;
 }
 
 int run_decap_detach(const DecapOptions& options) {
   const int ifindex = value_or_throw(xdp::interface_index(options.interface));
-  ok_or_throw(xdp::detach(ifindex));
-  std::printf("detached XDP from %s\n", options.interface.c_str());
+  const bool xdp_hook = options.mode != "tc";
+  const bool tc_hook = options.mode.empty() || options.mode == "tc";
+  bool detached = false;
+  if (xdp_hook && value_or_throw(xdp::detach_decap_xdp(ifindex))) {
+    std::printf("detached ringlb decap from %s (XDP)\n", options.interface.c_str());
+    detached = true;
+  }
+  if (tc_hook && value_or_throw(xdp::detach_decap_tc(ifindex))) {
+    std::printf("detached ringlb decap from %s (tc)\n", options.interface.c_str());
+    detached = true;
+  }
+  if (!detached) {
+    std::printf("no ringlb decap %son %s\n",
+                options.mode.empty() ? "" : (xdp_hook ? "XDP program " : "tc filter "),
+                options.interface.c_str());
+  }
   return 0;
 }
 
@@ -136,15 +157,23 @@ void add_xdp_commands(CLI::App& app, CommandRunner& run) {
     auto attach_options = std::make_shared<DecapOptions>();
     CLI::App* attach = decap->add_subcommand("attach", "Attach the decap program to an interface");
     attach->add_option("interface", attach_options->interface, "Interface")->required();
-    attach->add_option("-m,--mode", attach_options->mode, "native or generic")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"native", "generic"}));
+    attach
+        ->add_option("-m,--mode", attach_options->mode,
+                     "native (XDP in the driver, default), generic (XDP on the skb, any device) "
+                     "or tc (clsact ingress: devices without native XDP, or whose XDP hook "
+                     "another program owns)")
+        ->check(CLI::IsMember({"native", "generic", "tc"}));
     attach->callback([&run, attach_options] {
       run = [attach_options] { return run_decap_attach(*attach_options); };
     });
     auto detach_options = std::make_shared<DecapOptions>();
-    CLI::App* detach = decap->add_subcommand("detach", "Detach the decap program");
+    CLI::App* detach = decap->add_subcommand(
+        "detach", "Detach ringlb's decap program (other programs are left attached)");
     detach->add_option("interface", detach_options->interface, "Interface")->required();
+    detach
+        ->add_option("-m,--mode", detach_options->mode,
+                     "native or generic (the XDP hook) or tc (clsact ingress); default: both")
+        ->check(CLI::IsMember({"native", "generic", "tc"}));
     detach->callback([&run, detach_options] {
       run = [detach_options] { return run_decap_detach(*detach_options); };
     });
