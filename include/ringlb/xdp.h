@@ -190,8 +190,10 @@ class XdpProgram {
   // config.daemon.maglev_table_size is not the loaded table size.
   Result<void> apply(const Config& config);
 
-  // Attaches ringlb_xdp to the interface (replacing an attached program).
-  Result<void> attach(int ifindex, XdpAttach mode) const;
+  // Attaches ringlb_xdp to the interface. An attached ringlb_xdp is replaced atomically
+  // (in the same mode: no packet sees no program). Another tool's program is replaced
+  // only with `replace_other`; otherwise the attach fails with EBUSY, naming it.
+  Result<void> attach(int ifindex, XdpAttach mode, bool replace_other = false) const;
 
   // The fds of the maps apply_state() writes.
   MapFds map_fds() const;
@@ -219,8 +221,8 @@ class XdpProgram {
 class DecapProgram {
  public:
   static Result<DecapProgram> load();
-  // Attaches ringlb_decap to the XDP hook, replacing an attached XDP program.
-  Result<void> attach(int ifindex, XdpAttach mode) const;
+  // Attaches ringlb_decap to the XDP hook, as XdpProgram::attach does.
+  Result<void> attach(int ifindex, XdpAttach mode, bool replace_other = false) const;
   // Attaches ringlb_decap_tc to the clsact ingress hook, creating the clsact qdisc when
   // the device has none, as the filter kDecapTcHandle / kDecapTcPriority. Attaching
   // again replaces ringlb's filter. Fails with EBUSY, changing nothing, when another
@@ -250,6 +252,12 @@ Result<bool> detach_decap_tc(int ifindex);
 // Detaches the interface's XDP program if it is ringlb's decap program (any mode).
 // Returns false, changing nothing, when no program or another one is attached.
 Result<bool> detach_decap_xdp(int ifindex);
+
+// Whether a program named `name` may be attached to the interface's XDP hook: yes when
+// the hook is free, holds a program of that name (ringlb's own, from an earlier attach)
+// or `replace_other` is set; otherwise EBUSY, naming the other program and how to go on.
+// attach() checks it; ringlb attach checks it first too, before it changes any map.
+Result<void> check_attachable(int ifindex, std::string_view name, bool replace_other);
 
 // Sends an empty datagram to each forward-mode backend so that the kernel resolves the
 // next hop's MAC (apply() does this; a daemon repeats it now and then).

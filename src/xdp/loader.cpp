@@ -132,31 +132,103 @@ Result<void> make_dirs(const std::string& path) {
   return {};
 }
 
+std::string interface_name(int ifindex) {
+  char name[IF_NAMESIZE] = "?";
+  if (if_indextoname(static_cast<unsigned>(ifindex), name) == nullptr) {
+    return "interface " + std::to_string(ifindex);
+  }
+  return name;
+}
+
+// The name of the program with id `id`, or an error.
+Result<std::string> program_name(uint32_t id) {
+  UniqueFd fd(bpf_prog_get_fd_by_id(id));
+  if (fd.get() < 0) {
+    return system_error("Failed to open BPF program " + std::to_string(id), errno);
+  }
+  bpf_prog_info info{};
+  uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &length) != 0) {
+    return system_error("Failed to read BPF program " + std::to_string(id), errno);
+  }
+  return std::string(info.name);
+}
+
 uint32_t attach_flags(XdpAttach mode) {
   return mode == XdpAttach::native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
 }
 
-Result<void> attach_fd(int ifindex, int prog_fd, XdpAttach mode) {
-  // Replace whatever ringlb (or anything else) attached in the other mode first: the
-  // kernel refuses a second program in a different mode.
+}  // namespace
+
+Result<void> check_attachable(int ifindex, std::string_view name, bool replace_other) {
   bpf_xdp_query_opts query{};
   query.sz = sizeof(query);
-  if (bpf_xdp_query(ifindex, 0, &query) == 0 && query.attach_mode != XDP_ATTACHED_NONE) {
+  const std::string device = interface_name(ifindex);
+  if (const int err = bpf_xdp_query(ifindex, 0, &query); err != 0) {
+    return libbpf_error("Failed to query the XDP program of " + device, err);
+  }
+  const uint32_t attached = query.prog_id != 0       ? query.prog_id
+                            : query.drv_prog_id != 0 ? query.drv_prog_id
+                                                     : query.skb_prog_id;
+  if (attached == 0 || replace_other) {
+    return {};
+  }
+  auto other = program_name(attached);
+  if (!other) {
+    return other.error();
+  }
+  if (*other == name) {
+    return {};
+  }
+  return Error{"Failed to attach XDP program to " + device + ": it already has XDP program '" +
+                   *other + "' (id " + std::to_string(attached) +
+                   ") of another tool. Detach that one first (ip link set dev " + device +
+                   " xdp off), or pass --force to replace it",
+               EBUSY};
+}
+
+namespace {
+
+// Attaches prog_fd to the XDP hook. A program of the same name (ringlb's, from an earlier
+// attach) is replaced atomically in the same mode: XDP_FLAGS_REPLACE names the program
+// expected there, so nothing in between sees no program, and a concurrent change fails
+// the attach instead of being overwritten. Another tool's program is replaced only with
+// `replace_other`; otherwise the attach fails, changing nothing, and says how to go on.
+Result<void> attach_fd(int ifindex, int prog_fd, XdpAttach mode, bool replace_other) {
+  const std::string device = interface_name(ifindex);
+  const char* mode_name = mode == XdpAttach::native ? "native" : "generic";
+  bpf_prog_info ours{};
+  uint32_t length = sizeof(ours);
+  if (bpf_obj_get_info_by_fd(prog_fd, &ours, &length) != 0) {
+    return system_error("Failed to read the program to attach", errno);
+  }
+  bpf_xdp_query_opts query{};
+  query.sz = sizeof(query);
+  if (const int err = bpf_xdp_query(ifindex, 0, &query); err != 0) {
+    return libbpf_error("Failed to query the XDP program of " + device, err);
+  }
+  UniqueFd old_fd;
+  if (query.attach_mode != XDP_ATTACHED_NONE) {
+    const uint32_t attached = query.prog_id != 0       ? query.prog_id
+                              : query.drv_prog_id != 0 ? query.drv_prog_id
+                                                       : query.skb_prog_id;
+    if (auto ok = check_attachable(ifindex, ours.name, replace_other); !ok) {
+      return ok;
+    }
     const bool same = (query.attach_mode == XDP_ATTACHED_DRV && mode == XdpAttach::native) ||
                       (query.attach_mode == XDP_ATTACHED_SKB && mode == XdpAttach::generic);
-    if (!same) {
-      if (auto detached = detach(ifindex); !detached) {
-        return detached;
-      }
+    if (same) {
+      old_fd.reset(bpf_prog_get_fd_by_id(attached));
+    } else if (auto detached = detach(ifindex); !detached) {
+      // The kernel refuses a second program in another mode: that one goes first.
+      return detached;
     }
   }
-  const int err = bpf_xdp_attach(ifindex, prog_fd, attach_flags(mode), nullptr);
+  LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = old_fd.get() >= 0 ? old_fd.get() : 0);
+  const uint32_t flags = attach_flags(mode) | (old_fd.get() >= 0 ? XDP_FLAGS_REPLACE : 0);
+  const int err = bpf_xdp_attach(ifindex, prog_fd, flags, &opts);
   if (err != 0) {
-    char name[IF_NAMESIZE] = "?";
-    if_indextoname(ifindex, name);
-    return libbpf_error(std::string("Failed to attach XDP program to ") + name + " (" +
-                            (mode == XdpAttach::native ? "native" : "generic") + ")",
-                        err);
+    return libbpf_error("Failed to attach XDP program to " + device + " (" + mode_name + ")", err);
   }
   return {};
 }
@@ -400,8 +472,8 @@ void resolve_next_hops(const std::vector<VipSpec>& vips) {
   }
 }
 
-Result<void> XdpProgram::attach(int ifindex, XdpAttach mode) const {
-  return attach_fd(ifindex, xdp_fd(), mode);
+Result<void> XdpProgram::attach(int ifindex, XdpAttach mode, bool replace_other) const {
+  return attach_fd(ifindex, xdp_fd(), mode, replace_other);
 }
 
 Result<DecapProgram> DecapProgram::load() {
@@ -414,8 +486,8 @@ Result<DecapProgram> DecapProgram::load() {
   return program;
 }
 
-Result<void> DecapProgram::attach(int ifindex, XdpAttach mode) const {
-  return attach_fd(ifindex, fd(), mode);
+Result<void> DecapProgram::attach(int ifindex, XdpAttach mode, bool replace_other) const {
+  return attach_fd(ifindex, fd(), mode, replace_other);
 }
 
 namespace {
@@ -424,28 +496,6 @@ namespace {
 // characters): how detach tells ringlb's program from another one.
 constexpr std::string_view kDecapXdpName = "ringlb_decap";
 constexpr std::string_view kDecapTcName = "ringlb_decap_tc";
-
-std::string interface_name(int ifindex) {
-  char name[IF_NAMESIZE] = "?";
-  if (if_indextoname(static_cast<unsigned>(ifindex), name) == nullptr) {
-    return "interface " + std::to_string(ifindex);
-  }
-  return name;
-}
-
-// The name of the program with id `id`, or an error.
-Result<std::string> program_name(uint32_t id) {
-  UniqueFd fd(bpf_prog_get_fd_by_id(id));
-  if (fd.get() < 0) {
-    return system_error("Failed to open BPF program " + std::to_string(id), errno);
-  }
-  bpf_prog_info info{};
-  uint32_t length = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &length) != 0) {
-    return system_error("Failed to read BPF program " + std::to_string(id), errno);
-  }
-  return std::string(info.name);
-}
 
 bpf_tc_hook ingress_hook(int ifindex) {
   bpf_tc_hook hook{};

@@ -5,11 +5,14 @@
 #      device and the pinned maps; stats reads the XDP counters; attaching again with the
 #      same config is idempotent; attach with a bad config or a missing device fails
 #      with a clear message and leaves the program and maps untouched; detach -> status
-#      shows no program.
+#      shows no program;
+#   3. (root) attach over another tool's XDP program is refused, naming it, and changes
+#      nothing; --force replaces it.
 # Namespaces, the bpffs mount, pins and processes are removed on exit, also on failure.
 set -uo pipefail
 ringlb=$1
 ringlbd=$2
+pass_obj=${3:-}  # a bare XDP_PASS object: "another tool's program"
 source "$(dirname "$0")/lib.sh"
 [[ $(id -u) == 0 ]] || { echo "SKIP: needs root (control filesystem, namespaces, XDP)"; exit 0; }
 
@@ -145,4 +148,24 @@ out=$(inns $ns "$ringlb" detach veth0 --pin-path "$pin" 2>&1) || fail "detach: $
 out=$(status) || fail "status: $out"
 grep -q '^xdp: no program attached' <<<"$out" || fail "status after detach: $out"
 echo "detach: status shows no program"
+
+# Another tool's XDP program: attach refuses, names it and says how to go on, and
+# changes nothing (that program stays, the pinned maps keep their entries); --force
+# replaces it.
+if [[ -f $pass_obj ]]; then
+  maps_before=$(grep '^map ' <<<"$out")
+  inns $ns ip link set dev veth0 xdpdrv obj "$pass_obj" sec xdp || fail "attach the other program"
+  err=$(inns $ns "$ringlb" attach veth0 -c "$dir/xdp.toml" --pin-path "$pin" 2>&1); rc=$?
+  [[ $rc == 1 && $err == *"already has XDP program 'ringlb_pass'"*"xdp off"*"--force"* ]] ||
+    fail "attach over another program: rc=$rc $err"
+  out=$(status) || fail "status: $out"
+  grep -Eq '^xdp veth0: native id [0-9]+ ringlb_pass$' <<<"$out" || fail "the other program went: $out"
+  [[ $(grep '^map ' <<<"$out") == "$maps_before" ]] || fail "maps changed: $maps_before // $out"
+  out=$(inns $ns "$ringlb" attach veth0 -c "$dir/xdp.toml" --pin-path "$pin" --force 2>&1) ||
+    fail "attach --force: $out"
+  out=$(status) || fail "status: $out"
+  grep -Eq '^xdp veth0: native id [0-9]+ ringlb_xdp$' <<<"$out" || fail "after --force: $out"
+  inns $ns "$ringlb" detach veth0 --pin-path "$pin" >/dev/null || fail "detach after --force"
+  echo "another tool's program: attach refuses (exit 1, names it, changes nothing); --force replaces it"
+fi
 echo "status: ok"

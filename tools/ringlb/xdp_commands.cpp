@@ -1,12 +1,12 @@
 // ringlb attach / detach / decap: the XDP loader commands (`which` is in which.cpp).
 //
-//   ringlb attach [DEV] -c FILE [--mode native|generic] [--pin-path P]
+//   ringlb attach [DEV] -c FILE [--mode native|generic] [--pin-path P] [--force]
 //       loads the data plane, pins its maps under P, fills them from FILE and attaches
 //       it to DEV (default: [xdp] interface). Running it again with a changed FILE
 //       updates the pinned maps in place (Maglev tables are swapped atomically, the flow
 //       table is kept) and replaces the program.
 //   ringlb detach DEV [--pin-path P] [--unpin]
-//   ringlb decap attach DEV [--mode native|generic|tc]  (on backends)
+//   ringlb decap attach DEV [--mode native|generic|tc] [--force]  (on backends)
 //   ringlb decap detach DEV [--mode native|generic|tc]
 //       the decap program on the XDP hook (native, generic) or on clsact ingress (tc).
 //       detach removes only ringlb's decap program: without --mode, from both hooks.
@@ -42,6 +42,7 @@ struct AttachOptions {
   std::string config_path;
   std::string mode;  // empty: the config's [xdp] attach
   std::string pin_path = xdp::kDefaultPinRoot;
+  bool force = false;  // replace another tool's XDP program
 };
 
 int run_attach(const AttachOptions& options) {
@@ -54,12 +55,14 @@ int run_attach(const AttachOptions& options) {
   }
   const XdpAttach mode = options.mode.empty() ? config.xdp.attach : parse_mode(options.mode);
   const int ifindex = value_or_throw(xdp::interface_index(interface));
+  // Refused before any map changes: a foreign program stays, and so does the state.
+  ok_or_throw(xdp::check_attachable(ifindex, "ringlb_xdp", options.force));
   xdp::LoadOptions load_options = xdp::load_options(config);
   load_options.pin_root = options.pin_path;
   ok_or_throw(xdp::set_sources_from_interface(load_options, interface));
   auto program = value_or_throw(xdp::XdpProgram::load(load_options));
   ok_or_throw(program.apply(config));
-  ok_or_throw(program.attach(ifindex, mode));
+  ok_or_throw(program.attach(ifindex, mode, options.force));
   std::printf("attached ringlb to %s (%s), maps pinned under %s\n", interface.c_str(),
               mode == XdpAttach::native ? "native" : "generic", options.pin_path.c_str());
   return 0;
@@ -87,7 +90,8 @@ int run_detach(const DetachOptions& options) {
 
 struct DecapOptions {
   std::string interface;
-  std::string mode;  // native | generic | tc; empty: attach native, detach from both hooks
+  bool force = false;  // attach: replace another tool's XDP program
+  std::string mode;    // native | generic | tc; empty: attach native, detach from both hooks
 };
 
 int run_decap_attach(const DecapOptions& options) {
@@ -98,7 +102,7 @@ int run_decap_attach(const DecapOptions& options) {
     ok_or_throw(program.attach_tc(ifindex));
     std::printf("attached ringlb decap to %s (tc, clsact ingress)\n", options.interface.c_str());
   } else {
-    ok_or_throw(program.attach(ifindex, parse_mode(mode)));
+    ok_or_throw(program.attach(ifindex, parse_mode(mode), options.force));
     std::printf("attached ringlb decap to %s (%s)\n", options.interface.c_str(), mode.c_str());
   }
   return 0;
@@ -140,6 +144,8 @@ void add_xdp_commands(CLI::App& app, CommandRunner& run) {
         ->check(CLI::IsMember({"native", "generic"}));
     cmd->add_option("--pin-path", options->pin_path, "bpffs directory for the pinned maps")
         ->capture_default_str();
+    cmd->add_flag("--force", options->force,
+                  "Replace an XDP program of another tool (ringlb's own is always replaced)");
     cmd->callback([&run, options] { run = [options] { return run_attach(*options); }; });
   }
   {
@@ -163,6 +169,8 @@ void add_xdp_commands(CLI::App& app, CommandRunner& run) {
                      "or tc (clsact ingress: devices without native XDP, or whose XDP hook "
                      "another program owns)")
         ->check(CLI::IsMember({"native", "generic", "tc"}));
+    attach->add_flag("--force", attach_options->force,
+                     "Replace an XDP program of another tool (ringlb's own is always replaced)");
     attach->callback([&run, attach_options] {
       run = [attach_options] { return run_decap_attach(*attach_options); };
     });
