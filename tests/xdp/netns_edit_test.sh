@@ -54,22 +54,7 @@ trap cleanup EXIT
 trap "exit 143" TERM INT
 
 # --- topology -------------------------------------------------------------------------
-ip netns add $ns_sw
-inns $ns_sw ip link add br0 type bridge
-inns $ns_sw ip link set br0 up
-inns $ns_sw ip link set lo up
-
-host() {  # ns, port name in the switch, address/prefix
-  local ns=$1 port=$2 addr=$3
-  ip netns add "$ns"
-  ip link add eth0 netns "$ns" type veth peer name "$port" netns $ns_sw
-  inns $ns_sw ip link set "$port" master br0 up
-  # A veth drops frames sent to it with XDP_TX unless its peer runs an XDP program.
-  inns $ns_sw ip link set dev "$port" xdpdrv obj "$pass_obj" sec xdp
-  inns "$ns" ip link set lo up
-  inns "$ns" ip addr add "$addr" dev eth0
-  inns "$ns" ip link set eth0 up
-}
+switch_add
 
 host $ns_c pc 10.79.0.100/24
 for i in $(seq 101 130); do
