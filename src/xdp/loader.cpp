@@ -578,7 +578,7 @@ Result<size_t> count_tc_filters(int ifindex, uint32_t parent) {
     if (n < 0) {
       return system_error("Failed to read the tc filters of " + interface_name(ifindex), errno);
     }
-    int left = static_cast<int>(n);
+    auto left = static_cast<uint32_t>(n);
     for (auto* msg = reinterpret_cast<nlmsghdr*>(buffer.data()); NLMSG_OK(msg, left);
          msg = NLMSG_NEXT(msg, left)) {
       if (msg->nlmsg_type == NLMSG_DONE) {
