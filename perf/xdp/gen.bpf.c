@@ -19,54 +19,51 @@
 #define ETH_IP_LEN (14 + 20)
 #define HEADER_BYTES 64 /* Ethernet, IPv4 and TCP headers and the payload's start */
 
-const volatile __u32 flows = 1;       /* a power of two */
-const volatile __u32 new_flows = 0;   /* 1: every frame a new flow (port and address vary) */
+const volatile __u32 flows = 1;     /* a power of two */
+const volatile __u32 new_flows = 0; /* 1: every frame a new flow (port and address vary) */
 const volatile __u16 first_port = 1024;
-const volatile __u8 tcp_flags = 0x10; /* ACK */
+const volatile __u8 tcp_flags = 0x10;               /* ACK */
 const volatile __u64 header[HEADER_BYTES / 8] = {}; /* the template frame's first bytes */
 
 __u64 runs = 0;
 
 SEC("xdp")
-int gen(struct xdp_md *ctx)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u8 *tcp = data + ETH_IP_LEN;
-	__u8 *src = data + 14 + 12;
-	__u64 run = runs++;
-	__u16 port;
-	int i;
+int gen(struct xdp_md* ctx) {
+  void* data = (void*)(long)ctx->data;
+  void* data_end = (void*)(long)ctx->data_end;
+  __u8* tcp = data + ETH_IP_LEN;
+  __u8* src = data + 14 + 12;
+  __u64 run = runs++;
+  __u16 port;
+  int i;
 
-	if (data + HEADER_BYTES > data_end)
-		return XDP_ABORTED;
+  if (data + HEADER_BYTES > data_end)
+    return XDP_ABORTED;
 #pragma unroll
-	for (i = 0; i < HEADER_BYTES / 8; i++)
-		((__u64 *)data)[i] = header[i];
-	if (new_flows) {
-		port = first_port + (__u16)run;
-		src[3] = (__u8)(run >> 16);
-	} else {
-		port = first_port + (__u16)(run & (flows - 1));
-	}
-	tcp[0] = port >> 8;
-	tcp[1] = port & 0xff;
-	tcp[13] = tcp_flags;
-	return XDP_TX;
+  for (i = 0; i < HEADER_BYTES / 8; i++)
+    ((__u64*)data)[i] = header[i];
+  if (new_flows) {
+    port = first_port + (__u16)run;
+    src[3] = (__u8)(run >> 16);
+  } else {
+    port = first_port + (__u16)(run & (flows - 1));
+  }
+  tcp[0] = port >> 8;
+  tcp[1] = port & 0xff;
+  tcp[13] = tcp_flags;
+  return XDP_TX;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* The generator side's receiver: frames the balancer sends back are dropped. */
 SEC("xdp")
-int drop(struct xdp_md *ctx)
-{
-	return XDP_DROP;
+int drop(struct xdp_md* ctx) {
+  return XDP_DROP;
 }
 
 /* A bare forwarder for the baseline: every frame back out where it came from. */
 SEC("xdp")
-int bounce(struct xdp_md *ctx)
-{
-	return XDP_TX;
+int bounce(struct xdp_md* ctx) {
+  return XDP_TX;
 }
