@@ -103,9 +103,11 @@ TEST_F(LiveTuning, EveryChangeAppliesUnderLoadWithoutAFailedRequest) {
   EXPECT_NEAR(counts["a"] / 200.0, 0.75, 0.08);
 
   // 2. Policy: weighted -> round_robin, weights stop mattering (c, weight 0, stays out).
+  // The background clients take turns from the same per-worker cursors as the sample, so
+  // the sample's share of a wanders around 1/2; 0.15 still tells it from weighted's 3/4.
   ASSERT_EQ(write_file(vip + "/policy", "round_robin"), 0);
   counts = sample(port, 200);
-  EXPECT_NEAR(counts["a"] / 200.0, 0.5, 0.08);
+  EXPECT_NEAR(counts["a"] / 200.0, 0.5, 0.15);
   EXPECT_EQ(counts["c"], 0);
 
   // 3. Drain b: no new connections, the established one keeps working.
@@ -120,7 +122,7 @@ TEST_F(LiveTuning, EveryChangeAppliesUnderLoadWithoutAFailedRequest) {
   ASSERT_EQ(::mkdir((vip + "/backends/d").c_str(), 0700), 0) << strerror(errno);
   ASSERT_EQ(write_file(vip + "/backends/d/address", d.address()), 0);
   counts = sample(port, 200);
-  EXPECT_NEAR(counts["d"] / 200.0, 0.5, 0.08);
+  EXPECT_NEAR(counts["d"] / 200.0, 0.5, 0.15);  // round_robin beside the load, as in 2.
 
   // 5. Remove a: rmdir drains it (the sampled connections are closed) and removes it.
   ASSERT_EQ(::rmdir((vip + "/backends/a").c_str()), 0) << strerror(errno);
