@@ -38,8 +38,10 @@ done
 echo "ok 1 - binaries, unit, example config, BPF objects and docs installed under $prefix"
 
 # 2. They run, and the example config is one ringlb accepts.
-"$root/sbin/ringlbd" --help | grep -q -- "--config" || fail "installed ringlbd --help"
-"$root/sbin/ringlb" --help | grep -q "attach" || fail "installed ringlb --help"
+# Outputs are captured before matching: `cmd | grep -q` under pipefail fails when grep
+# exits at its match while cmd still writes (SIGPIPE); bpftool writes line by line.
+[[ $("$root/sbin/ringlbd" --help) == *--config* ]] || fail "installed ringlbd --help"
+[[ $("$root/sbin/ringlb" --help) == *attach* ]] || fail "installed ringlb --help"
 "$root/sbin/ringlb" simulate -c "$root/etc/ringlb/ringlb.toml.example" -n 100 >"$dest/sim.txt" 2>&1 ||
   { cat "$dest/sim.txt"; fail "the installed example config does not validate"; }
 echo "ok 2 - installed binaries run; the example config validates"
@@ -63,8 +65,9 @@ if command -v bpftool >/dev/null || [[ -x /usr/sbin/bpftool ]]; then
   bpftool=$(command -v bpftool || echo /usr/sbin/bpftool)
   for pair in ringlb_xdp:ringlb_xdp ringlb_xdp:ringlb_reuseport ringlb_decap:ringlb_decap; do
     obj=${pair%%:*} prog=${pair#*:}
-    "$bpftool" btf dump file "$root/$libdir/ringlb/bpf/$obj.bpf.o" 2>/dev/null |
-      grep -q "FUNC '$prog' " || fail "$obj.bpf.o has no program $prog"
+    btf=$("$bpftool" btf dump file "$root/$libdir/ringlb/bpf/$obj.bpf.o") ||
+      fail "bpftool cannot read $obj.bpf.o"
+    grep -q "FUNC '$prog' " <<<"$btf" || fail "$obj.bpf.o has no program $prog"
   done
   echo "ok 4 - the installed objects hold ringlb_xdp, ringlb_reuseport and ringlb_decap"
 else

@@ -122,7 +122,8 @@ expect_usage stats --count 3          # --count needs --interval
 expect_usage stats --bogus
 expect_usage top --iterations 0
 for cmd in stats top which status attach detach simulate; do
-  "$ringlb" $cmd --help | grep -q "^Usage: .* $cmd" || fail "$cmd --help"
+  help=$("$ringlb" $cmd --help) || fail "$cmd --help exits non-zero"
+  grep -q "^Usage: .* $cmd" <<<"$help" || fail "$cmd --help"
 done
 echo "bad arguments: exit 2"
 

@@ -123,11 +123,13 @@ for b in "${backends[@]}"; do
     for _ in 1 2; do
       inns "$ns" "$ringlb" decap attach eth0 --mode tc >/dev/null || fail "decap attach --mode tc in $ns"
     done
-    inns "$ns" tc filter show dev eth0 ingress | grep -q ringlb_decap_tc ||
-      fail "no ringlb_decap_tc filter on $ns eth0"
-    [[ $(inns "$ns" tc filter show dev eth0 ingress | grep -c 'ringlb_decap_tc') == 1 ]] ||
-      fail "attaching twice left two filters on $ns eth0"
-    ! inns "$ns" ip link show eth0 | grep -q xdp || fail "$ns eth0 has an XDP program"
+    # Outputs are captured before matching: `cmd | grep -q` under pipefail fails when
+    # grep exits at its match and cmd still writes (SIGPIPE).
+    filters=$(inns "$ns" tc filter show dev eth0 ingress)
+    [[ $(grep -c 'ringlb_decap_tc' <<<"$filters") == 1 ]] ||
+      fail "want one ringlb_decap_tc filter on $ns eth0 after attaching twice, have: $filters"
+    link=$(inns "$ns" ip link show eth0)
+    ! grep -q xdp <<<"$link" || fail "$ns eth0 has an XDP program"
   else
     inns "$ns" "$ringlb" decap attach eth0 >/dev/null || fail "decap attach in $ns"
   fi
@@ -267,6 +269,7 @@ inns $ns_l "$ringlb" detach eth0 --pin-path "$pins/ringlb" --unpin >/dev/null ||
 echo "ok 4 - detach removed the program and the pins"
 
 inns rl$id$tc_backend "$ringlb" decap detach eth0 --mode tc >/dev/null || fail "decap detach --mode tc"
-! inns rl$id$tc_backend tc qdisc show dev eth0 | grep -q clsact ||
+qdiscs=$(inns rl$id$tc_backend tc qdisc show dev eth0)
+! grep -q clsact <<<"$qdiscs" ||
   fail "decap detach --mode tc left a clsact qdisc on $tc_backend"
 echo "ok 5 - decap detach --mode tc removed ringlb's filter and the clsact qdisc from $tc_backend"
