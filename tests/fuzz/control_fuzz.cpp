@@ -7,7 +7,8 @@
 //   d/vips/web/backends/c=               rmdir
 //
 // Every operation must either succeed or fail and change nothing: after a failure the
-// running config is the same snapshot and every file of the tree reads as before.
+// running config is the same snapshot and every file of the tree reads as before. After
+// a successful write, writing back what the file shows must succeed and change nothing.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -166,6 +167,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (done) {
       tree_before = dump(tree);
+      // What a readable file shows after a write is a value it accepts: writing it back
+      // succeeds and changes nothing (`cat f > f` is harmless).
+      const auto info = tree.stat(path);
+      if (kind == 'w' && info && info->readable && info->writable) {
+        const auto shown = tree.read(path);
+        FUZZ_CHECK(shown.ok(), "cannot read back %s", std::string(path).c_str());
+        const auto again = tree.write(path, *shown);
+        FUZZ_CHECK(again.ok(), "writing back \"%s\" to %s failed: %s", shown->c_str(),
+                   std::string(path).c_str(), again.error().message.c_str());
+        const std::string tree_again = dump(tree);
+        FUZZ_CHECK(tree_again == tree_before, "writing back %s changed the tree",
+                   std::string(path).c_str());
+      }
       continue;
     }
     const std::string what(path);
