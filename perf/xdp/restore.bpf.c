@@ -12,8 +12,10 @@
  *     overwrites only the Ethernet header of the original; the rest stays intact);
  *   - with vary_flow set, it gives every run a new client: source port and the low
  *     byte of the source address from a run counter, so each run is a new flow.
- * Its own cost is measured by wrapping the bare XDP_PASS program the same way and is
- * subtracted. The verdict of the last run is the tail-called program's.
+ * Its own cost is measured by wrapping the bare XDP_PASS program the same way (with the
+ * same vary_flow) and is subtracted. The wrapper does the same work whatever the program
+ * did: it calls bpf_xdp_adjust_head on every run, with a delta of 0 after a program that
+ * left the packet's start alone. The verdict of the last run is the tail-called program's.
  */
 #include <linux/bpf.h>
 // (after linux/bpf.h, which defines its types)
@@ -57,8 +59,10 @@ int restore(struct xdp_md* ctx) {
   orig = bpf_map_lookup_elem(&original, &zero);
   if (!orig)
     return XDP_ABORTED;
+  /* Called even when delta is 0 (a program that did not encapsulate), so that every row
+   * and its baseline pay the same wrapper work. */
   delta = (int)(data_end - data) - (int)packet_len;
-  if (delta && bpf_xdp_adjust_head(ctx, delta))
+  if (bpf_xdp_adjust_head(ctx, delta))
     return XDP_ABORTED;
   data = (void*)(long)ctx->data;
   data_end = (void*)(long)ctx->data_end;
