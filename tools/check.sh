@@ -53,9 +53,8 @@ if [[ ${RINGLB_SKIP_SANITIZERS:-0} != 1 ]]; then
 fi
 
 # libFuzzer targets (clang, ASan+UBSan; tests/fuzz): only they are built, and each runs
-# RINGLB_FUZZ_SECONDS (30 s) from its seed corpus in tests/fuzz/corpus, one per core at a
-# time. Crashes land in
-# build-fuzz/tests/fuzz/fuzz-artifacts/.
+# RINGLB_FUZZ_SECONDS (30 s) from its seed corpus in tests/fuzz/corpus, one per core.
+# Crashes land in build-fuzz/tests/fuzz/fuzz-artifacts/.
 if [[ ${RINGLB_SKIP_FUZZ:-0} != 1 ]]; then
   mkdir -p build-fuzz
   if CC=clang CXX=clang++ cmake -S "$root" -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
