@@ -158,22 +158,31 @@ uint32_t attach_flags(XdpAttach mode) {
   return mode == XdpAttach::native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
 }
 
-}  // namespace
+// What the interface's XDP hook holds: its attach mode and the program's id (0: none).
+struct AttachedXdp {
+  uint8_t mode = XDP_ATTACHED_NONE;
+  uint32_t id = 0;
+};
 
-Result<void> check_attachable(int ifindex, std::string_view name, bool replace_other) {
+Result<AttachedXdp> query_attached(int ifindex, const std::string& device) {
   bpf_xdp_query_opts query{};
   query.sz = sizeof(query);
-  const std::string device = interface_name(ifindex);
   if (const int err = bpf_xdp_query(ifindex, 0, &query); err != 0) {
     return libbpf_error("Failed to query the XDP program of " + device, err);
   }
-  const uint32_t attached = query.prog_id != 0       ? query.prog_id
-                            : query.drv_prog_id != 0 ? query.drv_prog_id
-                                                     : query.skb_prog_id;
-  if (attached == 0 || replace_other) {
+  return AttachedXdp{.mode = query.attach_mode,
+                     .id = query.prog_id != 0       ? query.prog_id
+                           : query.drv_prog_id != 0 ? query.drv_prog_id
+                                                    : query.skb_prog_id};
+}
+
+// check_attachable() for what query_attached() found.
+Result<void> check_attached(const AttachedXdp& attached, const std::string& device,
+                            std::string_view name, bool replace_other) {
+  if (attached.id == 0 || replace_other) {
     return {};
   }
-  auto other = program_name(attached);
+  auto other = program_name(attached.id);
   if (!other) {
     return other.error();
   }
@@ -181,10 +190,21 @@ Result<void> check_attachable(int ifindex, std::string_view name, bool replace_o
     return {};
   }
   return Error{"Failed to attach XDP program to " + device + ": it already has XDP program '" +
-                   *other + "' (id " + std::to_string(attached) +
+                   *other + "' (id " + std::to_string(attached.id) +
                    ") of another tool. Detach that one first (ip link set dev " + device +
                    " xdp off), or pass --force to replace it",
                EBUSY};
+}
+
+}  // namespace
+
+Result<void> check_attachable(int ifindex, std::string_view name, bool replace_other) {
+  const std::string device = interface_name(ifindex);
+  auto attached = query_attached(ifindex, device);
+  if (!attached) {
+    return attached.error();
+  }
+  return check_attached(*attached, device, name, replace_other);
 }
 
 namespace {
@@ -202,23 +222,19 @@ Result<void> attach_fd(int ifindex, int prog_fd, XdpAttach mode, bool replace_ot
   if (bpf_obj_get_info_by_fd(prog_fd, &ours, &length) != 0) {
     return system_error("Failed to read the program to attach", errno);
   }
-  bpf_xdp_query_opts query{};
-  query.sz = sizeof(query);
-  if (const int err = bpf_xdp_query(ifindex, 0, &query); err != 0) {
-    return libbpf_error("Failed to query the XDP program of " + device, err);
+  auto attached = query_attached(ifindex, device);
+  if (!attached) {
+    return attached.error();
+  }
+  if (auto ok = check_attached(*attached, device, ours.name, replace_other); !ok) {
+    return ok;
   }
   UniqueFd old_fd;
-  if (query.attach_mode != XDP_ATTACHED_NONE) {
-    const uint32_t attached = query.prog_id != 0       ? query.prog_id
-                              : query.drv_prog_id != 0 ? query.drv_prog_id
-                                                       : query.skb_prog_id;
-    if (auto ok = check_attachable(ifindex, ours.name, replace_other); !ok) {
-      return ok;
-    }
-    const bool same = (query.attach_mode == XDP_ATTACHED_DRV && mode == XdpAttach::native) ||
-                      (query.attach_mode == XDP_ATTACHED_SKB && mode == XdpAttach::generic);
+  if (attached->mode != XDP_ATTACHED_NONE) {
+    const bool same = (attached->mode == XDP_ATTACHED_DRV && mode == XdpAttach::native) ||
+                      (attached->mode == XDP_ATTACHED_SKB && mode == XdpAttach::generic);
     if (same) {
-      old_fd.reset(bpf_prog_get_fd_by_id(attached));
+      old_fd.reset(bpf_prog_get_fd_by_id(attached->id));
     } else if (auto detached = detach(ifindex); !detached) {
       // The kernel refuses a second program in another mode: that one goes first.
       return detached;
