@@ -311,7 +311,6 @@ void BM_Warm_VipSynNewFlowV4(benchmark::State& state) {
   time_wrapped(state, env.program->xdp_fd(), v4_packet(0x02), XDP_TX, true);
 }
 
-// Every run an ACK of a flow never seen (ECMP moved it here): hash, VIP, Maglev, no insert.
 // The new-flow row with kSmallTableFlows flows per CPU (about 590 KiB of buckets, against
 // 4.7 MiB at the default 65,536): the same work, less memory to miss in.
 constexpr uint32_t kSmallTableFlows = 8192;
@@ -320,6 +319,7 @@ void BM_Warm_VipSynNewFlowV4SmallTable(benchmark::State& state) {
   time_wrapped(state, env.small_table->xdp_fd(), v4_packet(0x02), XDP_TX, true);
 }
 
+// Every run an ACK of a flow never seen (ECMP moved it here): hash, VIP, Maglev, no insert.
 void BM_Warm_VipUnknownFlowV4(benchmark::State& state) {
   time_wrapped(state, env.program->xdp_fd(), v4_packet(0x10), XDP_TX, true);
 }
@@ -358,6 +358,21 @@ BENCHMARK(BM_VipEstablishedFlowV4)->UseManualTime();
 BENCHMARK(BM_VipSynNewFlowV6)->UseManualTime();
 BENCHMARK(BM_VipEstablishedFlowV6)->UseManualTime();
 
+// Loads the program with `options` into `into` and fills its maps from `config`; returns
+// the error, or "".
+std::string load_program(const ringlb::xdp::LoadOptions& options, const ringlb::Config& config,
+                         std::optional<ringlb::xdp::XdpProgram>& into) {
+  auto program = ringlb::xdp::XdpProgram::load(options);
+  if (!program) {
+    return program.error().message;
+  }
+  into.emplace(std::move(*program));
+  if (auto applied = into->apply(config); !applied) {
+    return applied.error().message;
+  }
+  return "";
+}
+
 std::string setup() {
   if (auto failed = ringlb::test::enter_xdp_lab(); !failed.empty()) {
     return failed;
@@ -368,22 +383,12 @@ std::string setup() {
     return config.error().message;
   }
   auto options = ringlb::test::lab_load_options(*config);
-  auto program = ringlb::xdp::XdpProgram::load(options);
-  if (!program) {
-    return program.error().message;
-  }
-  env.program.emplace(std::move(*program));
-  if (auto applied = env.program->apply(*config); !applied) {
-    return applied.error().message;
+  if (auto failed = load_program(options, *config, env.program); !failed.empty()) {
+    return failed;
   }
   options.flow_entries = kSmallTableFlows;
-  auto small = ringlb::xdp::XdpProgram::load(options);
-  if (!small) {
-    return small.error().message;
-  }
-  env.small_table.emplace(std::move(*small));
-  if (auto applied = env.small_table->apply(*config); !applied) {
-    return applied.error().message;
+  if (auto failed = load_program(options, *config, env.small_table); !failed.empty()) {
+    return failed;
   }
   env.pass = ringlb_pass__open_and_load();
   if (env.pass == nullptr) {
