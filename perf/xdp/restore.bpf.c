@@ -11,7 +11,9 @@
  *   - it rewrites the first RESTORE_BYTES bytes from `original` (an encapsulation
  *     overwrites only the Ethernet header of the original; the rest stays intact);
  *   - with vary_flow set, it gives every run a new client: source port and the low
- *     byte of the source address from a run counter, so each run is a new flow.
+ *     byte of the source address from a run counter, so each run is a new flow; with
+ *     flow_count (a power of two) set as well, the counter wraps at flow_count, so the
+ *     runs cycle through that many flows.
  * Its own cost is measured by wrapping the bare XDP_PASS program the same way (with the
  * same vary_flow) and is subtracted. The wrapper does the same work whatever the program
  * did: it calls bpf_xdp_adjust_head on every run, with a delta of 0 after a program that
@@ -28,6 +30,7 @@ const volatile __u32 packet_len = 0;
 const volatile __u32 port_offset = 0; /* of the TCP/UDP source port */
 const volatile __u32 addr_offset = 0; /* of the last byte of the source address */
 const volatile __u32 vary_flow = 0;
+const volatile __u32 flow_count = 0; /* 0: no wrap */
 
 struct original_packet {
   __u64 words[RESTORE_BYTES / 8];
@@ -73,6 +76,8 @@ int restore(struct xdp_md* ctx) {
     ((__u64*)data)[i] = orig->words[i];
   if (vary_flow) {
     __u64 run = orig->runs++;
+    if (flow_count)
+      run &= flow_count - 1;
     __u8* port = data + (port_offset & 0x3f);
     __u8* addr = data + (addr_offset & 0x3f);
 
