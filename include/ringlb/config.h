@@ -27,6 +27,12 @@ struct DaemonConfig {
   bool hash_seed_set = false;
 };
 
+// [xdp] flow_entries: the default equals RINGLB_DEFAULT_FLOW_ENTRIES (src/xdp checks it);
+// the least is one bucket of RINGLB_FLOW_WAYS flows.
+inline constexpr uint32_t kDefaultFlowEntries = 65536;
+inline constexpr uint32_t kMinFlowEntries = 8;
+inline constexpr uint32_t kMaxFlowEntries = 1u << 22;
+
 // How the XDP program attaches: in the driver (native) or in the generic hook.
 enum class XdpAttach : uint8_t { native, generic };
 
@@ -37,6 +43,10 @@ struct XdpConfig {
   std::string interface;  // required when enabled
   XdpAttach attach = XdpAttach::native;
   bool steer = true;
+  // Forward-mode flow table: flows per CPU, a power of two in kMinFlowEntries..
+  // kMaxFlowEntries (72 bytes each). More flows keep more established connections on
+  // their backend through pool changes; fewer keep the table in cache.
+  uint32_t flow_entries = kDefaultFlowEntries;
   // xdp.hash_seed is another name for daemon.hash_seed: one key serves both planes (the
   // proxy's ip_hash and the XDP program must agree). Giving both with different values is
   // an error; either one sets DaemonConfig::hash_key.

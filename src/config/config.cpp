@@ -1,6 +1,7 @@
 #include "ringlb/config.h"
 
 #include <toml++/toml.h>
+#include <bit>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -200,7 +201,7 @@ void read_daemon(Checker& check, const toml::table& table, DaemonConfig& daemon)
 void read_xdp(Checker& check, const toml::table& table, DaemonConfig& daemon, XdpConfig& xdp) {
   const std::string path = "xdp";
   xdp.enabled = true;
-  check.check_keys(table, path, {"interface", "attach", "hash_seed", "steer"});
+  check.check_keys(table, path, {"interface", "attach", "hash_seed", "steer", "flow_entries"});
   if (auto name = check.read_string(table, table.source(), path, "interface", true)) {
     if (name->empty() || name->size() >= 16 || name->find('/') != std::string::npos) {
       check.error(table.get("interface")->source(), "xdp.interface",
@@ -222,6 +223,13 @@ void read_xdp(Checker& check, const toml::table& table, DaemonConfig& daemon, Xd
       },
       "native, generic", xdp.attach);
   check.read_bool(table, path, "steer", xdp.steer);
+  check.read_uint(table, path, "flow_entries", kMinFlowEntries, kMaxFlowEntries, xdp.flow_entries);
+  if (const auto* node = table.get("flow_entries");
+      node != nullptr && node->is_integer() && !std::has_single_bit(xdp.flow_entries)) {
+    check.error(
+        node->source(), "xdp.flow_entries",
+        "expected a power of two (65536 is the default), got " + std::to_string(xdp.flow_entries));
+  }
   if (auto seed = check.read_string(table, table.source(), path, "hash_seed", false)) {
     const auto key = parse_hash_seed(*seed);
     if (!key) {

@@ -258,10 +258,43 @@ void SkeletonDeleter::operator()(ringlb_decap* skel) const {
   ringlb_decap__destroy(skel);
 }
 
+static_assert(kDefaultFlowEntries == RINGLB_DEFAULT_FLOW_ENTRIES);
+static_assert(kMinFlowEntries == RINGLB_FLOW_WAYS);
+
+namespace {
+
+// libbpf reuses a pinned map only if it matches the object's, and says no more than
+// "parameter mismatch". The flow table's size is the one an operator changes: name it.
+Result<void> check_pinned_flow_table(const std::string& pin_root, uint32_t max_entries,
+                                     uint32_t cpus) {
+  const std::string path = pin_root + "/flows";
+  OwnedFd fd(bpf_obj_get(path.c_str()));
+  if (fd.get() < 0) {
+    return {};  // not pinned yet: this load creates it
+  }
+  bpf_map_info info{};
+  uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &length) != 0) {
+    return system_error("Failed to read the pinned flow table " + path, errno);
+  }
+  if (info.max_entries != max_entries) {
+    return Error{"The pinned flow table " + path + " holds " +
+                 std::to_string(info.max_entries / cpus * RINGLB_FLOW_WAYS) +
+                 " flows per CPU; the config asks for " +
+                 std::to_string(max_entries / cpus * RINGLB_FLOW_WAYS) +
+                 " (xdp.flow_entries). Detach with --unpin first: established flows "
+                 "lose their entries"};
+  }
+  return {};
+}
+
+}  // namespace
+
 LoadOptions load_options(const Config& config) {
   LoadOptions options;
   options.hash_key = config.daemon.hash_key;
   options.maglev_table_size = config.daemon.maglev_table_size;
+  options.flow_entries = config.xdp.flow_entries;
   if (config.xdp.enabled && config.xdp.steer) {
     uint32_t workers = config.daemon.workers;
     if (workers == 0) {
@@ -403,6 +436,13 @@ Result<XdpProgram> XdpProgram::load(const LoadOptions& options) {
   }
   if (err != 0) {
     return libbpf_error("Failed to size the XDP program's maps", err, &log);
+  }
+  if (!pin_root.empty()) {
+    if (auto checked = check_pinned_flow_table(pin_root, bpf_map__max_entries(skel->maps.flows),
+                                               static_cast<uint32_t>(libbpf_num_possible_cpus()));
+        !checked) {
+      return checked.error();
+    }
   }
   err = ringlb_xdp__load(skel);
   if (err != 0) {

@@ -2,6 +2,7 @@
 // Config that satisfies every documented rule, or fails with an error that names the
 // file; parsing the same text twice gives the same answer. Crashes, leaks and undefined
 // behaviour are caught by ASan and UBSan.
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <set>
@@ -28,6 +29,10 @@ void check_accepted(const Config& config) {
   FUZZ_CHECK(!config.vips.empty(), "a config without VIPs was accepted");
   if (config.xdp.enabled) {
     FUZZ_CHECK(!config.xdp.interface.empty(), "[xdp] without interface was accepted");
+    FUZZ_CHECK(std::has_single_bit(config.xdp.flow_entries) &&
+                   config.xdp.flow_entries >= kMinFlowEntries &&
+                   config.xdp.flow_entries <= kMaxFlowEntries,
+               "flow_entries %u", config.xdp.flow_entries);
   }
   std::set<std::string> vip_names;
   std::set<std::pair<SocketAddress, Protocol>> listens;

@@ -168,6 +168,13 @@ const BadCase kBadCases[] = {
      "daemon.hash_seed: expected 32 hexadecimal digits"},
     {"table size not prime", "[daemon]\nmaglev_table_size = 65536\n",
      "daemon.maglev_table_size: expected a prime number"},
+    {"flow entries not a power of two", "[xdp]\ninterface = 'eth0'\nflow_entries = 100000\n",
+     "bad.toml:3:16: xdp.flow_entries: expected a power of two (65536 is the default), got "
+     "100000"},
+    {"flow entries below one bucket", "[xdp]\ninterface = 'eth0'\nflow_entries = 4\n",
+     "xdp.flow_entries: expected an integer in 8..4194304, got 4"},
+    {"flow entries not an integer", "[xdp]\ninterface = 'eth0'\nflow_entries = '64k'\n",
+     "xdp.flow_entries: expected an integer in 8..4194304, got a string"},
     {"relative control dir", "[daemon]\ncontrol_dir = 'run/ringlb'\n",
      "daemon.control_dir: expected an absolute path"},
     {"forward mode with another policy",
@@ -268,7 +275,18 @@ TEST(XdpConfig, DefaultsToNativeWithSteer) {
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->xdp.attach, XdpAttach::native);
   EXPECT_TRUE(config->xdp.steer);
+  EXPECT_EQ(config->xdp.flow_entries, 65536u);
   EXPECT_FALSE(config->daemon.hash_seed_set);
+}
+
+TEST(XdpConfig, ReadsFlowEntries) {
+  auto config = parse_config(
+      "[xdp]\ninterface = \"eth0\"\nflow_entries = 1048576\n"
+      "[[vip]]\nname='w'\nlisten='127.0.0.1:80'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:1'"
+      "\n",
+      "x.toml");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->xdp.flow_entries, 1048576u);
 }
 
 TEST(XdpConfig, SameSeedInBothTablesIsAccepted) {

@@ -5,6 +5,7 @@
 
 #include <bpf/libbpf.h>
 #include <linux/pkt_cls.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 
 #include <optional>
@@ -1102,6 +1103,86 @@ TEST_F(DecapTcAttachTest, RefusesAnotherProgramAtRinglbsHandle) {
   ASSERT_TRUE(detached) << detached.error().message;
   EXPECT_FALSE(*detached) << "not ringlb's filter";
   EXPECT_EQ(decap_filter(), program_id(other.get()));
+}
+
+// --- Flow table size (xdp.flow_entries) ------------------------------------------------
+
+// A bpffs of the test's own, so that pins start empty and go with the unmount.
+class ScratchBpffs {
+ public:
+  ScratchBpffs() {
+    char dir[] = "/tmp/ringlb-bpffs-XXXXXX";
+    if (mkdtemp(dir) == nullptr) {
+      return;
+    }
+    path_ = dir;
+    mounted_ = mount("bpf", dir, "bpf", 0, nullptr) == 0;
+  }
+  ~ScratchBpffs() {
+    if (mounted_) {
+      umount2(path_.c_str(), MNT_DETACH);
+    }
+    if (!path_.empty()) {
+      rmdir(path_.c_str());
+    }
+  }
+  ScratchBpffs(const ScratchBpffs&) = delete;
+  ScratchBpffs& operator=(const ScratchBpffs&) = delete;
+  bool mounted() const { return mounted_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
+uint32_t pinned_max_entries(const std::string& path) {
+  UniqueFd fd(bpf_obj_get(path.c_str()));
+  bpf_map_info info{};
+  uint32_t length = sizeof(info);
+  if (fd.get() < 0 || bpf_obj_get_info_by_fd(fd.get(), &info, &length) != 0) {
+    return 0;
+  }
+  return info.max_entries;
+}
+
+TEST(XdpFlowEntries, SizeThePinnedTableAndAnotherSizeLaterIsANamedError) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root (mounts a bpffs and loads the XDP program)";
+  }
+  ScratchBpffs bpffs;
+  if (!bpffs.mounted()) {
+    GTEST_SKIP() << "cannot mount a bpffs: " << strerror(errno);
+  }
+  auto config = parse_config(
+      "[xdp]\ninterface = \"lo\"\nflow_entries = 1024\n"
+      "[[vip]]\nname='w'\nlisten='192.0.2.1:80'\nmode='forward'\n"
+      "[[vip.backend]]\nname='b'\naddress='192.0.2.2'\n",
+      "t.toml");
+  ASSERT_TRUE(config) << config.error().message;
+  auto options = xdp::load_options(*config);
+  options.pin_root = bpffs.path() + "/ringlb";
+  const auto cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  {
+    auto program = xdp::XdpProgram::load(options);
+    ASSERT_TRUE(program) << program.error().message;
+  }
+  // The pins outlive the program, as they outlive `ringlb attach`.
+  const std::string flows = options.pin_root + "/flows";
+  ASSERT_EQ(pinned_max_entries(flows), 1024 / RINGLB_FLOW_WAYS * cpus) << "buckets of all CPUs";
+
+  options.flow_entries = 4096;
+  auto bigger = xdp::XdpProgram::load(options);
+  ASSERT_FALSE(bigger) << "a pinned table of another size cannot be reused";
+  EXPECT_NE(bigger.error().message.find(
+                "holds 1024 flows per CPU; the config asks for 4096 (xdp.flow_entries)"),
+            std::string::npos)
+      << bigger.error().message;
+  EXPECT_EQ(pinned_max_entries(flows), 1024 / RINGLB_FLOW_WAYS * cpus) << "the pins are unchanged";
+
+  options.flow_entries = 1024;
+  auto again = xdp::XdpProgram::load(options);
+  EXPECT_TRUE(again) << "the same size reuses the pins: " << again.error().message;
 }
 
 }  // namespace
