@@ -47,9 +47,9 @@ struct LoadOptions {
   std::array<uint32_t, 4> source_v6{};
 };
 
-// The options a config asks for: hash key, table size, flow entries, steer workers (daemon.workers,
-// 0 meaning one per online CPU, when [xdp] steer is on). The pin root and the encap
-// source addresses are the caller's.
+// The options a config asks for: hash key, table size, flow entries, steer workers
+// (daemon.workers, 0 meaning one per online CPU, when [xdp] steer is on). The pin root and
+// the encap source addresses are the caller's.
 LoadOptions load_options(const Config& config);
 
 // Fills options.source_v4 / source_v6 from the first IPv4 and the first global IPv6
