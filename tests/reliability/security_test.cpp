@@ -17,9 +17,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <thread>
 
 #include "../proxy/harness.h"
+#include "../xdp/bpffs.h"
 #include "proc.h"
 #include "ringlb/config.h"
 #include "ringlb/xdp.h"
@@ -214,16 +216,23 @@ struct PinDir {
 };
 
 TEST_F(Security, PinnedMapsAreOwnerOnly) {
+  // The host's bpffs where there is one, else one of the test's own.
+  std::string root = "/sys/fs/bpf";
+  std::optional<ScratchBpffs> scratch;
   struct statfs fs {};
-  if (::statfs("/sys/fs/bpf", &fs) != 0 || fs.f_type != BPF_FS_MAGIC) {
-    GTEST_SKIP() << "no bpffs at /sys/fs/bpf";
+  if (::statfs(root.c_str(), &fs) != 0 || fs.f_type != BPF_FS_MAGIC) {
+    scratch.emplace();
+    if (!scratch->mounted()) {
+      GTEST_SKIP() << "no bpffs at /sys/fs/bpf, and mounting one failed: " << strerror(errno);
+    }
+    root = scratch->path();
   }
   auto config = parse_config(
       "[xdp]\ninterface = \"lo\"\n[[vip]]\nname = \"f\"\nlisten = \"10.0.0.10:80\"\n"
       "mode = \"forward\"\n[[vip.backend]]\nname = \"b\"\naddress = \"10.200.0.1\"\n",
       "pins.toml");
   ASSERT_TRUE(config) << config.error().message;
-  PinDir pins("/sys/fs/bpf/ringlb-reliability-" + std::to_string(::getpid()));
+  PinDir pins(root + "/ringlb-reliability-" + std::to_string(::getpid()));
   auto options = xdp::load_options(*config);
   options.pin_root = pins.path;
   size_t pinned = 0;

@@ -5,13 +5,13 @@
 
 #include <bpf/libbpf.h>
 #include <linux/pkt_cls.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 
 #include <optional>
 #include <random>
 #include <utility>
 
+#include "bpffs.h"
 #include "ringlb/policy.h"
 #include "xdp_env.h"
 
@@ -1106,35 +1106,6 @@ TEST_F(DecapTcAttachTest, RefusesAnotherProgramAtRinglbsHandle) {
 }
 
 // --- Flow table size (xdp.flow_entries) ------------------------------------------------
-
-// A bpffs of the test's own, so that pins start empty and go with the unmount.
-class ScratchBpffs {
- public:
-  ScratchBpffs() {
-    char dir[] = "/tmp/ringlb-bpffs-XXXXXX";
-    if (mkdtemp(dir) == nullptr) {
-      return;
-    }
-    path_ = dir;
-    mounted_ = mount("bpf", dir, "bpf", 0, nullptr) == 0;
-  }
-  ~ScratchBpffs() {
-    if (mounted_) {
-      umount2(path_.c_str(), MNT_DETACH);
-    }
-    if (!path_.empty()) {
-      rmdir(path_.c_str());
-    }
-  }
-  ScratchBpffs(const ScratchBpffs&) = delete;
-  ScratchBpffs& operator=(const ScratchBpffs&) = delete;
-  bool mounted() const { return mounted_; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  bool mounted_ = false;
-};
 
 uint32_t pinned_max_entries(const std::string& path) {
   UniqueFd fd(bpf_obj_get(path.c_str()));
