@@ -16,13 +16,15 @@ else()
   set(BPF_TARGET_ARCH ${_bpf_uname_m})
 endif()
 
+# -mcpu=v3: 32-bit subregisters and 32-bit jumps (kernel 5.1+); clang 14's default (v1)
+# widens every 32-bit compare with shifts.
 function(bpf_object name src)
   set(obj ${CMAKE_CURRENT_BINARY_DIR}/${name}.bpf.o)
   set(skel_dir ${CMAKE_CURRENT_BINARY_DIR}/skel)
   set(skel ${skel_dir}/${name}.skel.h)
   add_custom_command(
     OUTPUT ${obj}
-    COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${BPF_TARGET_ARCH}
+    COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${BPF_TARGET_ARCH}
             -Wall -Werror
             -I${PROJECT_SOURCE_DIR}/include -I${CMAKE_CURRENT_SOURCE_DIR}
             -I/usr/include/${CMAKE_LIBRARY_ARCHITECTURE}

@@ -57,6 +57,7 @@ int restore(struct xdp_md* ctx) {
   void* data_end = (void*)(long)ctx->data_end;
   struct original_packet* orig;
   __u32 zero = 0;
+  __u64 len;
   int delta, i;
 
   orig = bpf_map_lookup_elem(&original, &zero);
@@ -64,7 +65,11 @@ int restore(struct xdp_md* ctx) {
     return XDP_ABORTED;
   /* Called even when delta is 0 (a program that did not encapsulate), so that every row
    * and its baseline pay the same wrapper work. */
-  delta = (int)(data_end - data) - (int)packet_len;
+  len = data_end - data;
+  /* In a register of its own: with ALU32, clang would subtract the pointers' low halves,
+   * which the verifier refuses (32-bit pointer arithmetic). */
+  asm volatile("" : "+r"(len));
+  delta = (int)len - (int)packet_len;
   if (bpf_xdp_adjust_head(ctx, delta))
     return XDP_ABORTED;
   data = (void*)(long)ctx->data;
