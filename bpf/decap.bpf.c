@@ -127,7 +127,7 @@ int ringlb_decap(struct xdp_md *ctx)
 	__u64 bytes = data_end - data;
 	enum ringlb_decap_verdict verdict;
 	struct decap_hdr h = {};
-	struct l2_copy l2;
+	struct l2_saved l2;
 
 	verdict = decap_parse(data, data_end, bytes, &h);
 	if (verdict != RINGLB_DV_DECAP)
@@ -139,8 +139,7 @@ int ringlb_decap(struct xdp_md *ctx)
 		return decap_verdict(RINGLB_DV_DROP_ERROR, XDP_DROP, bytes);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	if (l2_write(data, data_end, &l2, h.vlan_depth, (__u8 *)&l2, (__u8 *)&l2 + ETH_ALEN,
-		     h.inner_proto) < 0)
+	if (l2_write(data, data_end, &l2, h.vlan_depth, l2.macs, h.inner_proto) < 0)
 		return decap_verdict(RINGLB_DV_DROP_ERROR, XDP_DROP, bytes);
 	return decap_verdict(RINGLB_DV_DECAP, XDP_PASS, bytes);
 }

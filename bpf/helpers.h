@@ -93,43 +93,55 @@ struct icmp6_too_big {
 	__be32 mtu;
 };
 
-/* The L2 header of a packet (Ethernet and its VLAN tags), kept across adjust_head. */
-struct l2_copy {
-	__u16 words[L2_MAX_LEN / 2];
+/*
+ * The L2 header of a frame as words, kept across adjust_head: the two MACs and the VLAN
+ * tags (tag i is the word at offset 12 + 4 * i). Where the MACs are rewritten anyway,
+ * clang drops their copy.
+ */
+struct l2_saved {
+	__u32 macs[3];
+	__u32 tag[VLAN_MAX_DEPTH];
 };
 
-/* Copies the start of the frame. Precondition: the frame holds L2_MAX_LEN bytes. */
-static __always_inline int l2_save(void *data, void *data_end, struct l2_copy *l2)
+/* Saves the words. Precondition: the frame holds L2_MAX_LEN bytes. */
+static __always_inline int l2_save(void *data, void *data_end, struct l2_saved *t)
 {
-	if (data + sizeof(*l2) > data_end)
+	__u32 *w = data;
+	int i;
+
+	if (data + L2_MAX_LEN > data_end)
 		return -1;
-	*l2 = *(struct l2_copy *)data;
+#pragma unroll
+	for (i = 0; i < 3; i++)
+		t->macs[i] = w[i];
+#pragma unroll
+	for (i = 0; i < VLAN_MAX_DEPTH; i++)
+		t->tag[i] = w[3 + i];
 	return 0;
 }
 
 /*
- * Writes the saved L2 header at the start of the frame with the given MACs and the
- * EtherType `h_proto` after the tags. Returns the new L3 offset or -1.
+ * Writes an L2 header at the start of the frame: `macs` (destination and source MAC as
+ * three words), the saved tags and the EtherType `h_proto` after them. Returns the new L3
+ * offset or -1.
  */
-static __always_inline int l2_write(void *data, void *data_end, const struct l2_copy *l2,
-				    __u8 vlan_depth, const __u8 *dmac, const __u8 *smac,
-				    __u16 h_proto)
+static __always_inline int l2_write(void *data, void *data_end, const struct l2_saved *t,
+				    __u8 vlan_depth, const __u32 *macs, __u16 h_proto)
 {
-	struct ethhdr *eth = data;
-	__u32 *tags = data + 12;
-	const __u32 *saved_tags = (const __u32 *)((const __u8 *)l2 + 12);
+	__u32 *w = data;
 	__u16 *type;
 	int i;
 
 	if (data + L2_MAX_LEN > data_end)
 		return -1;
-	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	w[0] = macs[0];
+	w[1] = macs[1];
+	w[2] = macs[2];
 #pragma unroll
 	for (i = 0; i < VLAN_MAX_DEPTH; i++) {
 		if (i >= vlan_depth)
 			break;
-		tags[i] = saved_tags[i];
+		w[3 + i] = t->tag[i];
 	}
 	if (vlan_depth > VLAN_MAX_DEPTH)
 		return -1;
@@ -194,18 +206,21 @@ static __always_inline enum ringlb_verdict send_too_big_v4(struct xdp_md *ctx,
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 l3_off = p->l3_off, keep, client = p->flow.src[0], vip = p->flow.dst[0];
-	struct l2_copy l2;
+	struct l2_saved l2;
 	struct ethhdr *eth;
 	struct iphdr *iph;
 	struct icmp4_too_big *icmp;
-	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	union {
+		__u8 b[2 * ETH_ALEN];
+		__u32 w[3];
+	} macs; /* the reply's: the request's swapped */
 	int len = data_end - data;
 
 	if (l2_save(data, data_end, &l2) < 0 || l3_off > L2_MAX_LEN)
 		return RINGLB_V_DROP_ERROR;
 	eth = data;
-	__builtin_memcpy(dmac, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(smac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(macs.b, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(macs.b + ETH_ALEN, eth->h_dest, ETH_ALEN);
 	keep = l3_off + ICMP4_QUOTE_LEN;
 	if (len <= (int)keep || bpf_xdp_adjust_tail(ctx, (int)keep - len))
 		return RINGLB_V_DROP_ERROR;
@@ -213,7 +228,7 @@ static __always_inline enum ringlb_verdict send_too_big_v4(struct xdp_md *ctx,
 		return RINGLB_V_DROP_ERROR;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	if (l2_write(data, data_end, &l2, p->vlan_depth, dmac, smac, bpf_htons(ETH_P_IP)) < 0)
+	if (l2_write(data, data_end, &l2, p->vlan_depth, macs.w, bpf_htons(ETH_P_IP)) < 0)
 		return RINGLB_V_DROP_ERROR;
 	iph = l3_ptr(data, l3_off);
 	icmp = (void *)(iph + 1);
@@ -259,19 +274,22 @@ static __always_inline enum ringlb_verdict send_too_big_v6(struct xdp_md *ctx,
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 l3_off = p->l3_off, keep;
 	struct ipv6_pseudo_hdr ph = {};
-	struct l2_copy l2;
+	struct l2_saved l2;
 	struct ethhdr *eth;
 	struct ipv6hdr *ip6h;
 	struct icmp6_too_big *icmp6;
-	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	union {
+		__u8 b[2 * ETH_ALEN];
+		__u32 w[3];
+	} macs; /* the reply's: the request's swapped */
 	int len = data_end - data;
 	__s64 sum;
 
 	if (l2_save(data, data_end, &l2) < 0 || l3_off > L2_MAX_LEN)
 		return RINGLB_V_DROP_ERROR;
 	eth = data;
-	__builtin_memcpy(dmac, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(smac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(macs.b, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(macs.b + ETH_ALEN, eth->h_dest, ETH_ALEN);
 	keep = l3_off + ICMP6_QUOTE_LEN;
 	if (len <= (int)keep || bpf_xdp_adjust_tail(ctx, (int)keep - len))
 		return RINGLB_V_DROP_ERROR;
@@ -279,7 +297,7 @@ static __always_inline enum ringlb_verdict send_too_big_v6(struct xdp_md *ctx,
 		return RINGLB_V_DROP_ERROR;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	if (l2_write(data, data_end, &l2, p->vlan_depth, dmac, smac, bpf_htons(ETH_P_IPV6)) < 0)
+	if (l2_write(data, data_end, &l2, p->vlan_depth, macs.w, bpf_htons(ETH_P_IPV6)) < 0)
 		return RINGLB_V_DROP_ERROR;
 	ip6h = l3_ptr(data, l3_off);
 	icmp6 = (void *)(ip6h + 1);

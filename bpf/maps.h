@@ -89,8 +89,13 @@ struct {
  * successful lookups are cached. Not pinned: a cache.
  */
 struct nexthop {
-	__u8 dmac[6];
-	__u8 smac[6];
+	union {
+		struct {
+			__u8 dmac[6];
+			__u8 smac[6];
+		};
+		__u32 macs[3]; /* both MACs as words: three stores write the frame's */
+	};
 	__u32 ifindex;	       /* egress */
 	__u32 ingress_ifindex; /* the lookup was made for packets from this device */
 	__u32 mtu;	       /* of the path, for the encapsulated packet */

@@ -72,7 +72,8 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end, _
 	if ((void *)(eth + 1) > data_end)
 		return -1;
 	nh->pos = eth + 1;
-	h_proto = eth->h_proto;
+	/* struct ethhdr is packed: through it, clang would load the EtherType bytewise. */
+	h_proto = ((__u16 *)eth)[6];
 	*vlan_depth = 0;
 
 #pragma unroll

@@ -3,7 +3,8 @@
  * ringlb XDP data plane.
  *
  * Parses Ethernet (with VLAN tags), IPv4 / IPv6, TCP / UDP and looks the destination
- * up in `vips`. Packets that are not for a VIP pass to the kernel untouched. For a VIP:
+ * up in `vips`. Packets that are not for a VIP pass to the kernel untouched; most of them
+ * already at a filter on the destination address, before the transport header. For a VIP:
  *   - forward mode: the backend comes from the per-CPU flow table or, for a new flow,
  *     from the VIP's Maglev table at ringlb_reduce(ringlb_hash(client), table size) (the
  *     proxy's ip_hash computes the same). The packet is encapsulated in IPIP / IP6IP6 (outer
@@ -40,6 +41,23 @@ const volatile __u32 encap_source_v6[4] = {};
 const volatile __u64 nexthop_refresh_jiffies = 100;
 /* Buckets per CPU in `flows` (a power of two; the loader sizes the map to match). */
 const volatile __u32 flow_buckets = RINGLB_DEFAULT_FLOW_ENTRIES / RINGLB_FLOW_WAYS;
+
+/*
+ * The VIP address pre-filter: 0 when no VIP's address has the filter bit of `folded` (the
+ * XOR of the destination address's words), which settles most packets that are not for a
+ * VIP with one bit test instead of a hash lookup.
+ */
+static __always_inline int maybe_vip(__u32 folded)
+{
+	struct ringlb_vip_filter *filter;
+	__u32 zero = 0, bit;
+
+	filter = bpf_map_lookup_elem(&vip_filter, &zero);
+	if (!filter)
+		return 0;
+	bit = ringlb_vip_filter_mix(folded);
+	return (filter->bits[(bit / 64) & (RINGLB_VIP_FILTER_BITS / 64 - 1)] >> (bit % 64)) & 1;
+}
 
 /* Counts the packet under `verdict` and returns `action`. */
 static __always_inline int verdict(enum ringlb_verdict verdict, int action, __u64 bytes)
@@ -196,8 +214,10 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	/* Once: the field is three dependent loads (rxq, device, ifindex). */
+	__u32 ingress = ctx->ingress_ifindex;
 	__u32 outer_len, l3_off = p->l3_off;
-	struct l2_copy l2;
+	struct l2_saved l2;
 	struct nexthop *nh;
 	__u16 h_proto;
 	int rc, action;
@@ -206,7 +226,7 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 	nh = bpf_map_lookup_elem(&nexthops, &backend_id);
 	if (!nh)
 		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
-	if (nh->ingress_ifindex != ctx->ingress_ifindex || bpf_jiffies64() >= nh->expires) {
+	if (nh->ingress_ifindex != ingress || bpf_jiffies64() >= nh->expires) {
 		rc = nexthop_lookup(ctx, p, be, nh);
 		/*
 		 * No neighbour entry: the kernel would drop the encapsulated packet as a martian
@@ -244,7 +264,7 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	if (l2_write(data, data_end, &l2, p->vlan_depth, nh->dmac, nh->smac, h_proto) < 0)
+	if (l2_write(data, data_end, &l2, p->vlan_depth, nh->macs, h_proto) < 0)
 		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
 	outer = l3_ptr(data, l3_off);
 	if (be->family == RINGLB_FAMILY_V4) {
@@ -263,7 +283,7 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 		write_outer_v6(outer, p, be, src, label);
 	}
 
-	if (nh->ifindex == ctx->ingress_ifindex)
+	if (nh->ifindex == ingress)
 		return verdict(may_reply ? RINGLB_V_TX_FORWARD : RINGLB_V_TX_ICMP_ERROR, XDP_TX,
 			       bytes);
 	action = bpf_redirect(nh->ifindex, 0);
@@ -406,26 +426,41 @@ int ringlb_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	__u64 bytes = data_end - data;
 	struct hdr_cursor nh = {.pos = data};
-	struct ringlb_vip_key key = {};
 	struct ringlb_vip_info *info;
-	struct ringlb_vip_filter *filter;
 	struct ringlb_flow_bucket *bucket;
 	struct packet p = {};
 	int stale_flow = 0, slot;
 	__u32 tag;
 	int h_proto, proto;
-	__u32 zero = 0, bit;
 
 	h_proto = parse_ethhdr(&nh, data_end, &p.vlan_depth);
 	if (h_proto < 0)
 		return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
 	p.l3_off = nh.pos - data;
-	if (h_proto == bpf_htons(ETH_P_IP))
+	/*
+	 * Most packets are not for a VIP: the destination address alone settles them, before
+	 * the rest of the IP header and the transport header are parsed.
+	 */
+	if (h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = nh.pos;
+
+		if ((void *)(iph + 1) > data_end)
+			return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
+		if (!maybe_vip(iph->daddr))
+			return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 		proto = parse_iphdr(&nh, data, data_end, &p);
-	else if (h_proto == bpf_htons(ETH_P_IPV6))
+	} else if (h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6h = nh.pos;
+		__u32 *d = (__u32 *)&ip6h->daddr;
+
+		if ((void *)(ip6h + 1) > data_end)
+			return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
+		if (!maybe_vip(d[0] ^ d[1] ^ d[2] ^ d[3]))
+			return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 		proto = parse_ip6hdr(&nh, data, data_end, &p);
-	else
+	} else {
 		return verdict(RINGLB_V_PASS_NOT_IP, XDP_PASS, bytes);
+	}
 	if (proto < 0)
 		return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
 	if (p.fragment)
@@ -452,14 +487,6 @@ int ringlb_xdp(struct xdp_md *ctx)
 	default:
 		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 	}
-
-	/* Most packets are not for a VIP: one bit test instead of a hash lookup. */
-	filter = bpf_map_lookup_elem(&vip_filter, &zero);
-	if (!filter)
-		return verdict(RINGLB_V_DROP_ERROR, XDP_DROP, bytes);
-	bit = ringlb_vip_filter_bit(p.flow.dst);
-	if (!(filter->bits[(bit / 64) & (RINGLB_VIP_FILTER_BITS / 64 - 1)] & (1ULL << (bit % 64))))
-		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 
 	/*
 	 * Established forward-mode flows: the flow table alone settles them (one per-CPU
@@ -494,6 +521,8 @@ int ringlb_xdp(struct xdp_md *ctx)
 			stale_flow = 1;
 		}
 	}
+
+	struct ringlb_vip_key key = {};
 
 	__builtin_memcpy(key.addr, p.flow.dst, 16);
 	key.port = p.flow.dport;

@@ -121,14 +121,20 @@ struct ringlb_vip_filter {
   __u64 bits[RINGLB_VIP_FILTER_BITS / 64];
 };
 
-/* The filter bit of an address (addr as in ringlb_vip_key; IPv4 in addr[0]). */
-static inline __u32 ringlb_vip_filter_bit(const __u32 addr[4]) {
-  __u32 w = addr[0] ^ addr[1] ^ addr[2] ^ addr[3];
-
+/*
+ * The filter bit of an address, from the XOR of its four words (an IPv4 address alone is
+ * its own XOR): the program reads the words straight from the packet.
+ */
+static inline __u32 ringlb_vip_filter_mix(__u32 w) {
   w ^= w >> 16;
   w *= 0x45d9f3bu;
   w ^= w >> 16;
   return w & (RINGLB_VIP_FILTER_BITS - 1);
+}
+
+/* The filter bit of an address (addr as in ringlb_vip_key; IPv4 in addr[0]). */
+static inline __u32 ringlb_vip_filter_bit(const __u32 addr[4]) {
+  return ringlb_vip_filter_mix(addr[0] ^ addr[1] ^ addr[2] ^ addr[3]);
 }
 
 /* Per-CPU counter slot (vip_stats, backend_stats, verdict_stats). */
@@ -145,8 +151,8 @@ enum ringlb_verdict {
   RINGLB_V_PASS_NOT_IP = 0,   /* not IPv4/IPv6 (ARP, LLDP, ...) */
   RINGLB_V_PASS_MALFORMED,    /* truncated or malformed headers */
   RINGLB_V_PASS_NOT_VIP,      /* IP, but no VIP matches (addr, port, proto) */
-  RINGLB_V_PASS_FRAGMENT,     /* IP fragment: the kernel reassembles or routes it */
-  RINGLB_V_PASS_ICMP,         /* ICMP not for a forward VIP: the kernel handles it */
+  RINGLB_V_PASS_FRAGMENT,     /* IP fragment to a VIP address: the kernel reassembles it */
+  RINGLB_V_PASS_ICMP,         /* ICMP to a VIP address, not about a forward-mode flow */
   RINGLB_V_PASS_STEER_NO_CPU, /* steer VIP, but the worker's CPU has no cpumap entry */
   RINGLB_V_TX_FORWARD,        /* encapsulated and sent back out the ingress device */
   RINGLB_V_REDIRECT_FORWARD,  /* encapsulated and redirected to another device */

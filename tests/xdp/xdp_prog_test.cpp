@@ -124,6 +124,9 @@ struct VerdictCase {
 std::vector<VerdictCase> verdict_cases() {
   Bytes icmp_quote = Packet().IPv4("10.0.0.10", "10.1.0.5").TCP(80, 40000, kAck).build();
   Bytes icmp_quote_other = Packet().IPv4("10.0.0.99", "10.1.0.5").TCP(80, 40000, kAck).build();
+  // From the VIP's address, but from a port no VIP listens on.
+  Bytes icmp_quote_other_port =
+      Packet().IPv4("10.0.0.10", "10.1.0.5").TCP(8443, 40000, kAck).build();
   return {
       {"tcp_syn_to_vip", v4_syn("10.1.0.5", "10.0.0.10"), XDP_TX, RINGLB_V_TX_FORWARD},
       {"udp_to_vip",
@@ -237,6 +240,15 @@ std::vector<VerdictCase> verdict_cases() {
            .IPv4("10.3.0.1", "10.0.0.99")
            .ICMP(3, 4, 1400)
            .raw(icmp_quote_other)
+           .build(),
+       // Settled by the address filter: an error sent to an address that is no VIP's.
+       XDP_PASS, RINGLB_V_PASS_NOT_VIP},
+      {"icmp_unreachable_about_other_port",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv4("10.3.0.1", "10.0.0.10")
+           .ICMP(3, 4, 1400)
+           .raw(icmp_quote_other_port)
            .build(),
        XDP_PASS, RINGLB_V_PASS_ICMP},
       {"icmp6_echo_to_vip",
