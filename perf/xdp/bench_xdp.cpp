@@ -317,6 +317,12 @@ void BM_Warm_FloorEncap(benchmark::State& state) {
                false);
 }
 
+// A new client every run, as in the new-flow rows (subtract BM_Warm_BareXdpPassVaryFlow).
+void BM_Warm_FloorInsert(benchmark::State& state) {
+  time_wrapped(state, bpf_program__fd(env.floor->progs.floor_insert), v4_packet(0x02), XDP_TX,
+               true);
+}
+
 void BM_Warm_NonVipPass(benchmark::State& state) {
   time_wrapped(state, env.program->xdp_fd(),
                tcp_packet(false, "10.1.0.5", "10.0.0.99", 40000, 0x10), XDP_PASS, false);
@@ -385,6 +391,7 @@ BENCHMARK(BM_Warm_BareXdpPass)->UseManualTime();
 BENCHMARK(BM_Warm_BareXdpPassVaryFlow)->UseManualTime();
 BENCHMARK(BM_Warm_FloorParse)->UseManualTime();
 BENCHMARK(BM_Warm_FloorEncap)->UseManualTime();
+BENCHMARK(BM_Warm_FloorInsert)->UseManualTime();
 BENCHMARK(BM_Warm_NonVipPass)->UseManualTime();
 BENCHMARK(BM_Warm_VipEstablishedFlowV4)->UseManualTime();
 BENCHMARK(BM_Warm_VipEstablishedManyFlowsV4)->UseManualTime();
