@@ -22,6 +22,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vips SEC(".maps");
 
+/*
+ * The VIP index (struct ringlb_vip_slot): one entry, the current inner array. User
+ * space swaps in a fully built array, so the program never sees a half-written one.
+ */
+struct vip_index_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RINGLB_VIP_INDEX_ENTRIES);
+	__type(key, __u32);
+	/* By size: clang 14 emits only a forward declaration of a struct named here alone. */
+	__uint(value_size, sizeof(struct ringlb_vip_slot));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct vip_index_table);
+} vip_index SEC(".maps");
+
 /* vip id -> epoch (see struct ringlb_flow). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

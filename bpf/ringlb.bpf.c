@@ -59,6 +59,46 @@ static __always_inline int maybe_vip(__u32 folded)
 	return (filter->bits[(bit / 64) & (RINGLB_VIP_FILTER_BITS / 64 - 1)] >> (bit % 64)) & 1;
 }
 
+static __always_inline int vip_key_equal(const struct ringlb_vip_key *a,
+					 const struct ringlb_vip_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+
+/*
+ * The VIP of `key` (`folded`: the XOR of its address words), or NULL: from the VIP index
+ * (inlined array reads), and from the `vips` hash only for VIPs the index could not place.
+ */
+static __always_inline struct ringlb_vip_info *vip_lookup(const struct ringlb_vip_key *key,
+							  __u32 folded)
+{
+	__u32 zero = 0, at = ringlb_vip_index_slot(folded, key->port, key->proto);
+	struct ringlb_vip_slot *s;
+	void *index;
+	int i;
+
+	index = bpf_map_lookup_elem(&vip_index, &zero);
+	if (!index)
+		return bpf_map_lookup_elem(&vips, key);
+#pragma unroll
+	for (i = 0; i < RINGLB_VIP_INDEX_PROBES; i++) {
+		__u32 slot = (at + i) & (RINGLB_VIP_INDEX_SLOTS - 1);
+
+		s = bpf_map_lookup_elem(index, &slot);
+		if (!s || s->key.family == RINGLB_FAMILY_NONE)
+			break;
+		if (vip_key_equal(&s->key, key))
+			return &s->info;
+	}
+	at = RINGLB_VIP_INDEX_SLOTS;
+	s = bpf_map_lookup_elem(index, &at);
+	if (s && s->info.vip_id == 0)
+		return NULL;
+	return bpf_map_lookup_elem(&vips, key);
+}
+
 /* Counts the packet under `verdict` and returns `action`. */
 static __always_inline int verdict(enum ringlb_verdict verdict, int action, __u64 bytes)
 {
@@ -394,7 +434,7 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct packet *p, str
 	}
 	key.port = ports[0];
 	key.family = p->flow.family;
-	info = bpf_map_lookup_elem(&vips, &key);
+	info = vip_lookup(&key, key.addr[0] ^ key.addr[1] ^ key.addr[2] ^ key.addr[3]);
 	if (!info || info->mode != RINGLB_MODE_FORWARD)
 		return verdict(RINGLB_V_PASS_ICMP, XDP_PASS, bytes);
 
@@ -528,7 +568,7 @@ int ringlb_xdp(struct xdp_md *ctx)
 	key.port = p.flow.dport;
 	key.proto = proto;
 	key.family = p.flow.family;
-	info = bpf_map_lookup_elem(&vips, &key);
+	info = vip_lookup(&key, p.flow.dst[0] ^ p.flow.dst[1] ^ p.flow.dst[2] ^ p.flow.dst[3]);
 	if (!info)
 		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 	counter_add(&vip_stats, info->vip_id, bytes);

@@ -115,6 +115,7 @@ Result<void> validate_state(const XdpState& state);
 // The fds of the maps apply_state() reads and writes; not owned.
 struct MapFds {
   int vips = -1;
+  int vip_index = -1;
   int vip_epochs = -1;
   int vip_filter = -1;
   int backends = -1;
@@ -163,6 +164,21 @@ Result<XdpState> read_state(const MapFds& maps);
 // Precondition: state.maglev_table_size is the loaded program's table size.
 Result<void> apply_state(const MapFds& maps, const XdpState& state,
                          const BackendFilter& eligible = {});
+
+// The VIP index (struct ringlb_vip_slot) the program looks VIPs up in: the entries of
+// `vips` placed by linear probing from ringlb_vip_index_slot() within
+// RINGLB_VIP_INDEX_PROBES slots, in the given order, and last the header entry counting
+// the VIPs that did not fit (the program finds those in the `vips` map).
+// RINGLB_VIP_INDEX_ENTRIES entries. apply_state() installs it as a new inner map.
+std::vector<ringlb_vip_slot> build_vip_index(
+    const std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>>& vips);
+
+// The VIP index the program uses now, or an error.
+Result<std::vector<ringlb_vip_slot>> read_vip_index(const MapFds& maps);
+
+// Swaps in `index` (RINGLB_VIP_INDEX_ENTRIES entries, as build_vip_index gives) as the
+// program's VIP index, filled in a new inner map first.
+Result<void> install_vip_index(const MapFds& maps, const std::vector<ringlb_vip_slot>& index);
 
 // The vip id the maps give `vip` (by its listen key), or an ENOENT error.
 Result<uint32_t> pinned_vip_id(const MapFds& maps, const VipSpec& vip);

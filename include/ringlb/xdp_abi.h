@@ -22,6 +22,11 @@
 #define RINGLB_DEFAULT_FLOW_ENTRIES 65536
 /* Bits of the VIP address pre-filter (a power of two). */
 #define RINGLB_VIP_FILTER_BITS 4096
+/* Slots of the VIP index (a power of two, four per VIP) and the longest probe in it. */
+#define RINGLB_VIP_INDEX_SLOTS 2048
+#define RINGLB_VIP_INDEX_PROBES 8
+/* The index's entries: its slots and, last, the count of VIPs it left to `vips`. */
+#define RINGLB_VIP_INDEX_ENTRIES (RINGLB_VIP_INDEX_SLOTS + 1)
 
 /* Outer TTL / hop limit of encapsulated packets and of ICMP replies. */
 #define RINGLB_OUTER_TTL 64
@@ -135,6 +140,31 @@ static inline __u32 ringlb_vip_filter_mix(__u32 w) {
 /* The filter bit of an address (addr as in ringlb_vip_key; IPv4 in addr[0]). */
 static inline __u32 ringlb_vip_filter_bit(const __u32 addr[4]) {
   return ringlb_vip_filter_mix(addr[0] ^ addr[1] ^ addr[2] ^ addr[3]);
+}
+
+/*
+ * The VIP index (`vip_index`, one inner array of RINGLB_VIP_INDEX_SLOTS of these): the
+ * `vips` map again, open-addressed, so that the program finds a VIP with inlined array
+ * reads instead of a hash-map call. A VIP sits within RINGLB_VIP_INDEX_PROBES slots of
+ * ringlb_vip_index_slot() of its key (linear probing); key.family 0: an empty slot,
+ * which ends a probe. User space builds a whole new inner array and swaps it in. A VIP
+ * that does not fit (rare: 512 random VIPs overflow 8 probes in about 3 % of sets) is
+ * left to `vips`: the extra entry at RINGLB_VIP_INDEX_SLOTS counts such VIPs in
+ * info.vip_id, and only when it is not 0 does a miss in the index read `vips`.
+ */
+struct ringlb_vip_slot {
+  struct ringlb_vip_key key;
+  struct ringlb_vip_info info;
+};
+
+/* The first slot to probe for (address, port, protocol); `folded` as for the filter. */
+static inline __u32 ringlb_vip_index_slot(__u32 folded, __u16 port, __u8 proto) {
+  __u32 w = folded ^ ((__u32)port << 8 | proto) * 0x9e3779b1u;
+
+  w ^= w >> 15;
+  w *= 0x2c1b3c6du;
+  w ^= w >> 12;
+  return w & (RINGLB_VIP_INDEX_SLOTS - 1);
 }
 
 /* Per-CPU counter slot (vip_stats, backend_stats, verdict_stats). */

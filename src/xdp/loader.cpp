@@ -37,6 +37,7 @@ namespace ringlb::xdp {
 static_assert(sizeof(ringlb_vip_key) == 20);
 static_assert(offsetof(ringlb_vip_key, port) == 16);
 static_assert(sizeof(ringlb_vip_info) == 12);
+static_assert(sizeof(ringlb_vip_slot) == 32);
 static_assert(sizeof(ringlb_backend) == 20);
 static_assert(sizeof(ringlb_flow_key) == 40);
 static_assert(offsetof(ringlb_flow_key, sport) == 32);
@@ -468,6 +469,7 @@ int XdpProgram::map_fd(std::string_view name) const {
 MapFds XdpProgram::map_fds() const {
   const auto& maps = skel_->maps;
   return MapFds{.vips = bpf_map__fd(maps.vips),
+                .vip_index = bpf_map__fd(maps.vip_index),
                 .vip_epochs = bpf_map__fd(maps.vip_epochs),
                 .vip_filter = bpf_map__fd(maps.vip_filter),
                 .backends = bpf_map__fd(maps.backends),

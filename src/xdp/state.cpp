@@ -79,6 +79,38 @@ uint8_t member_state(AdminState state) {
   return RINGLB_MEMBER_DOWN;
 }
 
+}  // namespace
+
+Result<void> install_vip_index(const MapFds& maps, const std::vector<ringlb_vip_slot>& index) {
+  if (index.size() != RINGLB_VIP_INDEX_ENTRIES) {
+    return Error{"a VIP index has " + std::to_string(RINGLB_VIP_INDEX_ENTRIES) + " entries, not " +
+                     std::to_string(index.size()),
+                 EINVAL};
+  }
+  UniqueFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "vip_index", sizeof(uint32_t),
+                                sizeof(ringlb_vip_slot), RINGLB_VIP_INDEX_ENTRIES, nullptr));
+  if (!inner.valid()) {
+    return system_error("Failed to create a VIP index map", errno);
+  }
+  std::vector<uint32_t> keys(index.size());
+  for (uint32_t i = 0; i < keys.size(); ++i) {
+    keys[i] = i;
+  }
+  uint32_t count = static_cast<uint32_t>(index.size());
+  LIBBPF_OPTS(bpf_map_batch_opts, batch_opts);
+  if (bpf_map_update_batch(inner.get(), keys.data(), index.data(), &count, &batch_opts) != 0) {
+    return system_error("Failed to fill the VIP index", errno);
+  }
+  const uint32_t zero = 0;
+  const int inner_fd = inner.get();
+  if (bpf_map_update_elem(maps.vip_index, &zero, &inner_fd, BPF_ANY) != 0) {
+    return system_error("Failed to install the VIP index", errno);
+  }
+  return {};
+}
+
+namespace {
+
 // What the maps hold now: apply_state keeps ids stable across edits.
 struct OldMaps {
   std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>> vips;
@@ -263,6 +295,7 @@ Result<PinnedMaps> PinnedMaps::open(const std::string& pin_root) {
   PinnedMaps maps;
   const std::pair<const char*, int MapFds::*> names[] = {
       {"vips", &MapFds::vips},
+      {"vip_index", &MapFds::vip_index},
       {"vip_epochs", &MapFds::vip_epochs},
       {"vip_filter", &MapFds::vip_filter},
       {"backends", &MapFds::backends},
@@ -549,6 +582,14 @@ Result<void> apply_state(const MapFds& maps, const XdpState& state, const Backen
       return system_error("Failed to update the vips map for vip " + p.spec->name, errno);
     }
   }
+  // The index holds the new VIPs alone: the old ones still in `vips` are about to go.
+  std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>> indexed;
+  for (const auto& p : planned) {
+    indexed.emplace_back(p.key, p.info);
+  }
+  if (auto installed = install_vip_index(maps, build_vip_index(indexed)); !installed) {
+    return installed;
+  }
   for (const auto& [key, info] : old->vips) {
     bool kept = false;
     for (const auto& p : planned) {
@@ -608,6 +649,46 @@ Result<void> apply_state(const MapFds& maps, const XdpState& state, const Backen
   }
   resolve_next_hops(state.vips);
   return {};
+}
+
+std::vector<ringlb_vip_slot> build_vip_index(
+    const std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>>& vips) {
+  std::vector<ringlb_vip_slot> index(RINGLB_VIP_INDEX_ENTRIES);
+  uint32_t left_out = 0;
+  for (const auto& [key, info] : vips) {
+    const uint32_t folded = key.addr[0] ^ key.addr[1] ^ key.addr[2] ^ key.addr[3];
+    const uint32_t first = ringlb_vip_index_slot(folded, key.port, key.proto);
+    bool placed = false;
+    for (uint32_t i = 0; i < RINGLB_VIP_INDEX_PROBES && !placed; ++i) {
+      ringlb_vip_slot& slot = index[(first + i) & (RINGLB_VIP_INDEX_SLOTS - 1)];
+      if (slot.key.family == RINGLB_FAMILY_NONE) {
+        slot = ringlb_vip_slot{.key = key, .info = info};
+        placed = true;
+      }
+    }
+    left_out += placed ? 0 : 1;
+  }
+  index[RINGLB_VIP_INDEX_SLOTS].info.vip_id = left_out;
+  return index;
+}
+
+Result<std::vector<ringlb_vip_slot>> read_vip_index(const MapFds& maps) {
+  const uint32_t zero = 0;
+  uint32_t inner_id = 0;
+  if (bpf_map_lookup_elem(maps.vip_index, &zero, &inner_id) != 0) {
+    return system_error("Failed to read the VIP index", errno);
+  }
+  UniqueFd inner(bpf_map_get_fd_by_id(inner_id));
+  if (!inner.valid()) {
+    return system_error("Failed to open the VIP index", errno);
+  }
+  std::vector<ringlb_vip_slot> index(RINGLB_VIP_INDEX_ENTRIES);
+  for (uint32_t i = 0; i < RINGLB_VIP_INDEX_ENTRIES; ++i) {
+    if (bpf_map_lookup_elem(inner.get(), &i, &index[i]) != 0) {
+      return system_error("Failed to read the VIP index", errno);
+    }
+  }
+  return index;
 }
 
 Result<uint32_t> pinned_vip_id(const MapFds& maps, const VipSpec& vip) {

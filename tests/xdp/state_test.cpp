@@ -2,10 +2,14 @@
 // (XdpStateValidate, label unit, no root), and apply_state/read_state on a loaded,
 // unpinned program (XdpStateMaps, label bpf, root): what attach writes reads back, an
 // edit rebuilds the table with the loader's builder, a bad edit writes nothing.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -68,6 +72,80 @@ xdp::XdpState test_state() {
 std::string validation_error(const xdp::XdpState& state) {
   auto valid = xdp::validate_state(state);
   return valid ? std::string() : valid.error().message;
+}
+
+// A TCP VIP key on 10.x.y.z port 80 (network order), with vip id `id`.
+std::pair<ringlb_vip_key, ringlb_vip_info> vip_entry(uint32_t n, uint32_t id) {
+  ringlb_vip_key key{};
+  key.addr[0] = htonl(0x0a000000u | n);
+  key.port = htons(80);
+  key.proto = IPPROTO_TCP;
+  key.family = RINGLB_FAMILY_V4;
+  return {key, ringlb_vip_info{.vip_id = id, .mode = RINGLB_MODE_FORWARD, .epoch = 1}};
+}
+
+uint32_t first_slot(const ringlb_vip_key& key) {
+  return ringlb_vip_index_slot(key.addr[0] ^ key.addr[1] ^ key.addr[2] ^ key.addr[3], key.port,
+                               key.proto);
+}
+
+// What the program's probe finds for `key` in `index`: the info, or nullopt.
+std::optional<ringlb_vip_info> probe(const std::vector<ringlb_vip_slot>& index,
+                                     const ringlb_vip_key& key) {
+  const uint32_t first = first_slot(key);
+  for (uint32_t i = 0; i < RINGLB_VIP_INDEX_PROBES; ++i) {
+    const ringlb_vip_slot& slot = index[(first + i) & (RINGLB_VIP_INDEX_SLOTS - 1)];
+    if (slot.key.family == RINGLB_FAMILY_NONE) {
+      break;
+    }
+    if (std::memcmp(&slot.key, &key, sizeof(key)) == 0) {
+      return slot.info;
+    }
+  }
+  return std::nullopt;
+}
+
+TEST(XdpStateValidate, TheVipIndexHoldsEveryVipWithinItsProbeOrCountsIt) {
+  std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>> vips;
+  for (uint32_t n = 0; n < RINGLB_MAX_VIPS; ++n) {
+    vips.push_back(vip_entry(n * 7919 + 1, n));
+  }
+  const auto index = xdp::build_vip_index(vips);
+  ASSERT_EQ(index.size(), RINGLB_VIP_INDEX_ENTRIES);
+  uint32_t found = 0;
+  for (const auto& [key, info] : vips) {
+    if (auto got = probe(index, key)) {
+      EXPECT_EQ(got->vip_id, info.vip_id);
+      ++found;
+    }
+  }
+  uint32_t used = 0;
+  for (uint32_t i = 0; i < RINGLB_VIP_INDEX_SLOTS; ++i) {
+    used += index[i].key.family != RINGLB_FAMILY_NONE ? 1 : 0;
+  }
+  EXPECT_EQ(used, found);  // no VIP twice, nothing else
+  EXPECT_EQ(index[RINGLB_VIP_INDEX_SLOTS].info.vip_id, RINGLB_MAX_VIPS - found);
+  EXPECT_EQ(index[RINGLB_VIP_INDEX_SLOTS].key.family, RINGLB_FAMILY_NONE);
+}
+
+TEST(XdpStateValidate, AVipBeyondItsProbeIsLeftToTheHashAndCounted) {
+  // PROBES + 1 VIPs whose probes all start at one slot: the last one does not fit.
+  std::map<uint32_t, std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>>> by_slot;
+  std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>> crowd;
+  for (uint32_t n = 1; crowd.empty(); ++n) {
+    auto entry = vip_entry(n, n);
+    auto& same = by_slot[first_slot(entry.first)];
+    same.push_back(entry);
+    if (same.size() == RINGLB_VIP_INDEX_PROBES + 1) {
+      crowd = same;
+    }
+  }
+  const auto index = xdp::build_vip_index(crowd);
+  for (uint32_t i = 0; i < RINGLB_VIP_INDEX_PROBES; ++i) {
+    ASSERT_TRUE(probe(index, crowd[i].first)) << i;
+  }
+  EXPECT_FALSE(probe(index, crowd.back().first));
+  EXPECT_EQ(index[RINGLB_VIP_INDEX_SLOTS].info.vip_id, 1u);
 }
 
 TEST(XdpStateValidate, ProxyVipsStayOutUnlessSteered) {
@@ -247,6 +325,43 @@ TEST_F(XdpStateMaps, ARemovedVipIsForgotten) {
   ASSERT_EQ(after.vips.size(), 1u);
   EXPECT_EQ(after.vips[0].name, "dns");
   EXPECT_FALSE(xdp::pinned_vip_id(maps_, web));
+}
+
+// The index the program reads holds exactly the VIPs of `vips`, each where its probe finds
+// it, before and after an apply that removes one.
+TEST_F(XdpStateMaps, TheVipIndexFollowsTheVipsMap) {
+  auto check = [this](size_t want) {
+    auto index = xdp::read_vip_index(maps_);
+    ASSERT_TRUE(index) << index.error().message;
+    size_t in_map = 0;
+    ringlb_vip_key key{};
+    ringlb_vip_key next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(maps_.vips, prev, &next) == 0) {
+      ringlb_vip_info info{};
+      ASSERT_EQ(bpf_map_lookup_elem(maps_.vips, &next, &info), 0);
+      auto found = probe(*index, next);
+      ASSERT_TRUE(found) << "vip id " << info.vip_id << " is not in the index";
+      EXPECT_EQ(found->vip_id, info.vip_id);
+      EXPECT_EQ(found->mode, info.mode);
+      EXPECT_EQ(found->epoch, info.epoch);
+      ++in_map;
+      key = next;
+      prev = &key;
+    }
+    size_t used = 0;
+    for (uint32_t i = 0; i < RINGLB_VIP_INDEX_SLOTS; ++i) {
+      used += (*index)[i].key.family != RINGLB_FAMILY_NONE ? 1 : 0;
+    }
+    EXPECT_EQ(in_map, want);
+    EXPECT_EQ(used, want);
+    EXPECT_EQ((*index)[RINGLB_VIP_INDEX_SLOTS].info.vip_id, 0u);
+  };
+  xdp::XdpState state = read();
+  check(state.vips.size());
+  state.vips.erase(state.vips.begin());
+  ASSERT_TRUE(xdp::apply_state(maps_, state));
+  check(state.vips.size());
 }
 
 }  // namespace

@@ -601,6 +601,58 @@ TEST_F(XdpProgTest, RemovingAVipRetiresItsEstablishedFlows) {
   XdpEnv::apply(base);
 }
 
+// The program finds VIPs in the VIP index, and in the `vips` hash only those the index
+// counts as left out.
+TEST_F(XdpProgTest, FindsVipsInTheIndexAndLeftOutOnesInTheHash) {
+  const xdp::MapFds maps = XdpEnv::program().map_fds();
+  auto index = xdp::read_vip_index(maps);
+  ASSERT_TRUE(index) << index.error().message;
+  ringlb_vip_key key{};
+  inet_pton(AF_INET, "10.0.0.10", &key.addr[0]);
+  key.port = htons(80);
+  key.proto = IPPROTO_TCP;
+  key.family = RINGLB_FAMILY_V4;
+  ringlb_vip_info info{};
+  ASSERT_EQ(bpf_map_lookup_elem(maps.vips, &key, &info), 0);
+  std::vector<ringlb_vip_slot> without = *index;
+  size_t found = 0;
+  for (uint32_t i = 0; i < RINGLB_VIP_INDEX_SLOTS; ++i) {
+    if (std::memcmp(&without[i].key, &key, sizeof(key)) == 0) {
+      without[i] = ringlb_vip_slot{};
+      ++found;
+    }
+  }
+  ASSERT_EQ(found, 1u) << "web is in the index once";
+  // Whatever happens below, the maps are put back.
+  struct Restore {
+    const xdp::MapFds& maps;
+    const std::vector<ringlb_vip_slot>& index;
+    const ringlb_vip_key& key;
+    const ringlb_vip_info& info;
+    ~Restore() {
+      EXPECT_TRUE(xdp::install_vip_index(maps, index));
+      EXPECT_EQ(bpf_map_update_elem(maps.vips, &key, &info, BPF_ANY), 0);
+    }
+  } restore{maps, *index, key, info};
+  const Bytes syn = v4_syn("10.1.0.5", "10.0.0.10");
+
+  ASSERT_EQ(bpf_map_delete_elem(maps.vips, &key), 0);
+  EXPECT_EQ(XdpEnv::run(syn).retval, static_cast<uint32_t>(XDP_TX)) << "found in the index alone";
+  ASSERT_EQ(bpf_map_update_elem(maps.vips, &key, &info, BPF_ANY), 0);
+
+  without[RINGLB_VIP_INDEX_SLOTS].info.vip_id = 1;
+  ASSERT_TRUE(xdp::install_vip_index(maps, without));
+  EXPECT_EQ(XdpEnv::run(syn).retval, static_cast<uint32_t>(XDP_TX))
+      << "left out of the index: found in the hash";
+
+  without[RINGLB_VIP_INDEX_SLOTS].info.vip_id = 0;
+  ASSERT_TRUE(xdp::install_vip_index(maps, without));
+  const uint64_t not_vip = XdpEnv::verdict_count(RINGLB_V_PASS_NOT_VIP);
+  EXPECT_EQ(XdpEnv::run(syn).retval, static_cast<uint32_t>(XDP_PASS))
+      << "an index that leaves nothing out is the whole truth";
+  EXPECT_EQ(XdpEnv::verdict_count(RINGLB_V_PASS_NOT_VIP), not_vip + 1);
+}
+
 // --- Hash parity --------------------------------------------------------------------
 
 TEST_F(XdpProgTest, ProgramAndCppPickTheSameBackendFor100kClients) {
