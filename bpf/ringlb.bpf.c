@@ -3,8 +3,9 @@
  * ringlb XDP data plane.
  *
  * Parses Ethernet (with VLAN tags), IPv4 / IPv6, TCP / UDP and looks the destination
- * up in `vips`. Packets that are not for a VIP pass to the kernel untouched; most of them
- * already at a filter on the destination address, before the transport header. For a VIP:
+ * up in the VIP index (`vip_index`, a copy of `vips`). Packets that are not for a VIP pass to the
+ * kernel untouched; most of them already at a filter on the destination address, before the
+ * transport header. For a VIP:
  *   - forward mode: the backend comes from the per-CPU flow table or, for a new flow,
  *     from the VIP's Maglev table at ringlb_reduce(ringlb_hash(client), table size) (the
  *     proxy's ip_hash computes the same). The packet is encapsulated in IPIP / IP6IP6 (outer
@@ -44,7 +45,7 @@ const volatile __u32 flow_buckets = RINGLB_DEFAULT_FLOW_ENTRIES / RINGLB_FLOW_WA
 
 /*
  * The VIP address pre-filter: 0 when no VIP's address has the filter bit of `folded` (the
- * XOR of the destination address's words), which settles most packets that are not for a
+ * destination's ringlb_addr_fold()), which settles most packets that are not for a
  * VIP with one bit test instead of a hash lookup.
  */
 static __always_inline int maybe_vip(__u32 folded)
@@ -68,13 +69,12 @@ static __always_inline int vip_key_equal(const struct ringlb_vip_key *a,
 }
 
 /*
- * The VIP of `key` (`folded`: the XOR of its address words), or NULL: from the VIP index
- * (inlined array reads), and from the `vips` hash only for VIPs the index could not place.
+ * The VIP of `key`, or NULL: from the VIP index (inlined array reads), and from the
+ * `vips` hash only for VIPs the index could not place.
  */
-static __always_inline struct ringlb_vip_info *vip_lookup(const struct ringlb_vip_key *key,
-							  __u32 folded)
+static __always_inline struct ringlb_vip_info *vip_lookup(const struct ringlb_vip_key *key)
 {
-	__u32 zero = 0, at = ringlb_vip_index_slot(folded, key->port, key->proto);
+	__u32 zero = 0, at = ringlb_vip_index_slot(key);
 	struct ringlb_vip_slot *s;
 	void *index;
 	int i;
@@ -434,7 +434,7 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct packet *p, str
 	}
 	key.port = ports[0];
 	key.family = p->flow.family;
-	info = vip_lookup(&key, key.addr[0] ^ key.addr[1] ^ key.addr[2] ^ key.addr[3]);
+	info = vip_lookup(&key);
 	if (!info || info->mode != RINGLB_MODE_FORWARD)
 		return verdict(RINGLB_V_PASS_ICMP, XDP_PASS, bytes);
 
@@ -495,7 +495,7 @@ int ringlb_xdp(struct xdp_md *ctx)
 
 		if ((void *)(ip6h + 1) > data_end)
 			return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
-		if (!maybe_vip(d[0] ^ d[1] ^ d[2] ^ d[3]))
+		if (!maybe_vip(ringlb_addr_fold(d)))
 			return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 		proto = parse_ip6hdr(&nh, data, data_end, &p);
 	} else {
@@ -568,7 +568,7 @@ int ringlb_xdp(struct xdp_md *ctx)
 	key.port = p.flow.dport;
 	key.proto = proto;
 	key.family = p.flow.family;
-	info = vip_lookup(&key, p.flow.dst[0] ^ p.flow.dst[1] ^ p.flow.dst[2] ^ p.flow.dst[3]);
+	info = vip_lookup(&key);
 	if (!info)
 		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 	counter_add(&vip_stats, info->vip_id, bytes);

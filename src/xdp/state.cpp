@@ -656,8 +656,7 @@ std::vector<ringlb_vip_slot> build_vip_index(
   std::vector<ringlb_vip_slot> index(RINGLB_VIP_INDEX_ENTRIES);
   uint32_t left_out = 0;
   for (const auto& [key, info] : vips) {
-    const uint32_t folded = key.addr[0] ^ key.addr[1] ^ key.addr[2] ^ key.addr[3];
-    const uint32_t first = ringlb_vip_index_slot(folded, key.port, key.proto);
+    const uint32_t first = ringlb_vip_index_slot(&key);
     bool placed = false;
     for (uint32_t i = 0; i < RINGLB_VIP_INDEX_PROBES && !placed; ++i) {
       ringlb_vip_slot& slot = index[(first + i) & (RINGLB_VIP_INDEX_SLOTS - 1)];

@@ -85,8 +85,7 @@ std::pair<ringlb_vip_key, ringlb_vip_info> vip_entry(uint32_t n, uint32_t id) {
 }
 
 uint32_t first_slot(const ringlb_vip_key& key) {
-  return ringlb_vip_index_slot(key.addr[0] ^ key.addr[1] ^ key.addr[2] ^ key.addr[3], key.port,
-                               key.proto);
+  return ringlb_vip_index_slot(&key);
 }
 
 // What the program's probe finds for `key` in `index`: the info, or nullopt.
