@@ -122,18 +122,16 @@ static __always_inline int l2_save(void *data, void *data_end, struct l2_saved *
 
 /*
  * Writes an L2 header at the start of the frame: `macs` (destination and source MAC as
- * three words), the saved tags and the EtherType `h_proto` after them. Returns the new L3
- * offset or -1.
+ * three words), the tags `tags` (tag i is tags[i]) and the EtherType `h_proto` after them.
+ * Precondition: the frame holds L2_MAX_LEN bytes. Returns the new L3 offset or -1.
  */
-static __always_inline int l2_write(void *data, void *data_end, const struct l2_saved *t,
-				    __u8 vlan_depth, const __u32 *macs, __u16 h_proto)
+static __always_inline int l2_write_tags(void *data, void *data_end, const __u32 *tags,
+					 __u8 vlan_depth, const __u32 *macs, __u16 h_proto)
 {
 	__u32 *w = data;
 	__u16 *type;
 	int i;
 
-	if (data + L2_MAX_LEN > data_end)
-		return -1;
 	w[0] = macs[0];
 	w[1] = macs[1];
 	w[2] = macs[2];
@@ -141,7 +139,7 @@ static __always_inline int l2_write(void *data, void *data_end, const struct l2_
 	for (i = 0; i < VLAN_MAX_DEPTH; i++) {
 		if (i >= vlan_depth)
 			break;
-		w[3 + i] = t->tag[i];
+		w[3 + i] = tags[i];
 	}
 	if (vlan_depth > VLAN_MAX_DEPTH)
 		return -1;
@@ -150,6 +148,30 @@ static __always_inline int l2_write(void *data, void *data_end, const struct l2_
 		return -1;
 	*type = h_proto;
 	return ETH_HLEN + vlan_depth * VLAN_HDR_LEN;
+}
+
+/* l2_write_tags with the tags of `t` (saved by l2_save). */
+static __always_inline int l2_write(void *data, void *data_end, const struct l2_saved *t,
+				    __u8 vlan_depth, const __u32 *macs, __u16 h_proto)
+{
+	if (data + L2_MAX_LEN > data_end)
+		return -1;
+	return l2_write_tags(data, data_end, t->tag, vlan_depth, macs, h_proto);
+}
+
+/*
+ * l2_write_tags for a frame whose start just moved `moved` bytes to the front
+ * (bpf_xdp_adjust_head): the old header's tags are copied from where they are now.
+ * `moved` is larger than the tags, so the copy never reads what it wrote.
+ */
+static __always_inline int l2_rewrite_moved(void *data, void *data_end, __u32 moved,
+					    __u8 vlan_depth, const __u32 *macs, __u16 h_proto)
+{
+	__u32 *old = data + moved;
+
+	if ((void *)old + L2_MAX_LEN > data_end)
+		return -1;
+	return l2_write_tags(data, data_end, old + 3, vlan_depth, macs, h_proto);
 }
 
 /*

@@ -323,6 +323,21 @@ void BM_Warm_FloorInsert(benchmark::State& state) {
                true);
 }
 
+// One established flow, put in the table by floor_insert first (backend 1).
+void BM_Warm_FloorEstablished(benchmark::State& state) {
+  const uint32_t backend_id = 1;
+  const ringlb_backend backend{.addr = {htonl(0x0a020001), 0, 0, 0}, .family = RINGLB_FAMILY_V4};
+  Bytes out(512);
+  if (bpf_map_update_elem(bpf_map__fd(env.floor->maps.floor_backends), &backend_id, &backend, 0) !=
+      0) {
+    state.SkipWithError("setting the floor's backend failed");
+    return;
+  }
+  run_once(bpf_program__fd(env.floor->progs.floor_insert), v4_packet(0x10), out, XDP_TX);
+  time_wrapped(state, bpf_program__fd(env.floor->progs.floor_established), v4_packet(0x10), XDP_TX,
+               false);
+}
+
 void BM_Warm_NonVipPass(benchmark::State& state) {
   time_wrapped(state, env.program->xdp_fd(),
                tcp_packet(false, "10.1.0.5", "10.0.0.99", 40000, 0x10), XDP_PASS, false);
@@ -392,6 +407,7 @@ BENCHMARK(BM_Warm_BareXdpPassVaryFlow)->UseManualTime();
 BENCHMARK(BM_Warm_FloorParse)->UseManualTime();
 BENCHMARK(BM_Warm_FloorEncap)->UseManualTime();
 BENCHMARK(BM_Warm_FloorInsert)->UseManualTime();
+BENCHMARK(BM_Warm_FloorEstablished)->UseManualTime();
 BENCHMARK(BM_Warm_NonVipPass)->UseManualTime();
 BENCHMARK(BM_Warm_VipEstablishedFlowV4)->UseManualTime();
 BENCHMARK(BM_Warm_VipEstablishedManyFlowsV4)->UseManualTime();
