@@ -375,6 +375,45 @@ TEST_F(XdpProgTest, KeepsVlanTagsAndIPv4OptionsWhenEncapsulating) {
   EXPECT_EQ(r.out, expected_ipip(in, 18, expected_backend("web", "10.1.0.7"), false)) << "frame";
 }
 
+// Both tags of a QinQ frame, for an IPv4 and an IPv6 backend: the program copies them from
+// where the old header lies after bpf_xdp_adjust_head (20 or 40 bytes further on), so each
+// outer family has its own offset to get right. An established flow takes the same path.
+TEST_F(XdpProgTest, KeepsBothTagsOfAQinQFrameWhenEncapsulating) {
+  const auto qinq = [](uint8_t flags, bool v6) {
+    Packet p;
+    p.Eth(kClientMac, kLbMac).Vlan(200, 0x88a8).Vlan(100);
+    if (v6) {
+      p.IPv6("fd00:1::7", "fd00::10");
+    } else {
+      p.IPv4("10.1.0.8", "10.0.0.10");
+    }
+    return p.TCP(40007, 80, flags).payload(5).build();
+  };
+  for (const bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6 in IP6IP6" : "IPv4 in IPIP");
+    for (const uint8_t flags : {kSyn, kAck}) {
+      const Bytes in = qinq(flags, v6);
+      const auto r = XdpEnv::run(in);
+      ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_TX)) << "retval, flags " << int{flags};
+      if (!v6) {
+        EXPECT_EQ(r.out, expected_ipip(in, 22, expected_backend("web", "10.1.0.8"), false))
+            << "frame, flags " << int{flags};
+        continue;
+      }
+      // The same packet untagged gives the frame after the tags.
+      Bytes untagged(in.begin(), in.begin() + 12);
+      untagged.insert(untagged.end(), in.begin() + 20, in.end());
+      const auto plain = XdpEnv::run(untagged);
+      ASSERT_EQ(plain.retval, static_cast<uint32_t>(XDP_TX)) << "untagged retval";
+      Bytes expected(plain.out.begin(), plain.out.begin() + 12);
+      expected.insert(expected.end(), in.begin() + 12, in.begin() + 20);  // both tags
+      expected.insert(expected.end(), plain.out.begin() + 12, plain.out.end());
+      EXPECT_EQ(get16(r.out, 20), 0x86dd) << "outer EtherType after the tags";
+      EXPECT_EQ(r.out, expected) << "frame, flags " << int{flags};
+    }
+  }
+}
+
 TEST_F(XdpProgTest, AnswersTooBigIPv4WithFragmentationNeeded) {
   const Bytes in = Packet()
                        .Eth(kClientMac, kLbMac)
