@@ -118,11 +118,26 @@ static __always_inline int parse_iphdr(struct hdr_cursor *nh, void *data, void *
 	p->tos = iph->tos;
 	p->fragment = (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;
 	p->flow.family = RINGLB_FAMILY_V4;
-	p->flow.src[0] = iph->saddr;
-	p->flow.dst[0] = iph->daddr;
+	/* As whole key words (see copy_addr_words): the upper address word is 0. */
+	((__u64 *)p->flow.src)[0] = iph->saddr;
+	((__u64 *)p->flow.dst)[0] = iph->daddr;
 	nh->pos += hdrsize;
 	p->l4_off = nh->pos - data;
 	return iph->protocol;
+}
+
+/*
+ * Copies an IPv6 address into a flow key's address as two 64-bit stores. The flow table
+ * reads a key as 64-bit words; a word written by several narrower stores just before
+ * cannot be forwarded from them, and the load waits until they reach the cache.
+ */
+static __always_inline void copy_addr_words(__u32 *to, const void *from)
+{
+	__u64 w[2];
+
+	__builtin_memcpy(w, from, 16);
+	((__u64 *)to)[0] = w[0];
+	((__u64 *)to)[1] = w[1];
 }
 
 /*
@@ -149,8 +164,8 @@ static __always_inline int parse_ip6hdr(struct hdr_cursor *nh, void *data, void 
 	p->l3_len = IPV6_HDR_LEN + payload_len;
 	p->tos = (ip6h->priority << 4) | (ip6h->flow_lbl[0] >> 4);
 	p->flow.family = RINGLB_FAMILY_V6;
-	__builtin_memcpy(p->flow.src, &ip6h->saddr, 16);
-	__builtin_memcpy(p->flow.dst, &ip6h->daddr, 16);
+	copy_addr_words(p->flow.src, &ip6h->saddr);
+	copy_addr_words(p->flow.dst, &ip6h->daddr);
 	nh->pos = ip6h + 1;
 	nexthdr = ip6h->nexthdr;
 

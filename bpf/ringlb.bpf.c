@@ -69,6 +69,30 @@ static __always_inline int vip_key_equal(const struct ringlb_vip_key *a,
 }
 
 /*
+ * The last word of a VIP key and of a flow key, built in a register so that it is stored
+ * whole: the readers load keys by words, and a word written by several narrower stores
+ * just before cannot be forwarded from them (the load waits until they reach the cache).
+ */
+static __always_inline __u32 vip_key_tail(__u16 port, __u8 proto, __u8 family)
+{
+	struct ringlb_vip_key k = {.port = port, .proto = proto, .family = family};
+	__u32 w;
+
+	__builtin_memcpy(&w, &k.port, sizeof(w));
+	return w;
+}
+
+static __always_inline __u64 flow_key_tail(__u16 sport, __u16 dport, __u8 proto, __u8 family)
+{
+	struct ringlb_flow_key k = {
+	    .sport = sport, .dport = dport, .proto = proto, .family = family};
+	__u64 w;
+
+	__builtin_memcpy(&w, &k.sport, sizeof(w));
+	return w;
+}
+
+/*
  * The VIP of `key`, or NULL: from the VIP index (inlined array reads), and from the
  * `vips` hash only for VIPs the index could not place.
  */
@@ -529,7 +553,6 @@ int ringlb_xdp(struct xdp_md *ctx)
 		return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
 	if (p.fragment)
 		return verdict(RINGLB_V_PASS_FRAGMENT, XDP_PASS, bytes);
-	p.flow.proto = proto;
 
 	switch (proto) {
 	case IPPROTO_TCP:
@@ -551,6 +574,7 @@ int ringlb_xdp(struct xdp_md *ctx)
 	default:
 		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
 	}
+	((__u64 *)&p.flow)[4] = flow_key_tail(p.flow.sport, p.flow.dport, proto, p.flow.family);
 
 	/*
 	 * Established forward-mode flows: the flow table alone settles them (one per-CPU
@@ -589,12 +613,15 @@ int ringlb_xdp(struct xdp_md *ctx)
 		}
 	}
 
-	struct ringlb_vip_key key = {};
+	struct ringlb_vip_key key;
+	__u32 *kw = (__u32 *)&key;
 
-	__builtin_memcpy(key.addr, p.flow.dst, 16);
-	key.port = p.flow.dport;
-	key.proto = proto;
-	key.family = p.flow.family;
+	/* As whole words, for the index's word loads (see flow_key_tail). */
+	kw[0] = p.flow.dst[0];
+	kw[1] = p.flow.dst[1];
+	kw[2] = p.flow.dst[2];
+	kw[3] = p.flow.dst[3];
+	kw[4] = vip_key_tail(p.flow.dport, proto, p.flow.family);
 	info = vip_lookup(&key);
 	if (!info)
 		return verdict(RINGLB_V_PASS_NOT_VIP, XDP_PASS, bytes);
