@@ -21,12 +21,15 @@ import sys
 
 def run(bench, rows):
     pattern = "BM_Warm_(BareXdpPass|" + "|".join(rows) + ")/"
-    out = subprocess.run(
-        ["taskset", "-c", "1", bench, "--benchmark_filter=" + pattern,
-         "--benchmark_min_time=0.3", "--benchmark_repetitions=3",
-         "--benchmark_report_aggregates_only=true",
-         "--benchmark_enable_random_interleaving=true"],
-        capture_output=True, text=True, check=False, timeout=600)
+    try:
+        out = subprocess.run(
+            ["taskset", "-c", "1", bench, "--benchmark_filter=" + pattern,
+             "--benchmark_min_time=0.3", "--benchmark_repetitions=3",
+             "--benchmark_report_aggregates_only=true",
+             "--benchmark_enable_random_interleaving=true"],
+            capture_output=True, text=True, check=False, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        sys.exit(f"ab.py: running {bench} failed: {e}")
     medians = {}
     for line in out.stdout.splitlines():
         m = re.match(r"BM_Warm_(\w+)/manual_time_median .*ns_per_packet=([\d.]+)", line)
