@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "../proxy/harness.h"
 #include "ringlb/config.h"
 #include "ringlb/xdp.h"
@@ -140,6 +143,38 @@ TEST_F(Tree, RmdirDrainsAndRemovesButKeepsTheLastBackend) {
   ASSERT_TRUE(tree_.make_directory("/vips/web/backends/p"));
   ASSERT_TRUE(tree_.remove_directory("/vips/web/backends/p"));  // pending: just forgotten
   EXPECT_EQ(tree_.stat("/vips/web/backends/p").error().code, ENOENT);
+}
+
+// Two rmdirs at once of a VIP's last two backends: the last-backend check runs under the
+// lock that applies the removal, so exactly one of them succeeds, and the backend that
+// stays is still up (the refused rmdir must not leave it draining).
+TEST_F(Tree, ConcurrentRmdirsKeepTheLastBackend) {
+  for (int round = 0; round < 30; ++round) {
+    std::atomic<int> ready{0};
+    int results[2] = {-1, -1};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) {
+      threads.emplace_back([&, i] {
+        ready.fetch_add(1);
+        while (ready.load() < 2) {
+        }
+        auto removed =
+            tree_.remove_directory(i == 0 ? "/vips/web/backends/a" : "/vips/web/backends/b");
+        results[i] = removed ? 0 : removed.error().code;
+      });
+    }
+    for (auto& t : threads) {
+      t.join();
+    }
+    ASSERT_EQ(std::min(results[0], results[1]), 0) << "round " << round;
+    ASSERT_EQ(std::max(results[0], results[1]), EBUSY) << "round " << round;
+    const std::string kept = results[0] == 0 ? "b" : "a";
+    const std::string gone = results[0] == 0 ? "a" : "b";
+    ASSERT_EQ(runtime_.find_vip("web")->state().load()->pool->backends().size(), 1u);
+    ASSERT_EQ(get("/vips/web/backends/" + kept + "/state"), "up\n") << "round " << round;
+    ASSERT_TRUE(tree_.make_directory("/vips/web/backends/" + gone));
+    ASSERT_EQ(put("/vips/web/backends/" + gone + "/address", "127.0.0.1:9009"), 0);
+  }
 }
 
 TEST_F(Tree, ShutdownBumpsTheBackendsEpoch) {

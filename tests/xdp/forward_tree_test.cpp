@@ -4,7 +4,9 @@
 // refuses changes nothing.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "control/tree.h"
@@ -97,6 +99,35 @@ TEST_F(ForwardTree, WritesGoThroughThePublishHook) {
   EXPECT_EQ(backend("b1")->state, AdminState::drain);
   EXPECT_EQ(put("/vips/fwd/backends/b1/address", "10.0.1.9"), 0);
   EXPECT_EQ(backend("b1")->address.to_string(), "10.0.1.9:0");
+}
+
+// Two rmdirs at once of the forward VIP's two backends: exactly one succeeds (the
+// last-backend check runs under the lock that applies the removal).
+TEST_F(ForwardTree, ConcurrentRmdirsKeepTheLastBackend) {
+  for (int round = 0; round < 100; ++round) {
+    std::atomic<int> ready{0};
+    int results[2] = {-1, -1};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) {
+      threads.emplace_back([&, i] {
+        ready.fetch_add(1);
+        while (ready.load() < 2) {
+        }
+        auto removed =
+            tree_.remove_directory(i == 0 ? "/vips/fwd/backends/b1" : "/vips/fwd/backends/b2");
+        results[i] = removed ? 0 : removed.error().code;
+      });
+    }
+    for (auto& t : threads) {
+      t.join();
+    }
+    ASSERT_EQ(runtime_.config()->vips[0].backends.size(), 1u) << "round " << round;
+    ASSERT_EQ(std::min(results[0], results[1]), 0) << "round " << round;
+    ASSERT_EQ(std::max(results[0], results[1]), EBUSY) << "round " << round;
+    const std::string gone = results[0] == 0 ? "b1" : "b2";
+    ASSERT_TRUE(tree_.make_directory("/vips/fwd/backends/" + gone));
+    ASSERT_EQ(put("/vips/fwd/backends/" + gone + "/address", "10.0.1.7"), 0);
+  }
 }
 
 TEST_F(ForwardTree, BadWritesChangeNothing) {
