@@ -878,8 +878,10 @@ Result<void> ControlTree::write_vip(const std::string& vip, const std::string& f
   }
   return runtime_.edit([&](Config& config) -> Result<void> {
     VipSpec* spec = find_spec(config, vip);
-    if (spec == nullptr) {
-      return Error{"no vip named " + vip, ENOENT};
+    // A reload may have made it a forward VIP since the path was looked up: forward
+    // VIPs have no such file.
+    if (spec == nullptr || spec->mode != Mode::proxy) {
+      return Error{"no vip named " + vip + " with a " + file, ENOENT};
     }
     change(*spec);
     return {};
@@ -891,26 +893,36 @@ Result<void> ControlTree::write_backend(const std::string& vip, const std::strin
   if (file == "shutdown") {
     return runtime_.shutdown_backend(vip, backend);
   }
-  std::function<void(BackendSpec&)> change;
+  // Parsed first where the value alone decides; an address depends on the VIP's mode,
+  // so it is parsed under the writer lock, against the config it changes.
+  std::function<Result<void>(const VipSpec&, BackendSpec&)> change;
   if (file == "weight") {
     auto w = parse_in(value, kWeightRange, "weight");
     if (!w) {
       return w.error();
     }
-    change = [w = *w](BackendSpec& b) { b.weight = w; };
+    change = [w = *w](const VipSpec&, BackendSpec& b) -> Result<void> {
+      b.weight = w;
+      return {};
+    };
   } else if (file == "state") {
     auto state = parse_admin_state(value);
     if (!state) {
       return invalid("state: expected one of up, drain, down, got \"" + std::string(value) + "\"");
     }
-    change = [s = *state](BackendSpec& b) { b.state = s; };
+    change = [s = *state](const VipSpec&, BackendSpec& b) -> Result<void> {
+      b.state = s;
+      return {};
+    };
   } else if (file == "address") {
-    const Mode mode = forward_vip(runtime_, vip) ? Mode::forward : Mode::proxy;
-    auto address = parse_backend_address(value, mode);
-    if (!address) {
-      return bad_address(value, mode);
-    }
-    change = [a = *address](BackendSpec& b) { b.address = a; };
+    change = [value](const VipSpec& v, BackendSpec& b) -> Result<void> {
+      auto address = parse_backend_address(value, v.mode);
+      if (!address) {
+        return bad_address(value, v.mode);
+      }
+      b.address = *address;
+      return {};
+    };
   } else {
     return read_only(file);
   }
@@ -920,8 +932,7 @@ Result<void> ControlTree::write_backend(const std::string& vip, const std::strin
     if (b == nullptr) {
       return Error{"no backend named " + backend, ENOENT};
     }
-    change(*b);
-    return {};
+    return change(*spec, *b);
   });
 }
 
@@ -952,20 +963,22 @@ Result<void> ControlTree::write_pending(const std::string& vip, const std::strin
   if (file != "address") {
     return Error{backend + " has no address yet: write its address first", EINVAL};
   }
-  const Mode mode = forward_vip(runtime_, vip) ? Mode::forward : Mode::proxy;
-  auto address = parse_backend_address(value, mode);
-  if (!address) {
-    return bad_address(value, mode);
-  }
-  // The address completes the backend: it joins the pool.
-  const BackendSpec spec{
-      .name = backend, .address = *address, .weight = pending.weight, .state = pending.state};
+  // The address completes the backend: it joins the pool. Checked against the config it
+  // changes, under the writer lock (a reload may have added the name meanwhile).
   auto added = runtime_.edit([&](Config& config) -> Result<void> {
     VipSpec* v = find_spec(config, vip);
     if (v == nullptr) {
       return Error{"no vip named " + vip, ENOENT};
     }
-    v->backends.push_back(spec);
+    auto address = parse_backend_address(value, v->mode);
+    if (!address) {
+      return bad_address(value, v->mode);
+    }
+    if (find_backend_spec(*v, backend) != nullptr) {
+      return Error{"backend " + backend + " exists", EEXIST};
+    }
+    v->backends.push_back(BackendSpec{
+        .name = backend, .address = *address, .weight = pending.weight, .state = pending.state});
     return {};
   });
   if (added) {
@@ -1009,59 +1022,72 @@ Result<void> ControlTree::remove_directory(std::string_view path) {
       return {};
     }
   }
-  auto vip = runtime_.find_vip(p[1]);
-  if (!vip) {
-    // A forward backend goes at once: the XDP plane counts no connections to wait for
-    // (set its state to drain first to let established flows finish).
-    const auto forward = forward_vip(runtime_, p[1]);
-    if (!forward || spec_backend(*forward, p[3]) == nullptr) {
+  // The checks that guard a removal run under the writer lock that applies it
+  // (Runtime::edit): two rmdirs at once cannot both pass "not the last backend".
+  // removing_ holds the backends an rmdir is draining; it is only touched in edits.
+  const std::pair<std::string, std::string> key{p[1], p[3]};
+  auto remaining = [&](const VipSpec& spec) {
+    size_t n = 0;
+    for (const auto& b : spec.backends) {
+      n += b.name != p[3] && removing_.count({p[1], b.name}) == 0 ? 1 : 0;
+    }
+    return n;
+  };
+  Mode mode = Mode::proxy;
+  auto started = runtime_.edit([&](Config& config) -> Result<void> {
+    VipSpec* spec = find_spec(config, p[1]);
+    BackendSpec* b = spec != nullptr ? find_backend_spec(*spec, p[3]) : nullptr;
+    if (b == nullptr || removing_.count(key) != 0) {
       return not_found(path);
     }
-    if (forward->backends.size() == 1) {
+    if (remaining(*spec) == 0) {
       return Error{"a vip keeps at least one backend: set its state to down instead", EBUSY};
     }
-    return runtime_.edit([&](Config& config) -> Result<void> {
-      VipSpec* spec = find_spec(config, p[1]);
-      if (spec == nullptr) {
-        return Error{"no vip named " + p[1], ENOENT};
-      }
+    mode = spec->mode;
+    if (mode == Mode::forward) {
+      // A forward backend goes at once: the XDP plane counts no connections to wait
+      // for (set its state to drain first to let established flows finish).
       std::erase_if(spec->backends, [&](const BackendSpec& s) { return s.name == p[3]; });
       return {};
-    });
+    }
+    // Drain: no new connections, established ones finish, up to the drain timeout.
+    b->state = AdminState::drain;
+    removing_.insert(key);
+    return {};
+  });
+  if (!started || mode == Mode::forward) {
+    return started;
   }
-  const auto state = vip->state().load();
-  const Backend* b = state->pool->find(p[3]);
-  if (b == nullptr) {
-    return not_found(path);
-  }
-  if (state->pool->backends().size() == 1) {
-    return Error{"a vip keeps at least one backend: set its state to down instead", EBUSY};
-  }
-  // Drain: no new connections, established ones finish, up to the drain timeout.
-  const auto stats = b->stats;
-  if (auto drained = write_backend(p[1], p[3], "state", "drain"); !drained) {
-    return drained;
-  }
+  auto vip = runtime_.find_vip(p[1]);
+  const Backend* b = vip ? vip->state().load()->pool->find(p[3]) : nullptr;
+  const auto stats = b != nullptr ? b->stats : nullptr;
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(runtime_.config()->daemon.drain_timeout_ms);
-  while (stats->active.load(std::memory_order_relaxed) > 0 &&
+  while (stats && stats->active.load(std::memory_order_relaxed) > 0 &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  if (stats->active.load(std::memory_order_relaxed) > 0) {
+  if (stats && stats->active.load(std::memory_order_relaxed) > 0) {
     (void)runtime_.shutdown_backend(p[1], p[3]);
   }
-  return runtime_.edit([&](Config& config) -> Result<void> {
+  auto removed = runtime_.edit([&](Config& config) -> Result<void> {
+    removing_.erase(key);
     VipSpec* spec = find_spec(config, p[1]);
     if (spec == nullptr) {
       return Error{"no vip named " + p[1], ENOENT};
     }
     std::erase_if(spec->backends, [&](const BackendSpec& s) { return s.name == p[3]; });
-    if (spec->backends.empty()) {
-      return Error{"a vip keeps at least one backend", EBUSY};
-    }
     return {};
   });
+  if (!removed) {
+    // Nothing was removed (the VIP went away meanwhile, or the XDP plane refused): the
+    // backend no longer counts as being removed.
+    (void)runtime_.edit([&](Config&) -> Result<void> {
+      removing_.erase(key);
+      return {};
+    });
+  }
+  return removed;
 }
 
 }  // namespace ringlb::control

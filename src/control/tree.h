@@ -40,6 +40,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -97,6 +98,10 @@ class ControlTree {
   std::string pin_root_;
   mutable std::mutex pending_mu_;
   std::map<std::pair<std::string, std::string>, Pending> pending_;
+  // (vip, backend) pairs an rmdir is draining: they no longer count as a VIP's
+  // remaining backends. Guarded by the Runtime's writer lock: touched only inside
+  // Runtime::edit callbacks.
+  std::set<std::pair<std::string, std::string>> removing_;
 };
 
 }  // namespace ringlb::control
