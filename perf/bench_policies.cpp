@@ -31,7 +31,7 @@ std::shared_ptr<const Pool> make_pool(PolicyKind policy, int n) {
 
 void BM_Pick(benchmark::State& state, PolicyKind kind) {
   auto pool = make_pool(kind, static_cast<int>(state.range(0)));
-  auto policy = make_policy(kind, 1);
+  auto policy = make_policy(pool, 1);
   // Distinct clients so ip_hash hashes a new address each time.
   std::vector<Client> clients(4096);
   Rng rng(5);
@@ -42,7 +42,7 @@ void BM_Pick(benchmark::State& state, PolicyKind kind) {
   }
   size_t i = 0;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(policy->pick(*pool, clients[i++ & 4095]));
+    benchmark::DoNotOptimize(policy->pick(clients[i++ & 4095], TriedBackends{}));
   }
 }
 BENCHMARK_CAPTURE(BM_Pick, round_robin, PolicyKind::round_robin)->Arg(3)->Arg(100)->Arg(1000);

@@ -39,8 +39,8 @@ namespace ringlb {
 // What the control tree's `health` file shows, one word.
 enum class HealthState : uint8_t {
   up,          // usable at full weight
-  down,        // failed `fall` active checks in a row
-  ejected,     // passive ejection running
+  down,        // failed `fall` active checks in a row (whether ejected or not)
+  ejected,     // passive ejection running, active checks passing (or none)
   slow_start,  // usable, weight still ramping up
 };
 std::string_view to_string(HealthState state);

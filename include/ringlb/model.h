@@ -126,9 +126,11 @@ enum class CheckType : uint8_t {
 std::optional<CheckType> parse_check_type(std::string_view text);
 std::string_view to_string(CheckType type);
 
-// [vip.health]: how a VIP judges its backends (health.h has the state machines).
+// [vip.health]: how a VIP judges its backends (health.h has the state machines). Every
+// VIP has one: a VIP without a [vip.health] table gets type = none (no active checks)
+// and every other default, so passive ejection, the panic threshold and the rest apply
+// to it as documented.
 struct HealthSpec {
-  bool enabled = false;  // the VIP has a [vip.health] table; without one, no health logic
   CheckType type = CheckType::tcp;
   uint32_t interval_ms = 2000;        // between the starts of two checks of a backend
   uint32_t timeout_ms = 1000;         // connect plus reply, at most interval_ms

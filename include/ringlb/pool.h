@@ -23,6 +23,8 @@ struct Backend {
   std::shared_ptr<BackendStats> stats;
   // Slow start (health.h): the share of its weight the backend gets, in 1/1000.
   uint32_t ramp_permille = 1000;
+  // Taken out by passive ejection alone (health.h: HealthState::ejected).
+  bool ejected = false;
 
   // The weight the weighted, least_request and random policies balance by: the
   // configured weight scaled by the slow-start ramp (only ratios matter).
@@ -60,6 +62,14 @@ class Pool {
   std::span<const Backend> backends() const { return backends_; }
   // Indexes of eligible backends, in configured order.
   std::span<const uint32_t> eligible() const { return eligible_; }
+  // Indexes of backends that would be eligible but for passive ejection, in configured
+  // order. Ejection is a guess from connect failures that time makes stale: a
+  // connection that has tried every eligible backend tries these before it gives up.
+  std::span<const uint32_t> ejected() const { return ejected_; }
+  // The index of `backend`, which must be one of backends().
+  uint32_t index_of(const Backend& backend) const {
+    return static_cast<uint32_t>(&backend - backends_.data());
+  }
   const PolicyTables& tables() const { return tables_; }
   const PoolOptions& options() const { return options_; }
   // The backend named `name`, or nullptr.
@@ -72,6 +82,7 @@ class Pool {
   PoolOptions options_;
   std::vector<Backend> backends_;
   std::vector<uint32_t> eligible_;
+  std::vector<uint32_t> ejected_;
   PolicyTables tables_;
 };
 

@@ -17,6 +17,7 @@
 
 #include "ringlb/config.h"
 #include "ringlb/fd.h"
+#include "ringlb/policy.h"
 #include "ringlb/pool.h"
 #include "ringlb/result.h"
 #include "ringlb/snapshot.h"
@@ -24,10 +25,21 @@
 
 namespace ringlb {
 
-// One VIP's settings and pool at one moment: immutable once published.
+// One VIP's settings, pool and policy at one moment. A connection holds the snapshot it
+// started with for its whole life, so its retries pick with the same pool and policy
+// instance: the two are one value and cannot be mixed.
 struct VipState {
   VipSpec spec;  // spec.backends is the configured list; the pool is what policies use
   std::shared_ptr<const Pool> pool;
+  // The pool's policy, one instance per worker (index = worker): the only state in a
+  // published snapshot that changes, and worker w alone touches policies[w].
+  std::vector<std::unique_ptr<Policy>> policies;
+
+  // A snapshot of `spec`: builds its pool from `backends` and one policy instance per
+  // worker, each seeded by the pool's id and the worker's index.
+  static std::shared_ptr<const VipState> make(VipSpec spec, std::vector<Backend> backends,
+                                              const PoolOptions& options, size_t workers);
+  Policy& policy(size_t worker) const { return *policies[worker]; }
 };
 
 // Pool-wide health of a VIP (health.h), written by the health monitor.
@@ -51,9 +63,14 @@ class VipRuntime {
   // The listening socket of worker `index`.
   int listener(size_t index) const { return listeners_.at(index).get(); }
   SnapshotCell<VipState>& state() { return state_; }
-  // Stops accepting on every worker's listener: new connections are refused, and
-  // pending multishot accepts complete.
-  void shutdown_listeners() const;
+  // Stops accepting on every worker's listener: new connections are refused (the
+  // kernel resets the SYN), connections still in the accept queue are reset, and
+  // pending multishot accepts complete. The descriptors are closed with the VipRuntime,
+  // once every worker has let go of it. Writers only (they hold the writer lock), or
+  // the drain.
+  void shutdown_listeners();
+  // False once shutdown_listeners() ran: workers arm no accept on it any more.
+  bool listening() const { return listening_.load(std::memory_order_acquire); }
   const SnapshotCell<VipState>& state() const { return state_; }
   VipHealthStats& health() { return health_; }
   const VipHealthStats& health() const { return health_; }
@@ -64,6 +81,7 @@ class VipRuntime {
   std::vector<UniqueFd> listeners_;
   SnapshotCell<VipState> state_;
   VipHealthStats health_;
+  std::atomic<bool> listening_{true};
 };
 
 struct VipSet {
@@ -142,7 +160,7 @@ class Runtime {
   bool draining() const { return draining_.load(std::memory_order_acquire); }
 
   // Every counter as "name value" lines: workers, totals with latency percentiles,
-  // then backends per VIP.
+  // the counters of removed backends (proxy.removed_backends.*), then backends per VIP.
   std::string render_stats() const;
   // The same counters in the Prometheus text exposition format.
   std::string render_metrics() const;
@@ -163,6 +181,17 @@ class Runtime {
   // Backend counters by (vip, backend) name, kept across reloads, of proxy and forward
   // VIPs. Writers only.
   std::map<std::pair<std::string, std::string>, std::shared_ptr<BackendStats>> backend_stats_;
+  // Counters of backends that changes removed, so that the backend counters still add
+  // up to the worker counters: those still referenced (connections may be writing
+  // them), and the folded sums of the others, by BackendStats counter.
+  struct RemovedBackends {
+    std::vector<std::shared_ptr<BackendStats>> live;
+    std::vector<uint64_t> folded;
+  };
+  mutable std::mutex removed_mu_;
+  RemovedBackends removed_;  // guarded by removed_mu_
+  // The summed counters of removed backends: (name, value) of each monotonic counter.
+  std::vector<std::pair<const char*, uint64_t>> removed_counters() const;
 };
 
 // Binds a listening TCP socket with SO_REUSEPORT (non-blocking, close-on-exec).

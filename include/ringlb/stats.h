@@ -29,27 +29,28 @@ class Counter {
 
 // One worker's counters: X(name, help). README.md lists them; `stats` prints them as
 // "worker.<n>.<name> <value>".
-#define RINGLB_WORKER_COUNTERS(X)                                                    \
-  X(accepted, "client connections accepted")                                         \
-  X(active, "client connections open now")                                           \
-  X(closed, "client connections closed")                                             \
-  X(rejected_overload, "connections accepted at max_connections and closed at once") \
-  X(accept_errors, "accept failures (EMFILE, ENFILE, ...)")                          \
-  X(accept_pauses, "times accepting paused for lack of descriptors")                 \
-  X(no_backend, "clients closed because no backend was eligible or reachable")       \
-  X(connect_refused, "backend connects refused")                                     \
-  X(connect_timeouts, "backend connects timed out")                                  \
-  X(connect_errors, "other backend connect failures")                                \
-  X(retries, "connects retried on another backend")                                  \
-  X(idle_timeouts, "connections closed after idle_timeout_ms without traffic")       \
-  X(age_closes, "connections closed gracefully after max_connection_age_ms")         \
-  X(drain_closes, "connections still open when a drain deadline passed")             \
-  X(resets, "connections ended by an error, reset propagated")                       \
-  X(bytes_in, "bytes client to backend")                                             \
-  X(bytes_out, "bytes backend to client")                                            \
-  X(splice_calls, "splice(2) calls made by the pumps")                               \
-  X(copy_calls, "recv/send/write calls of the small-message copy path")              \
-  X(pipes_created, "pipes created (empty pipes are reused)")                         \
+#define RINGLB_WORKER_COUNTERS(X)                                                              \
+  X(accepted, "client connections accepted")                                                   \
+  X(active, "client connections open now")                                                     \
+  X(closed, "client connections closed")                                                       \
+  X(rejected_overload, "connections accepted at max_connections and closed at once")           \
+  X(accept_errors, "accept failures (EMFILE, ENFILE, ...)")                                    \
+  X(accept_pauses, "times accepting paused for lack of descriptors")                           \
+  X(no_backend, "clients closed because no backend was eligible or reachable")                 \
+  X(connect_refused, "backend connects refused")                                               \
+  X(connect_timeouts, "backend connects timed out")                                            \
+  X(connect_errors, "other backend connect failures")                                          \
+  X(retries, "connects retried on another backend")                                            \
+  X(idle_timeouts, "connections closed after idle_timeout_ms without traffic")                 \
+  X(age_closes, "connections closed gracefully after max_connection_age_ms")                   \
+  X(age_resets, "connections reset: no quiet moment within drain_timeout_ms of the age limit") \
+  X(drain_closes, "connections still open when a drain deadline passed")                       \
+  X(resets, "connections ended by an error, reset propagated")                                 \
+  X(bytes_in, "bytes client to backend")                                                       \
+  X(bytes_out, "bytes backend to client")                                                      \
+  X(splice_calls, "splice(2) calls made by the pumps")                                         \
+  X(copy_calls, "recv/send/write calls of the small-message copy path")                        \
+  X(pipes_created, "pipes created (empty pipes are reused)")                                   \
   X(shutdown_closes, "connections reset by a backend's shutdown control")
 
 // Values in log2 buckets: bucket 0 holds 0, bucket i holds [2^(i-1), 2^i). One writer.

@@ -290,7 +290,6 @@ void read_health(Checker& check, const toml::node& node, const std::string& vip_
     check.error(node.source(), path, "expected a [vip.health] table");
     return;
   }
-  health.enabled = true;
   check.check_keys(*table, path,
                    {"type", "interval_ms", "timeout_ms", "rise", "fall", "send", "expect",
                     "eject_after_failures", "ejection_ms", "max_ejection_ms", "panic_threshold",
@@ -392,6 +391,9 @@ void read_vip(Checker& check, const toml::table& table, size_t index, VipSpec& v
   check.read_bool(table, path, "send_proxy_v2", vip.send_proxy_v2);
   if (const toml::node* health = table.get("health")) {
     read_health(check, *health, path, vip.health);
+  } else {
+    // No table: no active checks, the other defaults (passive ejection among them).
+    vip.health.type = CheckType::none;
   }
 
   const toml::node* backends = table.get("backend");

@@ -75,11 +75,14 @@ bool BackendHealth::tick(uint64_t now_ms) {
 }
 
 HealthState BackendHealth::state(const HealthSpec& spec, uint64_t now_ms) const {
-  if (ejected_until_ms_ != 0) {
-    return HealthState::ejected;
-  }
+  // Failed active checks first: `ejected` then means that only passive ejection (a
+  // guess from connect failures) keeps the backend out, which a connection that found
+  // nothing else relies on (Pool::ejected).
   if (!active_up_) {
     return HealthState::down;
+  }
+  if (ejected_until_ms_ != 0) {
+    return HealthState::ejected;
   }
   return ramp_permille(spec, now_ms) < 1000 ? HealthState::slow_start : HealthState::up;
 }

@@ -18,6 +18,10 @@ std::shared_ptr<const Pool> Pool::build(std::vector<Backend> backends, PolicyKin
     if (pool->backends_[i].eligible()) {
       pool->eligible_.push_back(i);
     }
+    const Backend& b = pool->backends_[i];
+    if (b.ejected && !b.healthy && b.spec.state == AdminState::up && b.spec.weight > 0) {
+      pool->ejected_.push_back(i);
+    }
   }
   policy_ops(policy).prepare(*pool, pool->tables_);
   return pool;

@@ -2,7 +2,9 @@
 // weight, scored as (active + 1) / weight like HAProxy's leastconn; ties are broken at
 // random. Small pools are scanned whole; above kFullScanLimit backends two random
 // candidates are compared (power of two choices), which keeps pick() O(1) and avoids
-// every worker herding onto the same least-loaded backend.
+// every worker herding onto the same least-loaded backend. A retry scans the untried
+// backends whole: a backend that refused a moment ago has no active connections, so
+// it always scores lowest, and only the tried set keeps a retry off it.
 #include "policy/registry.h"
 #include "ringlb/random.h"
 
@@ -26,32 +28,18 @@ int compare_load(const Backend& a, const Backend& b) {
 
 class LeastRequest final : public Policy {
  public:
-  explicit LeastRequest(uint64_t seed) : rng_(seed) {}
+  LeastRequest(std::shared_ptr<const Pool> pool, uint64_t seed)
+      : Policy(std::move(pool)), rng_(seed) {}
 
-  const Backend* pick(const Pool& pool, const Client&) override {
-    const auto eligible = pool.eligible();
-    const auto backends = pool.backends();
+  const Backend* pick(const Client&, const TriedBackends& tried) override {
+    const auto eligible = pool().eligible();
+    const auto backends = pool().backends();
     const size_t n = eligible.size();
     if (n == 0) {
       return nullptr;
     }
-    if (n == 1) {
-      return &backends[eligible[0]];
-    }
-    if (n <= kFullScanLimit) {
-      const Backend* best = &backends[eligible[0]];
-      uint32_t ties = 1;
-      for (size_t i = 1; i < n; ++i) {
-        const Backend* candidate = &backends[eligible[i]];
-        const int order = compare_load(*candidate, *best);
-        if (order < 0) {
-          best = candidate;
-          ties = 1;
-        } else if (order == 0 && rng_.below(++ties) == 0) {
-          best = candidate;  // reservoir sampling: each tied backend with equal chance
-        }
-      }
-      return best;
+    if (n <= kFullScanLimit || !tried.empty()) {
+      return least_loaded_untried(tried);
     }
     const uint32_t first = rng_.below(static_cast<uint32_t>(n));
     uint32_t second = rng_.below(static_cast<uint32_t>(n - 1));
@@ -66,6 +54,26 @@ class LeastRequest final : public Policy {
   }
 
  private:
+  // Every untried eligible backend is compared; ties are broken at random.
+  const Backend* least_loaded_untried(const TriedBackends& tried) {
+    const Backend* best = nullptr;
+    uint32_t ties = 0;
+    for (uint32_t index : pool().eligible()) {
+      if (tried.contains(index)) {
+        continue;
+      }
+      const Backend* candidate = &pool().backends()[index];
+      const int order = best == nullptr ? -1 : compare_load(*candidate, *best);
+      if (order < 0) {
+        best = candidate;
+        ties = 1;
+      } else if (order == 0 && rng_.below(++ties) == 0) {
+        best = candidate;  // reservoir sampling: each tied backend with equal chance
+      }
+    }
+    return best;
+  }
+
   Rng rng_;
 };
 
@@ -74,8 +82,8 @@ class LeastRequest final : public Policy {
 const PolicyOps kLeastRequestOps{
     .kind = PolicyKind::least_request,
     .prepare = prepare_nothing,
-    .make = [](uint64_t seed) -> std::unique_ptr<Policy> {
-      return std::make_unique<LeastRequest>(seed);
+    .make = [](std::shared_ptr<const Pool> pool, uint64_t seed) -> std::unique_ptr<Policy> {
+      return std::make_unique<LeastRequest>(std::move(pool), seed);
     },
 };
 

@@ -1,6 +1,8 @@
 // random: weighted random choice in O(1) through Vose's alias table, built once per
 // snapshot. Backend i is returned with probability weight_i / sum(weights), weights
-// being the effective ones (scaled by slow start, health.h).
+// being the effective ones (scaled by slow start, health.h). A retry draws again while
+// the draw lands on a tried backend, a few times, then chooses among the untried
+// backends by weight with one scan.
 #include <vector>
 
 #include "policy/registry.h"
@@ -54,25 +56,57 @@ void prepare_random(const Pool& pool, PolicyTables& tables) {
   }
 }
 
+constexpr int kRetryDraws = 8;
+
 class Random final : public Policy {
  public:
-  explicit Random(uint64_t seed) : rng_(seed) {}
+  Random(std::shared_ptr<const Pool> pool, uint64_t seed) : Policy(std::move(pool)), rng_(seed) {}
 
-  const Backend* pick(const Pool& pool, const Client&) override {
-    const auto eligible = pool.eligible();
+  const Backend* pick(const Client&, const TriedBackends& tried) override {
+    const auto eligible = pool().eligible();
     if (eligible.empty()) {
       return nullptr;
     }
-    const auto& tables = pool.tables();
-    const uint64_t r = rng_.next();
-    // High half picks the column, low half decides between it and its alias.
-    const uint32_t column =
-        static_cast<uint32_t>(((r >> 32) * static_cast<uint64_t>(eligible.size())) >> 32);
-    const bool own = (r & 0xffffffffULL) < tables.alias_threshold[column];
-    return &pool.backends()[own ? eligible[column] : tables.alias[column]];
+    const auto& tables = pool().tables();
+    const int draws = tried.empty() ? 1 : kRetryDraws;
+    for (int draw = 0; draw < draws; ++draw) {
+      const uint64_t r = rng_.next();
+      // High half picks the column, low half decides between it and its alias.
+      const uint32_t column =
+          static_cast<uint32_t>(((r >> 32) * static_cast<uint64_t>(eligible.size())) >> 32);
+      const bool own = (r & 0xffffffffULL) < tables.alias_threshold[column];
+      const uint32_t index = own ? eligible[column] : tables.alias[column];
+      if (!tried.contains(index)) {
+        return &pool().backends()[index];
+      }
+    }
+    return weighted_untried(tried);
   }
 
  private:
+  const Backend* weighted_untried(const TriedBackends& tried) {
+    uint64_t total = 0;
+    for (uint32_t index : pool().eligible()) {
+      total += tried.contains(index) ? 0 : pool().backends()[index].effective_weight();
+    }
+    if (total == 0) {
+      return nullptr;
+    }
+    uint64_t point =
+        static_cast<uint64_t>((static_cast<unsigned __int128>(rng_.next()) * total) >> 64);
+    for (uint32_t index : pool().eligible()) {
+      if (tried.contains(index)) {
+        continue;
+      }
+      const uint64_t weight = pool().backends()[index].effective_weight();
+      if (point < weight) {
+        return &pool().backends()[index];
+      }
+      point -= weight;
+    }
+    return nullptr;  // not reached: the points cover the total
+  }
+
   Rng rng_;
 };
 
@@ -81,7 +115,9 @@ class Random final : public Policy {
 const PolicyOps kRandomOps{
     .kind = PolicyKind::random,
     .prepare = prepare_random,
-    .make = [](uint64_t seed) -> std::unique_ptr<Policy> { return std::make_unique<Random>(seed); },
+    .make = [](std::shared_ptr<const Pool> pool, uint64_t seed) -> std::unique_ptr<Policy> {
+      return std::make_unique<Random>(std::move(pool), seed);
+    },
 };
 
 }  // namespace ringlb

@@ -6,16 +6,26 @@ namespace {
 
 class RoundRobin final : public Policy {
  public:
-  const Backend* pick(const Pool& pool, const Client&) override {
-    const auto eligible = pool.eligible();
-    if (eligible.empty()) {
-      return nullptr;
+  // Instances start at a position drawn from their seed: each worker and each snapshot
+  // begins somewhere else, so frequent snapshots (health changes) favour no backend.
+  RoundRobin(std::shared_ptr<const Pool> pool, uint64_t seed) : Policy(std::move(pool)) {
+    const size_t n = this->pool().eligible().size();
+    next_ = n == 0 ? 0 : static_cast<uint32_t>(seed % n);
+  }
+
+  const Backend* pick(const Client&, const TriedBackends& tried) override {
+    const auto eligible = pool().eligible();
+    const auto n = static_cast<uint32_t>(eligible.size());
+    // Each tried backend is skipped once at most: one untried backend lies within
+    // tried.size() + 1 steps when any is left.
+    for (uint32_t step = 0; step < n; ++step) {
+      const uint32_t index = eligible[next_];
+      next_ = next_ + 1 == n ? 0 : next_ + 1;
+      if (!tried.contains(index)) {
+        return &pool().backends()[index];
+      }
     }
-    // A smaller new snapshot may leave the cursor past its end.
-    if (next_ >= eligible.size()) {
-      next_ = 0;
-    }
-    return &pool.backends()[eligible[next_++]];
+    return nullptr;
   }
 
  private:
@@ -27,7 +37,9 @@ class RoundRobin final : public Policy {
 const PolicyOps kRoundRobinOps{
     .kind = PolicyKind::round_robin,
     .prepare = prepare_nothing,
-    .make = [](uint64_t) -> std::unique_ptr<Policy> { return std::make_unique<RoundRobin>(); },
+    .make = [](std::shared_ptr<const Pool> pool, uint64_t seed) -> std::unique_ptr<Policy> {
+      return std::make_unique<RoundRobin>(std::move(pool), seed);
+    },
 };
 
 }  // namespace ringlb

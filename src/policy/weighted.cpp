@@ -112,24 +112,52 @@ void prepare_weighted(const Pool& pool, PolicyTables& tables) {
   }
 }
 
+// Entries of the cycle a retry walks before it falls back to a scan: past a tried
+// backend the next entries usually name another one, and a weight-heavy tried backend
+// (most of the cycle) must not cost a walk over the whole cycle.
+constexpr uint32_t kRetryWalk = 32;
+
+// The untried eligible backend with the largest effective weight (the first on ties):
+// the smooth sequence's own preference once the walk found none. O(eligible).
+const Backend* heaviest_untried(const Pool& pool, const TriedBackends& tried) {
+  const Backend* best = nullptr;
+  for (uint32_t index : pool.eligible()) {
+    const Backend& b = pool.backends()[index];
+    if (!tried.contains(index) &&
+        (best == nullptr || b.effective_weight() > best->effective_weight())) {
+      best = &b;
+    }
+  }
+  return best;
+}
+
 class Weighted final : public Policy {
  public:
-  // A new snapshot (new weights, new members) starts a new cycle from its beginning,
-  // as nginx does when its peers are reinitialized.
-  const Backend* pick(const Pool& pool, const Client&) override {
-    const auto& sequence = pool.tables().sequence;
+  // A new snapshot (new weights, new members) starts a new cycle, as nginx does when its
+  // peers are reinitialized; each instance (worker, snapshot) enters it at a position
+  // drawn from its seed, so frequent snapshots do not favour the heaviest backend.
+  Weighted(std::shared_ptr<const Pool> pool, uint64_t seed) : Policy(std::move(pool)) {
+    const size_t n = this->pool().tables().sequence.size();
+    next_ = n == 0 ? 0 : seed % n;
+  }
+
+  const Backend* pick(const Client&, const TriedBackends& tried) override {
+    const auto& sequence = pool().tables().sequence;
     if (sequence.empty()) {
       return nullptr;
     }
-    if (pool.id() != pool_id_ || next_ >= sequence.size()) {
-      pool_id_ = pool.id();
-      next_ = 0;
+    const uint64_t walk = tried.empty() ? 1 : std::min<uint64_t>(kRetryWalk, sequence.size());
+    for (uint64_t step = 0; step < walk; ++step) {
+      const uint32_t index = sequence[next_];
+      next_ = next_ + 1 == sequence.size() ? 0 : next_ + 1;
+      if (!tried.contains(index)) {
+        return &pool().backends()[index];
+      }
     }
-    return &pool.backends()[sequence[next_++]];
+    return heaviest_untried(pool(), tried);
   }
 
  private:
-  uint64_t pool_id_ = 0;  // the snapshot the cursor belongs to
   uint64_t next_ = 0;
 };
 
@@ -138,7 +166,9 @@ class Weighted final : public Policy {
 const PolicyOps kWeightedOps{
     .kind = PolicyKind::weighted,
     .prepare = prepare_weighted,
-    .make = [](uint64_t) -> std::unique_ptr<Policy> { return std::make_unique<Weighted>(); },
+    .make = [](std::shared_ptr<const Pool> pool, uint64_t seed) -> std::unique_ptr<Policy> {
+      return std::make_unique<Weighted>(std::move(pool), seed);
+    },
 };
 
 }  // namespace ringlb

@@ -103,12 +103,6 @@ class Loop {
     std::map<std::string, VipEntry> next;
     for (const auto& spec : config_->vips) {
       auto found = vips_.find(spec.name);
-      if (!spec.health.enabled) {
-        if (found != vips_.end()) {
-          forget(found->second);
-        }
-        continue;
-      }
       VipEntry& entry = next[spec.name];
       if (found != vips_.end()) {
         entry = std::move(found->second);
@@ -168,7 +162,7 @@ class Loop {
     dirty_ = true;
   }
 
-  // A VIP that no longer has health settings: its backends are healthy again.
+  // A VIP the config no longer has: its backends are healthy again.
   void forget(VipEntry& entry) {
     for (auto& [name, t] : entry.targets) {
       if (t.stats) {

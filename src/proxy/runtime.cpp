@@ -7,8 +7,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
+
+#include "ringlb/health.h"
 
 namespace ringlb {
 
@@ -40,6 +43,50 @@ Result<UniqueFd> bind_listener(const SocketAddress& address, int backlog) {
     return system_error("listen on " + address.to_string(), errno);
   }
   return fd;
+}
+
+namespace {
+
+struct BackendLine {
+  const char* name;
+  uint64_t value;
+  bool gauge;
+};
+
+std::vector<BackendLine> backend_lines(const BackendStats& s) {
+  return {
+      {"active", static_cast<uint64_t>(s.active.load(std::memory_order_relaxed)), true},
+      {"connections", s.connections.load(std::memory_order_relaxed), false},
+      {"bytes_in", s.bytes_in.load(std::memory_order_relaxed), false},
+      {"bytes_out", s.bytes_out.load(std::memory_order_relaxed), false},
+      {"connect_refused", s.connect_refused.load(std::memory_order_relaxed), false},
+      {"connect_timeouts", s.connect_timeouts.load(std::memory_order_relaxed), false},
+      {"connect_errors", s.connect_errors.load(std::memory_order_relaxed), false},
+      {"failures", s.failures(), false},
+      {"healthy", s.healthy.load(std::memory_order_relaxed) ? 1u : 0u, true},
+      {"health_checks", s.health_checks.load(std::memory_order_relaxed), false},
+      {"health_check_failures", s.health_check_failures.load(std::memory_order_relaxed), false},
+      {"health_changes", s.health_changes.load(std::memory_order_relaxed), false},
+      {"ejections", s.ejections.load(std::memory_order_relaxed), false},
+  };
+}
+
+}  // namespace
+
+std::shared_ptr<const VipState> VipState::make(VipSpec spec, std::vector<Backend> backends,
+                                               const PoolOptions& options, size_t workers) {
+  auto state = std::make_shared<VipState>();
+  state->pool = Pool::build(std::move(backends), spec.policy, options);
+  state->spec = std::move(spec);
+  state->policies.reserve(workers);
+  for (size_t w = 0; w < workers; ++w) {
+    // splitmix-style mixing: neighbouring pool ids and workers get unrelated seeds.
+    uint64_t seed = (state->pool->id() << 16) ^ w;
+    seed = (seed ^ (seed >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    seed = (seed ^ (seed >> 27)) * 0x94d049bb133111ebULL;
+    state->policies.push_back(make_policy(state->pool, seed ^ (seed >> 31)));
+  }
+  return state;
 }
 
 Runtime::Runtime(size_t workers)
@@ -165,7 +212,7 @@ Result<void> Runtime::apply_locked(const Config& config) {
         stats = std::make_shared<BackendStats>();
         // Added while running: slow start begins with this very pool, before the health
         // monitor has seen the backend (it then ramps it on, health.h).
-        if (applied_once_ && spec.health.enabled && spec.health.slow_start_ms != 0) {
+        if (applied_once_ && spec.health.slow_start_ms != 0) {
           stats->ramp_permille.store(kSlowStartFirstPermille, std::memory_order_relaxed);
         }
       }
@@ -173,15 +220,16 @@ Result<void> Runtime::apply_locked(const Config& config) {
           Backend{.spec = b,
                   .healthy = stats->healthy.load(std::memory_order_relaxed),
                   .stats = stats,
-                  .ramp_permille = stats->ramp_permille.load(std::memory_order_relaxed)});
+                  .ramp_permille = stats->ramp_permille.load(std::memory_order_relaxed),
+                  .ejected = stats->health_state.load(std::memory_order_relaxed) ==
+                             static_cast<uint8_t>(HealthState::ejected)});
     }
     if (spec.mode != Mode::proxy) {
       continue;
     }
     const PoolOptions options{.hash_key = config.daemon.hash_key,
                               .maglev_table_size = config.daemon.maglev_table_size};
-    auto state = std::make_shared<const VipState>(
-        VipState{.spec = spec, .pool = Pool::build(std::move(backends), spec.policy, options)});
+    auto state = VipState::make(spec, std::move(backends), options, worker_count());
 
     std::shared_ptr<VipRuntime> existing;
     for (const auto& vip : current->vips) {
@@ -218,23 +266,54 @@ Result<void> Runtime::apply_locked(const Config& config) {
   }
 
   // Nothing can fail from here on.
+  // A VIP removed, renamed or moved to another address stops accepting now: a connect
+  // to its old address is refused (or, after a rename on the same address, reaches the
+  // new VIP's listeners only). Its connections finish on their own.
+  for (const auto& vip : current->vips) {
+    if (std::find(next.begin(), next.end(), vip) == next.end()) {
+      vip->shutdown_listeners();
+    }
+  }
   for (auto& u : updates) {
     u.vip->state().publish(u.state);
   }
   vips_.publish(std::make_shared<const VipSet>(VipSet{std::move(next)}));
+  {
+    std::lock_guard removed_lock(removed_mu_);
+    for (auto& [key, stats] : backend_stats_) {
+      if (next_stats.find(key) == next_stats.end()) {
+        removed_.live.push_back(std::move(stats));
+      }
+    }
+    // Counters nobody else references any more (no snapshot, no connection) are final:
+    // fold them into the sums, so that add/remove cycles hold no memory.
+    std::erase_if(removed_.live, [this](const std::shared_ptr<BackendStats>& stats) {
+      if (stats.use_count() != 1) {
+        return false;
+      }
+      const auto lines = backend_lines(*stats);
+      removed_.folded.resize(lines.size());
+      for (size_t k = 0; k < lines.size(); ++k) {
+        removed_.folded[k] += lines[k].gauge ? 0 : lines[k].value;
+      }
+      return true;
+    });
+  }
   backend_stats_ = std::move(next_stats);
   config_.publish(std::make_shared<const Config>(config));
   applied_once_ = true;
   return {};
 }
 
-void VipRuntime::shutdown_listeners() const {
+void VipRuntime::shutdown_listeners() {
+  listening_.store(false, std::memory_order_release);
   for (const auto& fd : listeners_) {
     ::shutdown(fd.get(), SHUT_RDWR);
   }
 }
 
 void Runtime::begin_drain() {
+  std::lock_guard lock(writer_mu_);
   draining_.store(true, std::memory_order_release);
   const auto set = vips_.load();
   for (const auto& vip : set->vips) {
@@ -266,31 +345,24 @@ std::optional<uint64_t> read_counter(int fd) {
   return value;
 }
 
-struct BackendLine {
-  const char* name;
-  uint64_t value;
-  bool gauge;
-};
-
-std::vector<BackendLine> backend_lines(const BackendStats& s) {
-  return {
-      {"active", static_cast<uint64_t>(s.active.load(std::memory_order_relaxed)), true},
-      {"connections", s.connections.load(std::memory_order_relaxed), false},
-      {"bytes_in", s.bytes_in.load(std::memory_order_relaxed), false},
-      {"bytes_out", s.bytes_out.load(std::memory_order_relaxed), false},
-      {"connect_refused", s.connect_refused.load(std::memory_order_relaxed), false},
-      {"connect_timeouts", s.connect_timeouts.load(std::memory_order_relaxed), false},
-      {"connect_errors", s.connect_errors.load(std::memory_order_relaxed), false},
-      {"failures", s.failures(), false},
-      {"healthy", s.healthy.load(std::memory_order_relaxed) ? 1u : 0u, true},
-      {"health_checks", s.health_checks.load(std::memory_order_relaxed), false},
-      {"health_check_failures", s.health_check_failures.load(std::memory_order_relaxed), false},
-      {"health_changes", s.health_changes.load(std::memory_order_relaxed), false},
-      {"ejections", s.ejections.load(std::memory_order_relaxed), false},
-  };
-}
-
 }  // namespace
+
+std::vector<std::pair<const char*, uint64_t>> Runtime::removed_counters() const {
+  std::lock_guard lock(removed_mu_);
+  std::vector<std::pair<const char*, uint64_t>> out;
+  const auto names = backend_lines(BackendStats{});
+  for (size_t k = 0; k < names.size(); ++k) {
+    if (names[k].gauge) {
+      continue;
+    }
+    uint64_t sum = k < removed_.folded.size() ? removed_.folded[k] : 0;
+    for (const auto& stats : removed_.live) {
+      sum += backend_lines(*stats)[k].value;
+    }
+    out.emplace_back(names[k].name, sum);
+  }
+  return out;
+}
 
 std::string Runtime::render_stats() const {
   std::string out;
@@ -329,16 +401,17 @@ std::string Runtime::render_stats() const {
     out += std::string("proxy.connection_duration_ms.") + label + " " +
            std::to_string(histogram_quantile(duration, q)) + "\n";
   }
+  for (const auto& [name, value] : removed_counters()) {
+    out += std::string("proxy.removed_backends.") + name + " " + std::to_string(value) + "\n";
+  }
   const auto set = vips_.load();
   for (const auto& vip : set->vips) {
     const auto state = vip->state().load();
-    if (state->spec.health.enabled) {
-      const std::string prefix = "vip." + vip->name() + ".";
-      out += prefix + "health_panic " +
-             (vip->health().panic.load(std::memory_order_relaxed) ? "1" : "0") + "\n";
-      out += prefix + "health_panics " +
-             std::to_string(vip->health().panics.load(std::memory_order_relaxed)) + "\n";
-    }
+    const std::string vip_prefix = "vip." + vip->name() + ".";
+    out += vip_prefix + "health_panic " +
+           (vip->health().panic.load(std::memory_order_relaxed) ? "1" : "0") + "\n";
+    out += vip_prefix + "health_panics " +
+           std::to_string(vip->health().panics.load(std::memory_order_relaxed)) + "\n";
     for (const auto& b : state->pool->backends()) {
       const std::string prefix = "vip." + vip->name() + ".backend." + b.spec.name + ".";
       for (const auto& line : backend_lines(*b.stats)) {
@@ -388,6 +461,11 @@ std::string Runtime::render_metrics() const {
             &WorkerStats::connect_time_us);
   histogram("ringlb_connection_duration_milliseconds", "accept to close",
             &WorkerStats::connection_duration_ms);
+  for (const auto& [name, value] : removed_counters()) {
+    const std::string metric = std::string("ringlb_removed_backends_") + name + "_total";
+    family(metric, "counter", "summed over the backends changes removed, see README.md");
+    out += metric + " " + std::to_string(value) + "\n";
+  }
   const auto set = vips_.load();
   family("ringlb_vip_health_panic", "gauge", "1 while too few backends are usable (all are used)");
   for (const auto& vip : set->vips) {

@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -22,7 +24,6 @@ namespace {
 constexpr uint32_t kChunkSize = 1024;  // connection slots allocated at a time
 constexpr uint32_t kNoSlot = 0xffffffffu;
 constexpr int kPumpBudget = 16;           // transfers per pump call before yielding
-constexpr uint32_t kMaxTries = 17;        // connect_retries is at most 16
 constexpr uint32_t kAcceptRetryMs = 100;  // pause after EMFILE/ENFILE
 constexpr size_t kMaxPooledPipes = 256;   // empty pipes kept for reuse
 
@@ -62,8 +63,6 @@ void set_reset_on_close(int fd) {
 struct Worker::LocalVip {
   std::shared_ptr<VipRuntime> vip;
   SnapshotReader<VipState> reader;
-  std::unique_ptr<Policy> policy;
-  PolicyKind policy_kind = PolicyKind::round_robin;
   uint32_t slot = 0;              // user_data index of its accepts; never changes
   uint32_t first_generation = 0;  // generations [first, generation] are this VIP's arms
   uint32_t generation = 0;        // the current arm
@@ -78,16 +77,6 @@ struct Worker::LocalVip {
   bool owns_generation(uint32_t g) const {
     return ((g - first_generation) & 0xffffff) <= ((generation - first_generation) & 0xffffff);
   }
-
-  // The current state, with a policy instance of its kind.
-  const VipState& state(uint64_t seed) {
-    const auto& current = reader.get();
-    if (!policy || policy_kind != current->spec.policy) {
-      policy = make_policy(current->spec.policy, seed);
-      policy_kind = current->spec.policy;
-    }
-    return *current;
-  }
 };
 
 enum class Phase : uint8_t { free, connecting, established };
@@ -99,12 +88,12 @@ struct Worker::Connection {
   uint32_t next_free = kNoSlot;
   int client = -1;
   int backend = -1;
-  std::shared_ptr<LocalVip> vip;
-  std::shared_ptr<const VipState> state;  // the snapshot `target` belongs to
+  // The snapshot the connection started with: its pool and policy serve every retry,
+  // and `target` is one of its backends.
+  std::shared_ptr<const VipState> state;
   const Backend* target = nullptr;
   Client client_info;
-  uint32_t tried[kMaxTries];
-  uint32_t tried_count = 0;
+  TriedBackends tried;
   sockaddr_storage backend_address{};
   socklen_t backend_address_len = 0;
   __kernel_timespec connect_timeout{};
@@ -116,6 +105,7 @@ struct Worker::Connection {
   uint64_t shutdown_epoch = 0;  // the backend's epoch when connected
   uint64_t last_activity_ms = 0;
   uint64_t age_deadline_ms = 0;  // 0: none
+  uint64_t age_give_up_ms = 0;   // past the age limit: reset if not quiet by then
   uint64_t bytes_in = 0;         // not yet added to the backend's counters
   uint64_t bytes_out = 0;
 };
@@ -350,7 +340,8 @@ void Worker::resume_accepting() {
     return;
   }
   for (auto& v : vips_) {
-    if (v && !v->accept_armed) {
+    // A VIP whose listeners a reload shut down waits here for refresh_vips to drop it.
+    if (v && !v->accept_armed && v->vip->listening()) {
       arm_accept(*v);
     }
   }
@@ -416,7 +407,7 @@ void Worker::on_accept(UserData ud, int res, unsigned flags) {
   Connection* c = allocate();
   c->phase = Phase::connecting;
   c->client = fd;
-  c->vip = vips_[ud.index];
+  c->state = vip->reader.get();  // the one snapshot load of this connection
   c->last_activity_ms = now_ms_;
   c->accepted_ns = monotonic_ns();
   ++active_;
@@ -427,8 +418,7 @@ void Worker::on_accept(UserData ud, int res, unsigned flags) {
 // ---- connecting ------------------------------------------------------------------------
 
 void Worker::start_connect(Connection& c) {
-  const VipState& state = c.vip->state(options_.index * 0x9e3779b97f4a7c15ULL + 1);
-  c.state = c.vip->reader.get();
+  const VipState& state = *c.state;
   if (state.spec.policy == PolicyKind::ip_hash || state.spec.send_proxy_v2) {
     sockaddr_storage peer;
     socklen_t len = sizeof(peer);
@@ -454,33 +444,21 @@ void Worker::start_connect(Connection& c) {
 // Picks the next untried backend and starts connecting to it. Returns false when no
 // backend is left to try.
 bool Worker::try_backend(Connection& c) {
-  const VipSpec& spec = c.state->spec;
-  const Pool& pool = *c.state->pool;
-  const uint32_t allowed = std::min<uint32_t>(spec.connect_retries + 1, kMaxTries);
-  while (c.tried_count < allowed && c.tried_count < pool.eligible().size()) {
-    // A policy may return a backend already tried (ip_hash across attempts, a small
-    // pool); a few extra picks find another one, and a bound ends the search.
-    const Backend* backend = nullptr;
-    for (uint32_t pick = 0; pick < 4 * kMaxTries && backend == nullptr; ++pick) {
-      c.client_info.attempt = c.tried_count + pick;
-      const Backend* candidate = c.vip->policy->pick(pool, c.client_info);
-      if (candidate == nullptr) {
-        return false;
-      }
-      const auto index = static_cast<uint32_t>(candidate - pool.backends().data());
-      bool seen = false;
-      for (uint32_t i = 0; i < c.tried_count; ++i) {
-        seen = seen || c.tried[i] == index;
-      }
-      if (!seen) {
-        backend = candidate;
-      }
+  const VipState& state = *c.state;
+  const VipSpec& spec = state.spec;
+  const Pool& pool = *state.pool;
+  Policy& policy = state.policy(options_.index);
+  const uint32_t allowed = std::min<uint32_t>(spec.connect_retries + 1, TriedBackends::kCapacity);
+  while (c.tried.size() < allowed) {
+    const Backend* backend = policy.pick(c.client_info, c.tried);
+    if (backend == nullptr) {
+      backend = last_resort(pool, c);
     }
     if (backend == nullptr) {
       return false;
     }
-    c.tried[c.tried_count++] = static_cast<uint32_t>(backend - pool.backends().data());
-    if (c.tried_count > 1) {
+    c.tried.add(pool.index_of(*backend));
+    if (c.tried.size() > 1) {
       stats_.retries.add();
     }
     const SocketAddress& address = backend->spec.address;
@@ -513,6 +491,22 @@ bool Worker::try_backend(Connection& c) {
   return false;
 }
 
+// Every eligible backend was tried (or none is eligible): a backend that passive
+// ejection took out may be back already (ejection is a guess from earlier connect
+// failures), and trying it costs a connect, where giving up costs the request. Backends
+// failing active checks are not tried. Starts at a place that varies with the
+// connection, so that such clients spread.
+const Backend* Worker::last_resort(const Pool& pool, const Connection& c) const {
+  const auto ejected = pool.ejected();
+  for (size_t k = 0; k < ejected.size(); ++k) {
+    const uint32_t index = ejected[(c.index + k) % ejected.size()];
+    if (!c.tried.contains(index)) {
+      return &pool.backends()[index];
+    }
+  }
+  return nullptr;
+}
+
 void Worker::on_connect(Connection& c, int res) {
   if (res == 0) {
     established(c);
@@ -533,7 +527,7 @@ void Worker::on_connect(Connection& c, int res) {
   // Passive ejection (health.h): the worker that counts the failure that reaches the
   // threshold wakes the health monitor, which ejects the backend.
   const HealthSpec& health = c.state->spec.health;
-  if (health.enabled && health.eject_after_failures != 0 &&
+  if (health.eject_after_failures != 0 &&
       bstats.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1 ==
           health.eject_after_failures) {
     runtime_.notify_health();
@@ -668,6 +662,9 @@ void Worker::on_poll(Connection& c, Side side, int res, unsigned flags) {
       !(client ? c.up.eof : c.down.eof)) {  // a multishot poll can end (e.g. overflow)
     arm_poll(c, side);
   }
+  if (open && aged(c)) {
+    close_if_quiet(c);
+  }
 }
 
 void Worker::on_pollout(Connection& c, Side side, int res) {
@@ -679,7 +676,9 @@ void Worker::on_pollout(Connection& c, Side side, int res) {
     close_connection(c, true);
     return;
   }
-  pump(c, up);
+  if (pump(c, up) && aged(c)) {
+    close_if_quiet(c);
+  }
 }
 
 void Worker::mark_bulk(Direction& d, int dst) {
@@ -991,6 +990,43 @@ void Worker::put_pipe(Pipe& pipe, bool empty) {
 
 // ---- timers ----------------------------------------------------------------------------
 
+// Whether ringlbd holds bytes of the connection, or the kernel does on either socket:
+// parked in a pipe, received and not yet read (SIOCINQ), or sent and not yet
+// acknowledged (SIOCOUTQ). A close at such a moment cannot be graceful.
+bool Worker::bytes_in_flight(const Connection& c) const {
+  if (c.up.in_pipe != 0 || c.down.in_pipe != 0) {
+    return true;
+  }
+  for (int fd : {c.client, c.backend}) {
+    int queued = 0;
+    if (::ioctl(fd, SIOCINQ, &queued) != 0 || queued != 0 || ::ioctl(fd, SIOCOUTQ, &queued) != 0 ||
+        queued != 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Worker::aged(const Connection& c) const {
+  return c.age_deadline_ms != 0 && now_ms_ >= c.age_deadline_ms;
+}
+
+// Past max_connection_age_ms: closes with FINs at the first quiet moment (checked at
+// each tick and after each event of the connection); when none comes within
+// drain_timeout_ms, resets both peers.
+void Worker::close_if_quiet(Connection& c) {
+  if (c.age_give_up_ms == 0) {
+    c.age_give_up_ms = now_ms_ + options_.drain_timeout_ms;
+  }
+  if (!bytes_in_flight(c)) {
+    stats_.age_closes.add();
+    close_connection(c, false);
+  } else if (now_ms_ >= c.age_give_up_ms) {
+    stats_.age_resets.add();
+    close_connection(c, true);
+  }
+}
+
 void Worker::on_tick() {
   refresh_vips();
   if (!draining_ && runtime_.draining()) {
@@ -1029,14 +1065,13 @@ void Worker::on_tick() {
     const uint32_t idle = c.state->spec.idle_timeout_ms;
     if (idle != 0 && now_ms_ - c.last_activity_ms >= idle) {
       stats_.idle_timeouts.add();
-      close_connection(c, false);
+      // Closing discards what is parked or unread, and whatever is unacknowledged may
+      // never arrive: then both peers must learn it (a reset), not see a clean end.
+      close_connection(c, bytes_in_flight(c));
       continue;
     }
-    // Graceful age limit: close only between transfers (both pipes empty), with FINs.
-    if (c.age_deadline_ms != 0 && now_ms_ >= c.age_deadline_ms && c.up.in_pipe == 0 &&
-        c.down.in_pipe == 0) {
-      stats_.age_closes.add();
-      close_connection(c, false);
+    if (aged(c)) {
+      close_if_quiet(c);
     }
   }
   if (active_ == 0) {

@@ -2,8 +2,10 @@
 //
 // Per client connection the worker
 //   1. accepts it (multishot accept),
-//   2. asks the VIP's policy for a backend and connects with a linked timeout,
-//      retrying on the next backend the policy gives after a refusal or timeout,
+//   2. asks the VIP's policy for a backend and connects with a linked timeout; after a
+//      refusal or timeout it retries on a backend the connection has not tried (the
+//      policy excludes tried ones; when none is left, backends out by passive ejection
+//      alone), always with the pool and policy of the snapshot it started with,
 //   3. forwards both directions with splice(2) through a pipe per direction.
 //
 // The splice pump. IORING_OP_SPLICE is always punted to io-wq threads, which would move
@@ -27,6 +29,10 @@
 //   - EOF on a source is forwarded as shutdown(SHUT_WR) on the destination once the pipe
 //     is empty; the connection closes when both directions have done so. An error on
 //     either side closes both, and the other side gets a reset (SO_LINGER 0).
+//   - No silent truncation: a close ringlbd decides (idle timeout, age limit) sends FINs
+//     only when no byte is in flight (nothing parked in a pipe, nothing unread or
+//     unacknowledged on either socket); otherwise it resets both peers. The age limit
+//     waits for such a quiet moment up to drain_timeout_ms before it resets.
 // The per-connection bytes in flight are bounded by the two pipes' sizes.
 #pragma once
 
@@ -107,6 +113,7 @@ class Worker {
   // Connection life.
   void start_connect(Connection& c);
   bool try_backend(Connection& c);
+  const Backend* last_resort(const Pool& pool, const Connection& c) const;
   void established(Connection& c);
   bool send_proxy_header(Connection& c);
   bool pump(Connection& c, bool up);
@@ -118,6 +125,9 @@ class Worker {
   void arm_pollout(Connection& c, Side side);
   void close_connection(Connection& c, bool reset);
   void flush_bytes(Connection& c);
+  bool bytes_in_flight(const Connection& c) const;
+  bool aged(const Connection& c) const;
+  void close_if_quiet(Connection& c);
 
   // Listeners.
   void refresh_vips();

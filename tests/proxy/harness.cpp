@@ -551,7 +551,8 @@ void Conn::shutdown_write() {
 // ---- many echo clients -----------------------------------------------------------------
 
 EchoResult run_echo_clients(const std::string& host, uint16_t port,
-                            const std::vector<uint64_t>& sizes, uint64_t seed, int timeout_ms) {
+                            const std::vector<uint64_t>& sizes, uint64_t seed, int timeout_ms,
+                            const std::vector<std::string>& sources) {
   struct Client {
     UniqueFd fd;
     uint64_t size = 0;
@@ -578,6 +579,14 @@ EchoResult run_echo_clients(const std::string& host, uint16_t port,
     Client& c = clients[i];
     c.size = sizes[i];
     c.fd = UniqueFd(::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    if (!sources.empty()) {
+      socklen_t source_len;
+      auto local = make_address(sources[i % sources.size()], 0, source_len);
+      if (::bind(c.fd.get(), reinterpret_cast<sockaddr*>(&local), source_len) != 0) {
+        fail(c, "bind: " + std::string(strerror(errno)));
+        continue;
+      }
+    }
     if (::connect(c.fd.get(), reinterpret_cast<sockaddr*>(&address), len) != 0 &&
         errno != EINPROGRESS) {
       fail(c, "connect: " + std::string(strerror(errno)));

@@ -152,8 +152,10 @@ struct EchoResult {
   uint64_t bytes = 0;
   std::string first_error;
 };
+// `sources`: local addresses to bind, client i the (i % size)-th (default: the kernel's).
 EchoResult run_echo_clients(const std::string& host, uint16_t port,
-                            const std::vector<uint64_t>& sizes, uint64_t seed, int timeout_ms);
+                            const std::vector<uint64_t>& sizes, uint64_t seed, int timeout_ms,
+                            const std::vector<std::string>& sources = {});
 
 std::string proxy_config(uint16_t listen_port, const std::vector<const Backend*>& backends,
                          const std::string& vip_extra = "", const std::string& daemon_extra = "",

@@ -64,6 +64,19 @@ void reload(Ringlbd& lb, const std::string& config) {
   ASSERT_GT(count(), before) << "ringlbd did not report the reload:\n" << lb.log();
 }
 
+// Waits until the counter `name` reaches `at_least` (the health monitor acts a moment
+// after the workers count).
+bool wait_for_stat(Ringlbd& lb, const std::string& name, uint64_t at_least) {
+  const auto deadline = Clock::now() + 3s;
+  while (lb.stat(name) < at_least) {
+    if (Clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
 bool alive(const Ringlbd& lb) {
   return ::kill(lb.pid(), 0) == 0;
 }
@@ -73,9 +86,10 @@ bool alive(const Ringlbd& lb) {
 class RefusingBackend : public testing::TestWithParam<PolicyKind> {};
 
 // The shape of the shipped example: two backends, connect_retries = 2, no [vip.health];
-// one backend's port is closed. 16 clients at a time, one connection per request: every
-// request is served, and passive ejection takes the refusing backend out although the
-// VIP has no health table.
+// one backend's port is closed. 16 clients at a time, one connection per request, from
+// 64 source addresses (so that ip_hash sends some to each backend): every request is
+// served, and passive ejection takes the refusing backend out although the VIP has no
+// health table.
 TEST_P(RefusingBackend, CostsARetryNeverARequestAndIsEjected) {
   Backend good("good", BackendMode::echo);
   const std::string refused = "127.0.0.1:" + std::to_string(free_port());
@@ -85,12 +99,18 @@ TEST_P(RefusingBackend, CostsARetryNeverARequestAndIsEjected) {
       vip_block("test", port,
                 "policy = \"" + std::string(to_string(GetParam())) + "\"\nconnect_retries = 2\n",
                 {{"refused", refused}, {"good", good.address()}}));
+  std::vector<std::string> sources;
+  for (int i = 0; i < 64; ++i) {
+    sources.push_back("127.0.1." + std::to_string(i + 1));
+  }
   size_t completed = 0;
   size_t failed = 0;
   std::string first_error;
   for (int round = 0; round < 60; ++round) {
+    const std::vector<std::string> these(sources.begin() + (round % 4) * 16,
+                                         sources.begin() + (round % 4 + 1) * 16);
     const auto result = run_echo_clients("127.0.0.1", port, std::vector<uint64_t>(16, 100),
-                                         uint64_t(round) << 20, 5000);
+                                         uint64_t(round) << 20, 5000, these);
     completed += result.completed;
     failed += result.failed;
     if (first_error.empty()) {
@@ -127,6 +147,96 @@ TEST(RefusingBackendWithoutEjection, IsNeverEjectedAndLosesNoRequest) {
   auto stats = lb.stats();
   EXPECT_EQ(stats["vip.test.backend.refused.ejections"], 0u);
   EXPECT_GE(stats["vip.test.backend.refused.connect_refused"], 20u);
+}
+
+// A backend whose port is reserved (bound, not listening: connects are refused) until
+// start() makes it an echo server on that very address: a backend that comes back.
+class LateBackend {
+ public:
+  LateBackend() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(address);
+    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&address), len) != 0) {
+      throw std::runtime_error("late backend: bind failed");
+    }
+    ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&address), &len);
+    port_ = ntohs(address.sin_port);
+  }
+  ~LateBackend() {
+    stop_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Listens and echoes each connection's bytes until its EOF, one connection at a time.
+  void start() {
+    ASSERT_EQ(::listen(fd_.get(), 64), 0);
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{.fd = fd_.get(), .events = POLLIN, .revents = 0};
+        if (::poll(&p, 1, 50) != 1) {
+          continue;
+        }
+        UniqueFd conn(::accept(fd_.get(), nullptr, nullptr));
+        ++served_;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::recv(conn.get(), buf, sizeof(buf), 0)) > 0) {
+          ::send(conn.get(), buf, static_cast<size_t>(n), MSG_NOSIGNAL);
+        }
+      }
+    });
+  }
+  int served() const { return served_.load(); }
+
+ private:
+  UniqueFd fd_;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> served_{0};
+  std::thread thread_;
+};
+
+std::string echo_once(uint16_t port, const std::string& text) {
+  Conn conn = Conn::open("127.0.0.1", port);
+  if (!conn.ok() || !conn.send_all(text)) {
+    return "<connect failed>";
+  }
+  conn.shutdown_write();
+  return conn.read_to_eof().value_or("<read failed>");
+}
+
+// Passive ejection is a guess from past failures. A backend that was ejected and is
+// back must not be passed over while the client fails: once every eligible backend has
+// refused, a connection tries the ejected ones before it gives up (panic is off here,
+// so only this can save the request).
+TEST(Ejection, AnEjectedBackendThatIsBackServesWhenEveryEligibleOneRefuses) {
+  const std::string dead = "127.0.0.1:" + std::to_string(free_port());
+  LateBackend late;
+  auto last = std::make_unique<Backend>("c", BackendMode::echo);
+  const uint16_t port = free_port();
+  Ringlbd lb("[daemon]\nworkers = 1\n" +
+             vip_block("test", port,
+                       "policy = \"round_robin\"\nconnect_retries = 2\n"
+                       "[vip.health]\ntype = \"none\"\neject_after_failures = 2\n"
+                       "ejection_ms = 20000\nmax_ejection_ms = 20000\npanic_threshold = 0\n",
+                       {{"a", dead}, {"b", late.address()}, {"c", last->address()}}));
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_EQ(echo_once(port, "x" + std::to_string(i)), "x" + std::to_string(i));
+  }
+  ASSERT_TRUE(wait_for_stat(lb, "vip.test.backend.b.ejections", 1));
+  ASSERT_TRUE(wait_for_stat(lb, "vip.test.backend.a.ejections", 1));
+  // b comes back (still ejected for 20 s), and c, the only eligible backend, dies.
+  late.start();
+  last.reset();
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(echo_once(port, "y" + std::to_string(i)), "y" + std::to_string(i));
+  }
+  EXPECT_EQ(late.served(), 6);
+  EXPECT_EQ(lb.stat("proxy.no_backend"), 0u);
 }
 
 // ---- 2. a policy switch while connects are pending ------------------------------------
@@ -331,6 +441,9 @@ class WritingBackend {
         if (w > 0) {
           sent += static_cast<uint64_t>(w);
           written_ = sent;
+        } else if (w < 0 && errno != EAGAIN) {
+          end_ = -errno;  // the error is reported once: a later recv would see a plain end
+          return;
         }
       }
       if (c.revents & (POLLIN | POLLHUP | POLLERR)) {

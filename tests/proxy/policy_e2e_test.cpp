@@ -80,7 +80,7 @@ TEST(IpHashEndToEnd, EachClientAddressLandsWhereTheTableSays) {
   auto pool = Pool::build(
       std::move(backends), PolicyKind::ip_hash,
       {.hash_key = config->daemon.hash_key, .maglev_table_size = config->daemon.maglev_table_size});
-  auto predictor = make_policy(PolicyKind::ip_hash, 1);
+  auto predictor = make_policy(pool, 0);
 
   std::map<std::string, int> counts;
   for (int host = 2; host < 202; ++host) {
@@ -89,7 +89,7 @@ TEST(IpHashEndToEnd, EachClientAddressLandsWhereTheTableSays) {
     in_addr addr;
     inet_pton(AF_INET, source.c_str(), &addr);
     const std::string expected =
-        predictor->pick(*pool, Client{.address = IpAddress::v4(addr)})->spec.name;
+        predictor->pick(Client{.address = IpAddress::v4(addr)}, TriedBackends{})->spec.name;
     for (int repeat = 0; repeat < 2; ++repeat) {
       Conn conn = Conn::open("127.0.0.1", port, 3000, source);
       const std::string got = landed(conn);

@@ -15,7 +15,6 @@ namespace {
 
 HealthSpec spec_with(uint32_t rise, uint32_t fall) {
   HealthSpec spec;
-  spec.enabled = true;
   spec.rise = rise;
   spec.fall = fall;
   return spec;
@@ -207,10 +206,10 @@ std::map<std::string, int> shares(PolicyKind kind, uint32_t ramp_of_second, int 
     });
   }
   auto pool = Pool::build(std::move(backends), kind, PoolOptions{});
-  auto policy = make_policy(kind, 7);
+  auto policy = make_policy(pool, 0);
   std::map<std::string, int> counts;
   for (int i = 0; i < picks; ++i) {
-    counts[policy->pick(*pool, Client{})->spec.name]++;
+    counts[policy->pick(Client{}, TriedBackends{})->spec.name]++;
   }
   return counts;
 }
@@ -249,7 +248,6 @@ TEST(HealthConfig, ParsesEveryKey) {
   auto config = parse_config(text, "h.toml");
   ASSERT_TRUE(config) << config.error().message;
   const HealthSpec& h = config->vips[0].health;
-  EXPECT_TRUE(h.enabled);
   EXPECT_EQ(h.type, CheckType::tcp);
   EXPECT_EQ(h.interval_ms, 500u);
   EXPECT_EQ(h.timeout_ms, 200u);
@@ -264,10 +262,22 @@ TEST(HealthConfig, ParsesEveryKey) {
   EXPECT_EQ(h.slow_start_ms, 10000u);
 }
 
-TEST(HealthConfig, WithoutTheTableThereIsNoHealthLogic) {
+// Without the table a VIP has no active checks, but passive ejection and the panic
+// threshold keep their documented defaults.
+TEST(HealthConfig, WithoutTheTablePassiveEjectionIsOnByDefault) {
   auto config = parse_config(kVipHead, "h.toml");
   ASSERT_TRUE(config) << config.error().message;
-  EXPECT_FALSE(config->vips[0].health.enabled);
+  const HealthSpec& h = config->vips[0].health;
+  EXPECT_EQ(h.type, CheckType::none);
+  EXPECT_EQ(h.eject_after_failures, 5u);
+  EXPECT_EQ(h.ejection_ms, 1000u);
+  EXPECT_EQ(h.max_ejection_ms, 30000u);
+  EXPECT_EQ(h.panic_threshold, 50u);
+  EXPECT_EQ(h.slow_start_ms, 0u);
+  // A table without `type` means active TCP checks.
+  auto with_table = parse_config(std::string(kVipHead) + "[vip.health]\n", "h.toml");
+  ASSERT_TRUE(with_table) << with_table.error().message;
+  EXPECT_EQ(with_table->vips[0].health.type, CheckType::tcp);
 }
 
 TEST(HealthConfig, BadValuesNameFileLineKeyAndExpectation) {

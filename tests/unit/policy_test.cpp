@@ -2,6 +2,7 @@
 
 #include <map>
 #include <numeric>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,10 +49,14 @@ Client client_at(uint32_t i) {
   return Client{.address = IpAddress::v4(a), .port = 40000};
 }
 
-std::string sequence(Policy& policy, const Pool& pool, int picks) {
+const Backend* first_pick(Policy& policy, const Client& client) {
+  return policy.pick(client, TriedBackends{});
+}
+
+std::string sequence(Policy& policy, int picks) {
   std::string out;
   for (int i = 0; i < picks; ++i) {
-    const Backend* b = policy.pick(pool, client_at(i));
+    const Backend* b = first_pick(policy, client_at(i));
     out += b != nullptr ? b->spec.name : "-";
   }
   return out;
@@ -74,12 +79,12 @@ TEST_P(EveryPolicy, EmptyEligibleSetGivesNoBackend) {
                                      {.name = "b", .weight = 0},
                                      {.name = "c", .healthy = false},
                                      {.name = "d", .state = AdminState::drain}});
-  auto policy = make_policy(GetParam(), 1);
+  auto policy = make_policy(pool, 1);
   for (uint32_t i = 0; i < 100; ++i) {
-    EXPECT_EQ(policy->pick(*pool, client_at(i)), nullptr);
+    EXPECT_EQ(first_pick(*policy, client_at(i)), nullptr);
   }
-  auto empty = make_pool(GetParam(), {});
-  EXPECT_EQ(policy->pick(*empty, client_at(0)), nullptr);
+  auto empty = make_policy(make_pool(GetParam(), {}), 1);
+  EXPECT_EQ(first_pick(*empty, client_at(0)), nullptr);
 }
 
 TEST_P(EveryPolicy, PicksOnlyUpHealthyWeightedBackends) {
@@ -89,10 +94,10 @@ TEST_P(EveryPolicy, PicksOnlyUpHealthyWeightedBackends) {
                                      {.name = "sick", .healthy = false},
                                      {.name = "ok2", .weight = 3},
                                      {.name = "drain", .state = AdminState::drain}});
-  auto policy = make_policy(GetParam(), 1);
+  auto policy = make_policy(pool, 1);
   std::map<std::string, int> seen;
   for (uint32_t i = 0; i < 2000; ++i) {
-    const Backend* b = policy->pick(*pool, client_at(i));
+    const Backend* b = first_pick(*policy, client_at(i));
     ASSERT_NE(b, nullptr);
     b->stats->active.fetch_add(1);  // the client holds its connection
     ++seen[b->spec.name];
@@ -100,6 +105,55 @@ TEST_P(EveryPolicy, PicksOnlyUpHealthyWeightedBackends) {
   EXPECT_EQ(seen.size(), 2u);
   EXPECT_GT(seen["ok1"], 0);
   EXPECT_GT(seen["ok2"], 0);
+}
+
+// A connection's retries: each pick is an eligible backend not tried yet, until none is
+// left. Weights are uneven so that weighted and random draw the heavy one again and
+// again.
+TEST_P(EveryPolicy, RetriesNeverReturnATriedBackend) {
+  auto pool = make_pool(GetParam(), {{.name = "heavy", .weight = 10000},
+                                     {.name = "a"},
+                                     {.name = "down", .state = AdminState::down},
+                                     {.name = "b", .weight = 3},
+                                     {.name = "sick", .healthy = false},
+                                     {.name = "c", .weight = 2}});
+  for (uint32_t i = 0; i < 300; ++i) {
+    auto policy = make_policy(pool, i);
+    TriedBackends tried;
+    std::set<std::string> names;
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      const Backend* b = policy->pick(client_at(i), tried);
+      ASSERT_NE(b, nullptr) << "client " << i << " attempt " << attempt;
+      ASSERT_TRUE(b->eligible()) << b->spec.name;
+      ASSERT_FALSE(tried.contains(pool->index_of(*b))) << b->spec.name << " again";
+      tried.add(pool->index_of(*b));
+      names.insert(b->spec.name);
+    }
+    EXPECT_EQ(names, (std::set<std::string>{"heavy", "a", "b", "c"}));
+    EXPECT_EQ(policy->pick(client_at(i), tried), nullptr) << "every eligible backend was tried";
+  }
+}
+
+// The last untried backend among many tried ones, whatever their weights: found in one
+// pick (a retry may scan; it may not give up).
+TEST_P(EveryPolicy, ARetryFindsTheOneBackendLeft) {
+  std::vector<B> list;
+  for (int i = 0; i < 17; ++i) {
+    list.push_back({.name = "b" + std::to_string(i), .weight = i == 11 ? 1u : 10000u});
+  }
+  auto pool = make_pool(GetParam(), list);
+  auto policy = make_policy(pool, 3);
+  for (uint32_t client = 0; client < 50; ++client) {
+    TriedBackends tried;
+    for (uint32_t index = 0; index < 17; ++index) {
+      if (index != 11) {
+        tried.add(index);
+      }
+    }
+    const Backend* b = policy->pick(client_at(client), tried);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->spec.name, "b11");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, EveryPolicy,
@@ -113,23 +167,33 @@ INSTANTIATE_TEST_SUITE_P(Policies, EveryPolicy,
 TEST(RoundRobinPolicy, EveryEligibleBackendInTurn) {
   auto pool = make_pool(PolicyKind::round_robin,
                         {{.name = "a", .weight = 5}, {.name = "b"}, {.name = "c"}});
-  auto policy = make_policy(PolicyKind::round_robin, 1);
-  EXPECT_EQ(sequence(*policy, *pool, 7), "abcabca");
+  auto policy = make_policy(pool, 0);
+  EXPECT_EQ(sequence(*policy, 7), "abcabca");
 }
 
 TEST(RoundRobinPolicy, SkipsIneligibleBackends) {
   auto pool = make_pool(PolicyKind::round_robin,
                         {{.name = "a"}, {.name = "b", .state = AdminState::down}, {.name = "c"}});
-  auto policy = make_policy(PolicyKind::round_robin, 1);
-  EXPECT_EQ(sequence(*policy, *pool, 4), "acac");
+  auto policy = make_policy(pool, 0);
+  EXPECT_EQ(sequence(*policy, 4), "acac");
 }
 
-TEST(RoundRobinPolicy, ContinuesAcrossASmallerSnapshot) {
-  auto policy = make_policy(PolicyKind::round_robin, 1);
-  auto three = make_pool(PolicyKind::round_robin, {{.name = "a"}, {.name = "b"}, {.name = "c"}});
-  EXPECT_EQ(sequence(*policy, *three, 2), "ab");
-  auto two = make_pool(PolicyKind::round_robin, {{.name = "a"}, {.name = "b"}});
-  EXPECT_EQ(sequence(*policy, *two, 3), "aba");
+// Each instance (a worker's, for one snapshot) starts where its seed says: frequent
+// snapshots do not send every worker's first pick to the first backend.
+TEST(RoundRobinPolicy, TheSeedSetsTheStart) {
+  auto pool = make_pool(PolicyKind::round_robin, {{.name = "a"}, {.name = "b"}, {.name = "c"}});
+  EXPECT_EQ(sequence(*make_policy(pool, 1), 4), "bcab");
+  EXPECT_EQ(sequence(*make_policy(pool, 5), 4), "cabc");
+}
+
+TEST(RoundRobinPolicy, ARetrySkipsTriedBackendsAndKeepsTheTurn) {
+  auto pool = make_pool(PolicyKind::round_robin, {{.name = "a"}, {.name = "b"}, {.name = "c"}});
+  auto policy = make_policy(pool, 0);
+  TriedBackends tried;
+  tried.add(1);  // b
+  EXPECT_EQ(policy->pick(client_at(0), tried)->spec.name, "a");
+  EXPECT_EQ(policy->pick(client_at(0), tried)->spec.name, "c");  // b skipped
+  EXPECT_EQ(sequence(*policy, 3), "abc");
 }
 
 // -- weighted -------------------------------------------------------------------------
@@ -137,16 +201,16 @@ TEST(RoundRobinPolicy, ContinuesAcrossASmallerSnapshot) {
 TEST(WeightedPolicy, SmoothSequenceForWeights511) {
   auto pool =
       make_pool(PolicyKind::weighted, {{.name = "a", .weight = 5}, {.name = "b"}, {.name = "c"}});
-  auto policy = make_policy(PolicyKind::weighted, 1);
-  EXPECT_EQ(sequence(*policy, *pool, 14), "aabacaaaabacaa");
+  auto policy = make_policy(pool, 0);
+  EXPECT_EQ(sequence(*policy, 14), "aabacaaaabacaa");
 }
 
 TEST(WeightedPolicy, SmoothSequenceForWeights421) {
   auto pool = make_pool(PolicyKind::weighted,
                         {{.name = "a", .weight = 4}, {.name = "b", .weight = 2}, {.name = "c"}});
-  auto policy = make_policy(PolicyKind::weighted, 1);
+  auto policy = make_policy(pool, 0);
   // nginx's ngx_http_upstream_get_peer gives a b a c a b a for 4,2,1.
-  EXPECT_EQ(sequence(*policy, *pool, 7), "abacaba");
+  EXPECT_EQ(sequence(*policy, 7), "abacaba");
 }
 
 TEST(WeightedPolicy, ExactOverEachCycle) {
@@ -155,11 +219,11 @@ TEST(WeightedPolicy, ExactOverEachCycle) {
                          {.name = "c", .weight = 11},
                          {.name = "d", .weight = 1}};
   auto pool = make_pool(PolicyKind::weighted, list);
-  auto policy = make_policy(PolicyKind::weighted, 1);
+  auto policy = make_policy(pool, 9);  // any start: every cycle-long window is exact
   for (int cycle = 0; cycle < 3; ++cycle) {
     std::map<std::string, uint32_t> counts;
     for (int i = 0; i < 22; ++i) {
-      ++counts[policy->pick(*pool, client_at(i))->spec.name];
+      ++counts[first_pick(*policy, client_at(i))->spec.name];
     }
     for (const auto& b : list) {
       EXPECT_EQ(counts[b.name], b.weight) << "cycle " << cycle << " backend " << b.name;
@@ -210,9 +274,9 @@ TEST(WeightedPolicy, CycleEqualsNginxPickForPickOnRandomPools) {
       b.weight /= static_cast<uint32_t>(divisor);
     }
     auto pool = make_pool(PolicyKind::weighted, list);
-    auto policy = make_policy(PolicyKind::weighted, 1);
+    auto policy = make_policy(pool, 0);
     const int picks = 2 * total;
-    ASSERT_EQ(sequence(*policy, *pool, picks), nginx_sequence(reduced, picks)) << "round " << round;
+    ASSERT_EQ(sequence(*policy, picks), nginx_sequence(reduced, picks)) << "round " << round;
   }
 }
 
@@ -223,15 +287,28 @@ TEST(WeightedPolicy, CommonDivisorDoesNotLengthenTheCycle) {
   EXPECT_EQ(pool->tables().sequence.size(), 7u);
 }
 
-TEST(WeightedPolicy, WeightChangeMidCycleStartsTheNewCycle) {
-  auto policy = make_policy(PolicyKind::weighted, 1);
-  auto before =
-      make_pool(PolicyKind::weighted, {{.name = "a", .weight = 5}, {.name = "b"}, {.name = "c"}});
-  EXPECT_EQ(sequence(*policy, *before, 3), "aab");
-  auto after = make_pool(
+TEST(WeightedPolicy, TheSeedSetsWhereTheCycleIsEntered) {
+  auto pool = make_pool(
       PolicyKind::weighted,
       {{.name = "a", .weight = 1}, {.name = "b", .weight = 1}, {.name = "c", .weight = 2}});
-  EXPECT_EQ(sequence(*policy, *after, 8), "cabccabc");
+  EXPECT_EQ(sequence(*make_policy(pool, 0), 8), "cabccabc");
+  EXPECT_EQ(sequence(*make_policy(pool, 2), 8), "bccabcca");
+}
+
+// A retry walks on past tried entries; when the tried backend owns nearly the whole
+// cycle, it does not walk the cycle but takes the heaviest untried backend.
+TEST(WeightedPolicy, ARetryWalksPastTriedEntries) {
+  auto pool =
+      make_pool(PolicyKind::weighted, {{.name = "a", .weight = 5}, {.name = "b"}, {.name = "c"}});
+  auto policy = make_policy(pool, 0);  // a a b a c a a
+  TriedBackends tried;
+  tried.add(0);
+  EXPECT_EQ(policy->pick(client_at(0), tried)->spec.name, "b");
+  EXPECT_EQ(policy->pick(client_at(0), tried)->spec.name, "c");
+  auto skewed =
+      make_pool(PolicyKind::weighted,
+                {{.name = "a", .weight = 10000}, {.name = "b"}, {.name = "c", .weight = 2}});
+  EXPECT_EQ(make_policy(skewed, 0)->pick(client_at(0), tried)->spec.name, "c");
 }
 
 TEST(WeightedPolicy, HugeWeightSumsAreScaledAndStayProportional) {
@@ -264,11 +341,11 @@ TEST(RandomPolicy, SharesFollowWeightsWithFixedSeed) {
                          {.name = "c", .weight = 3},
                          {.name = "d", .weight = 4}};
   auto pool = make_pool(PolicyKind::random, list);
-  auto policy = make_policy(PolicyKind::random, 42);
+  auto policy = make_policy(pool, 42);
   constexpr int kPicks = 200000;
   std::map<std::string, int> counts;
   for (int i = 0; i < kPicks; ++i) {
-    ++counts[policy->pick(*pool, client_at(i))->spec.name];
+    ++counts[first_pick(*policy, client_at(i))->spec.name];
   }
   // Standard deviation of a share here is below 0.0011; allow about 5 sigma.
   for (const auto& b : list) {
@@ -278,9 +355,25 @@ TEST(RandomPolicy, SharesFollowWeightsWithFixedSeed) {
 
 TEST(RandomPolicy, DifferentSeedsGiveDifferentSequences) {
   auto pool = make_pool(PolicyKind::random, uniform(10));
-  auto one = make_policy(PolicyKind::random, 1);
-  auto two = make_policy(PolicyKind::random, 2);
-  EXPECT_NE(sequence(*one, *pool, 30), sequence(*two, *pool, 30));
+  auto one = make_policy(pool, 1);
+  auto two = make_policy(pool, 2);
+  EXPECT_NE(sequence(*one, 30), sequence(*two, 30));
+}
+
+// A retry chooses among the untried backends by their weights.
+TEST(RandomPolicy, RetrySharesFollowTheUntriedWeights) {
+  auto pool = make_pool(
+      PolicyKind::random,
+      {{.name = "a", .weight = 100}, {.name = "b", .weight = 1}, {.name = "c", .weight = 3}});
+  auto policy = make_policy(pool, 8);
+  TriedBackends tried;
+  tried.add(0);
+  std::map<std::string, int> counts;
+  for (int i = 0; i < 40000; ++i) {
+    ++counts[policy->pick(client_at(i), tried)->spec.name];
+  }
+  EXPECT_EQ(counts["a"], 0);
+  EXPECT_NEAR(counts["c"] / 40000.0, 0.75, 0.02);
 }
 
 // -- least_request --------------------------------------------------------------------
@@ -295,9 +388,9 @@ void expect_active_follows_weights(size_t n, int picks) {
     total += list.back().weight;
   }
   auto pool = make_pool(PolicyKind::least_request, list);
-  auto policy = make_policy(PolicyKind::least_request, 7);
+  auto policy = make_policy(pool, 7);
   for (int i = 0; i < picks; ++i) {
-    policy->pick(*pool, client_at(i))->stats->active.fetch_add(1);
+    first_pick(*policy, client_at(i))->stats->active.fetch_add(1);
   }
   for (const auto& backend : pool->backends()) {
     const double expected = picks * backend.spec.weight / total;
@@ -323,18 +416,38 @@ TEST(LeastRequestPolicy, PrefersTheLeastLoadedBackend) {
   pool->backends()[0].stats->active = 10;
   pool->backends()[1].stats->active = 2;
   pool->backends()[2].stats->active = 10;
-  auto policy = make_policy(PolicyKind::least_request, 3);
+  auto policy = make_policy(pool, 3);
   for (int i = 0; i < 20; ++i) {
-    EXPECT_EQ(policy->pick(*pool, client_at(i))->spec.name, "b1");
+    EXPECT_EQ(first_pick(*policy, client_at(i))->spec.name, "b1");
+  }
+}
+
+// A backend that refuses at once never holds a connection, so it always looks least
+// loaded: the retry must skip it all the same (it used to re-pick it until the retries
+// ran out, in pools of any size).
+TEST(LeastRequestPolicy, ARetrySkipsTheIdleLookingBackendItTried) {
+  for (size_t n : {2u, 5u, 40u}) {
+    auto pool = make_pool(PolicyKind::least_request, uniform(n));
+    for (size_t i = 1; i < n; ++i) {
+      pool->backends()[i].stats->active = 10;
+    }
+    auto policy = make_policy(pool, 4);
+    TriedBackends tried;
+    tried.add(0);  // b0, idle because it refuses
+    for (int i = 0; i < 50; ++i) {
+      const Backend* b = policy->pick(client_at(i), tried);
+      ASSERT_NE(b, nullptr);
+      EXPECT_NE(b->spec.name, "b0") << n << " backends";
+    }
   }
 }
 
 TEST(LeastRequestPolicy, BreaksTiesAtRandom) {
   auto pool = make_pool(PolicyKind::least_request, uniform(4));
-  auto policy = make_policy(PolicyKind::least_request, 5);
+  auto policy = make_policy(pool, 5);
   std::map<std::string, int> counts;
   for (int i = 0; i < 8000; ++i) {
-    ++counts[policy->pick(*pool, client_at(i))->spec.name];  // nobody's count changes
+    ++counts[first_pick(*policy, client_at(i))->spec.name];  // nobody's count changes
   }
   ASSERT_EQ(counts.size(), 4u);
   for (const auto& [name, count] : counts) {
@@ -346,47 +459,55 @@ TEST(LeastRequestPolicy, BreaksTiesAtRandom) {
 
 TEST(IpHashPolicy, SameClientSameBackend) {
   auto pool = make_pool(PolicyKind::ip_hash, uniform(5));
-  auto one = make_policy(PolicyKind::ip_hash, 1);
-  auto two = make_policy(PolicyKind::ip_hash, 2);  // another worker
+  auto one = make_policy(pool, 1);
+  auto two = make_policy(pool, 2);  // another worker
   for (uint32_t i = 0; i < 1000; ++i) {
-    EXPECT_EQ(one->pick(*pool, client_at(i)), two->pick(*pool, client_at(i)));
+    EXPECT_EQ(first_pick(*one, client_at(i)), first_pick(*two, client_at(i)));
   }
 }
 
 TEST(IpHashPolicy, SharesFollowWeights) {
   std::vector<B> list = {{.name = "a", .weight = 1}, {.name = "b", .weight = 3}};
   auto pool = make_pool(PolicyKind::ip_hash, list);
-  auto policy = make_policy(PolicyKind::ip_hash, 1);
+  auto policy = make_policy(pool, 1);
   std::map<std::string, int> counts;
   constexpr int kClients = 100000;
   for (uint32_t i = 0; i < kClients; ++i) {
-    ++counts[policy->pick(*pool, client_at(i * 7919))->spec.name];
+    ++counts[first_pick(*policy, client_at(i * 7919))->spec.name];
   }
   EXPECT_NEAR(counts["a"] / static_cast<double>(kClients), 0.25, 0.01);
 }
 
-TEST(IpHashPolicy, RetryAttemptsSpreadOverOtherBackends) {
+// A retry walks the client's preference order: the same on every worker (and every
+// host with the same table), and spread over the other backends by their share.
+TEST(IpHashPolicy, RetriesWalkTheClientsPreferenceOrder) {
   auto pool = make_pool(PolicyKind::ip_hash, uniform(4));
-  auto policy = make_policy(PolicyKind::ip_hash, 1);
-  int differing = 0;
-  for (uint32_t i = 0; i < 1000; ++i) {
-    Client c = client_at(i);
-    const Backend* first = policy->pick(*pool, c);
-    c.attempt = 1;
-    differing += policy->pick(*pool, c) != first;
+  auto one = make_policy(pool, 1);
+  auto two = make_policy(pool, 2);
+  std::map<std::string, int> seconds;
+  for (uint32_t i = 0; i < 4000; ++i) {
+    const Client c = client_at(i);
+    TriedBackends tried;
+    tried.add(pool->index_of(*first_pick(*one, c)));
+    const Backend* second = one->pick(c, tried);
+    ASSERT_NE(second, nullptr);
+    EXPECT_EQ(second, two->pick(c, tried));
+    ++seconds[second->spec.name];
   }
-  EXPECT_NEAR(differing, 750, 80);  // a fresh slot: another backend 3 times in 4
+  ASSERT_EQ(seconds.size(), 4u);
+  for (const auto& [name, count] : seconds) {
+    EXPECT_NEAR(count, 1000, 150) << "second choice " << name;
+  }
 }
 
 TEST(IpHashPolicy, RemovingABackendMovesOnlyItsClients) {
-  auto policy = make_policy(PolicyKind::ip_hash, 1);
-  auto before = make_pool(PolicyKind::ip_hash, uniform(5));
+  auto before = make_policy(make_pool(PolicyKind::ip_hash, uniform(5)), 1);
   auto list = uniform(5);
   list[2].state = AdminState::down;
-  auto after = make_pool(PolicyKind::ip_hash, list);
+  auto after = make_policy(make_pool(PolicyKind::ip_hash, list), 1);
   for (uint32_t i = 0; i < 5000; ++i) {
-    const auto& was = policy->pick(*before, client_at(i))->spec.name;
-    const auto& now = policy->pick(*after, client_at(i))->spec.name;
+    const auto& was = first_pick(*before, client_at(i))->spec.name;
+    const auto& now = first_pick(*after, client_at(i))->spec.name;
     if (was != "b2") {
       EXPECT_EQ(now, was);
     }

@@ -60,7 +60,7 @@ void simulate_vip(const Config& config, const VipSpec& vip, PolicyKind policy,
   const PoolOptions pool_options{.hash_key = config.daemon.hash_key,
                                  .maglev_table_size = config.daemon.maglev_table_size};
   auto pool = Pool::build(std::move(backends), policy, pool_options);
-  auto picker = make_policy(policy, options.seed);
+  auto picker = make_policy(pool, options.seed);
   Rng rng(options.seed);
   std::map<uint32_t, uint64_t> counts;
   uint64_t unserved = 0;
@@ -69,7 +69,7 @@ void simulate_vip(const Config& config, const VipSpec& vip, PolicyKind policy,
               std::string(to_string(policy)).c_str(), options.clients);
   for (uint32_t i = 0; i < options.clients; ++i) {
     const Client client = synthetic_client(rng);
-    const Backend* backend = picker->pick(*pool, client);
+    const Backend* backend = picker->pick(client, TriedBackends{});
     if (backend == nullptr) {
       ++unserved;
       if (options.list) {

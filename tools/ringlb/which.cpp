@@ -75,8 +75,7 @@ void which_proxy(const Config& config, const VipSpec& vip, const IpAddress& clie
     const auto pool = Pool::build(
         std::move(backends), PolicyKind::ip_hash,
         {.hash_key = config.daemon.hash_key, .maglev_table_size = config.daemon.maglev_table_size});
-    const Backend* picked =
-        make_policy(PolicyKind::ip_hash, 1)->pick(*pool, Client{.address = client});
+    const Backend* picked = make_policy(pool, 0)->pick(Client{.address = client}, TriedBackends{});
     if (picked != nullptr) {
       backend = picked->spec.name;
       address = picked->spec.address.to_string();
