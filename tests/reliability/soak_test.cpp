@@ -119,12 +119,16 @@ struct Tally {
   }
 };
 
-// RINGLB_SOAK_POLICY picks the VIP's policy (weighted by default). least_request fails
-// here today: a dead backend keeps the lowest score, so the retry picks it again and the
-// client is reset (no_backend), for about half the connections while one is down.
-std::string policy() {
+// The VIP's policy: every config the soak writes takes the next of the five, so kills
+// and restarts meet each of them. RINGLB_SOAK_POLICY pins one.
+std::string policy(size_t config_number) {
   const char* env = std::getenv("RINGLB_SOAK_POLICY");
-  return env != nullptr && *env != '\0' ? env : "weighted";
+  if (env != nullptr && *env != '\0') {
+    return env;
+  }
+  constexpr const char* kPolicies[] = {"weighted", "least_request", "round_robin", "random",
+                                       "ip_hash"};
+  return kPolicies[config_number % 5];
 }
 
 // The backends of the soak: slots that are killed and restarted (on a new port).
@@ -138,11 +142,11 @@ class Pool {
   }
   // The config: every slot, a dead one at its last address (connects there are refused
   // and retried on the next backend).
-  std::string config(uint16_t port, const std::vector<uint32_t>& weights) const {
+  std::string config(uint16_t port, const std::vector<uint32_t>& weights) {
     std::string text =
         "[daemon]\nworkers = 2\ndrain_timeout_ms = 2000\n[[vip]]\nname = \"soak\"\n"
         "listen = \"127.0.0.1:" +
-        std::to_string(port) + "\"\npolicy = \"" + policy() +
+        std::to_string(port) + "\"\npolicy = \"" + policy(configs_++) +
         "\"\nconnect_timeout_ms = 500\nconnect_retries = 2\n"
         "idle_timeout_ms = 10000\n";
     for (size_t i = 0; i < addresses_.size(); ++i) {
@@ -174,6 +178,7 @@ class Pool {
  private:
   std::vector<std::unique_ptr<Backend>> slots_;
   std::vector<std::string> addresses_;
+  size_t configs_ = 0;  // configs written: the next one's policy
 };
 
 void write_file(const std::string& path, const std::string& text) {

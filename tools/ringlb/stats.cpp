@@ -165,7 +165,9 @@ Source read_proxy_source(const std::string& control_dir) {
     }
     if (name.rfind("proxy.", 0) == 0) {
       const std::string counter = name.substr(6);
-      if (counter.find('.') != std::string::npos) {
+      // proxy.connect_time_us.p99 is a percentile; proxy.removed_backends.<counter> is a
+      // running total like proxy.<counter>.
+      if (counter.find('.') != std::string::npos && counter.rfind("removed_backends.", 0) != 0) {
         percentiles.rows[0].counters[counter] = value;
       } else {
         totals.rows[0].counters[counter] = value;
