@@ -67,7 +67,6 @@ struct Worker::LocalVip {
   uint32_t first_generation = 0;  // generations [first, generation] are this VIP's arms
   uint32_t generation = 0;        // the current arm
   bool accept_armed = false;
-  bool removed = false;
 
   explicit LocalVip(std::shared_ptr<VipRuntime> v) : vip(std::move(v)), reader(vip->state()) {}
 
@@ -91,6 +90,10 @@ struct Worker::Connection {
   // The snapshot the connection started with: its pool and policy serve every retry,
   // and `target` is one of its backends.
   std::shared_ptr<const VipState> state;
+  // Its VIP: the accept slot and the slot's first generation, unique per VIP.
+  uint32_t vip_slot = 0;
+  uint32_t vip_tag = 0;
+  uint64_t cut_deadline_ms = 0;  // its VIP was removed: reset if still open by then
   const Backend* target = nullptr;
   Client client_info;
   TriedBackends tried;
@@ -287,7 +290,7 @@ void Worker::refresh_vips() {
     }
     if (!kept) {
       cancel_accept(*local);
-      local->removed = true;  // connections that hold it finish normally
+      cut_connections_of(*local);
       local.reset();
     }
   }
@@ -314,6 +317,17 @@ void Worker::refresh_vips() {
     vips_[slot] = std::move(local);
   }
   resume_accepting();
+}
+
+// A reload removed `vip` (its listeners are shut down already): its connections finish
+// on their own within drain_timeout_ms, and are reset after that (drain_closes).
+void Worker::cut_connections_of(const LocalVip& vip) {
+  for (uint32_t i = 0; i < slot_count_; ++i) {
+    Connection& c = slot(i);
+    if (c.phase != Phase::free && c.vip_slot == vip.slot && c.vip_tag == vip.first_generation) {
+      c.cut_deadline_ms = now_ms_ + options_.drain_timeout_ms;
+    }
+  }
 }
 
 void Worker::arm_accept(LocalVip& vip) {
@@ -408,6 +422,8 @@ void Worker::on_accept(UserData ud, int res, unsigned flags) {
   c->phase = Phase::connecting;
   c->client = fd;
   c->state = vip->reader.get();  // the one snapshot load of this connection
+  c->vip_slot = vip->slot;
+  c->vip_tag = vip->first_generation;
   c->last_activity_ms = now_ms_;
   c->accepted_ns = monotonic_ns();
   ++active_;
@@ -1048,7 +1064,7 @@ void Worker::on_tick() {
     if (c.phase == Phase::free) {
       continue;
     }
-    if (cut) {
+    if (cut || (c.cut_deadline_ms != 0 && now_ms_ >= c.cut_deadline_ms)) {
       stats_.drain_closes.add();
       close_connection(c, true);
       continue;

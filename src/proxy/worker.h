@@ -131,6 +131,7 @@ class Worker {
 
   // Listeners.
   void refresh_vips();
+  void cut_connections_of(const LocalVip& vip);
   void arm_accept(LocalVip& vip);
   void cancel_accept(LocalVip& vip);
   void resume_accepting();

@@ -351,6 +351,37 @@ TEST(RemovedVip, NewConnectsAreRefusedAtOnceWhileItsConnectionsFinish) {
   EXPECT_EQ(other.read_exact(1).value_or("?"), "x");
 }
 
+// A removed VIP's connections get drain_timeout_ms to finish, then they are reset: a
+// long-lived connection cannot keep a removed service alive for ever.
+TEST(RemovedVip, ItsConnectionsAreResetAfterTheDrainTimeout) {
+  Backend a("a", BackendMode::echo);
+  const uint16_t gone = free_port();
+  const uint16_t keep = free_port();
+  Ringlbd lb("[daemon]\nworkers = 1\ndrain_timeout_ms = 400\n" +
+             vip_block("gone", gone, "", {{"a", a.address()}}) +
+             vip_block("keep", keep, "", {{"a", a.address()}}));
+  Conn held = Conn::open("127.0.0.1", gone);
+  ASSERT_TRUE(held.ok() && held.send_all("x"));
+  ASSERT_EQ(held.read_exact(1).value_or("?"), "x");
+  Conn other = Conn::open("127.0.0.1", keep);
+  ASSERT_TRUE(other.ok() && other.send_all("y"));
+  ASSERT_EQ(other.read_exact(1).value_or("?"), "y");
+  const auto removed = Clock::now();
+  reload(lb, "[daemon]\nworkers = 1\ndrain_timeout_ms = 400\n" +
+                 vip_block("keep", keep, "", {{"a", a.address()}}));
+  ASSERT_TRUE(held.send_all("z"));  // still served during the drain
+  EXPECT_EQ(held.read_exact(1).value_or("?"), "z");
+  char buf[4];
+  EXPECT_EQ(held.read_some(buf, sizeof(buf), 3000), -ECONNRESET);
+  const auto waited = Clock::now() - removed;
+  EXPECT_GE(waited, 350ms);
+  EXPECT_LT(waited, 1500ms);
+  EXPECT_EQ(lb.worker_total("drain_closes"), 1u);
+  // The other VIP's connection is untouched.
+  ASSERT_TRUE(other.send_all("w"));
+  EXPECT_EQ(other.read_exact(1).value_or("?"), "w");
+}
+
 TEST(RemovedVip, RenamedOnTheSameAddressTheNewVipTakesEveryClient) {
   Backend old_backend("old", BackendMode::name);
   Backend new_backend("new", BackendMode::name);
