@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is needed, builds ringlb (plain, ASan+UBSan, TSan) and
-# runs every test. The plain build runs all tests; the sanitizer builds run the unit and
-# proxy tests. Prints the ctest summary of each build. Needs root for packages and for the
+# runs every test. The plain build runs all tests; the sanitizer builds run the unit,
+# proxy and chaos tests. Prints the ctest summary of each build. Needs root for packages and for the
 # BPF, namespace and XDP tests (they skip, saying why, without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +20,11 @@ configure_and_build() {  # dir, "target..." or "" for all, extra cmake args...
   cmake --build "$dir" -j"$jobs" ${targets:+--target $targets}
 }
 
-# The sanitizer builds run the unit and proxy tests, so they build only the executables
-# those labels name (a CI run on two cores spends minutes on each full build).
-sanitized_labels='unit|proxy'
+# The sanitizer builds run the unit, proxy and chaos tests, so they build only the
+# executables those labels name (a CI run on two cores spends minutes on each full build).
+sanitized_labels='unit|proxy|chaos'
 sanitized_targets="unit_tests proxy_tests control_tests xdp_state_tests xdp_forward_tree_tests
-  fuzz_replay_config fuzz_replay_control"
+  fuzz_replay_config fuzz_replay_control chaos_tests chaos_backend"
 labelled_tests() {  # dir: how many tests of the sanitizer labels the build dir knows
   (cd "$1" && ctest -N -L "$sanitized_labels" | sed -n 's/^Total Tests: //p')
 }

@@ -111,6 +111,7 @@ struct Worker::Connection {
   uint64_t age_give_up_ms = 0;   // past the age limit: reset if not quiet by then
   uint64_t bytes_in = 0;         // not yet added to the backend's counters
   uint64_t bytes_out = 0;
+  bool client_spoke_last = false;  // the last bytes moved went client -> backend
 };
 
 Worker::Worker(Runtime& runtime, WorkerOptions options)
@@ -705,6 +706,7 @@ void Worker::mark_bulk(Direction& d, int dst) {
 
 void Worker::account(Connection& c, bool up, uint64_t n) {
   c.last_activity_ms = now_ms_;
+  c.client_spoke_last = up;
   if (up) {
     c.bytes_in += n;
     stats_.bytes_in.add(n);
@@ -1006,10 +1008,18 @@ void Worker::put_pipe(Pipe& pipe, bool empty) {
 
 // ---- timers ----------------------------------------------------------------------------
 
-// Whether ringlbd holds bytes of the connection, or the kernel does on either socket:
-// parked in a pipe, received and not yet read (SIOCINQ), or sent and not yet
-// acknowledged (SIOCOUTQ). A close at such a moment cannot be graceful.
-bool Worker::bytes_in_flight(const Connection& c) const {
+// Whether a close now would cut something short, so that it must reset both peers:
+//   - ringlbd or the kernel holds bytes of the connection: parked in a pipe, received
+//     and not yet read (SIOCINQ), or sent and not yet acknowledged (SIOCOUTQ);
+//   - an exchange is open: the client spoke last (its request has no answer yet), or it
+//     half-closed and the backend's stream has not ended. A FIN would then tell the
+//     client that the answer ended, when it never came (or came only in part).
+// A connection quiet after the backend's answer, the usual idle keep-alive connection,
+// passes: it closes with FINs.
+bool Worker::close_would_truncate(const Connection& c) const {
+  if (c.client_spoke_last || (c.up.eof && !c.down.eof)) {
+    return true;
+  }
   if (c.up.in_pipe != 0 || c.down.in_pipe != 0) {
     return true;
   }
@@ -1027,14 +1037,14 @@ bool Worker::aged(const Connection& c) const {
   return c.age_deadline_ms != 0 && now_ms_ >= c.age_deadline_ms;
 }
 
-// Past max_connection_age_ms: closes with FINs at the first quiet moment (checked at
-// each tick and after each event of the connection); when none comes within
-// drain_timeout_ms, resets both peers.
+// Past max_connection_age_ms: closes with FINs at the first moment a close would cut
+// nothing short (checked at each tick and after each event of the connection); when
+// none comes within drain_timeout_ms, resets both peers.
 void Worker::close_if_quiet(Connection& c) {
   if (c.age_give_up_ms == 0) {
     c.age_give_up_ms = now_ms_ + options_.drain_timeout_ms;
   }
-  if (!bytes_in_flight(c)) {
+  if (!close_would_truncate(c)) {
     stats_.age_closes.add();
     close_connection(c, false);
   } else if (now_ms_ >= c.age_give_up_ms) {
@@ -1081,9 +1091,9 @@ void Worker::on_tick() {
     const uint32_t idle = c.state->spec.idle_timeout_ms;
     if (idle != 0 && now_ms_ - c.last_activity_ms >= idle) {
       stats_.idle_timeouts.add();
-      // Closing discards what is parked or unread, and whatever is unacknowledged may
-      // never arrive: then both peers must learn it (a reset), not see a clean end.
-      close_connection(c, bytes_in_flight(c));
+      // A close that would cut something short (bytes in flight, an unanswered
+      // request) resets both peers: they must not see a clean end.
+      close_connection(c, close_would_truncate(c));
       continue;
     }
     if (aged(c)) {

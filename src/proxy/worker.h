@@ -31,8 +31,9 @@
 //     either side closes both, and the other side gets a reset (SO_LINGER 0).
 //   - No silent truncation: a close ringlbd decides (idle timeout, age limit) sends FINs
 //     only when no byte is in flight (nothing parked in a pipe, nothing unread or
-//     unacknowledged on either socket); otherwise it resets both peers. The age limit
-//     waits for such a quiet moment up to drain_timeout_ms before it resets.
+//     unacknowledged on either socket) and no exchange is open (the backend spoke last,
+//     and a client that half-closed has its whole answer); otherwise it resets both
+//     peers. The age limit waits for such a moment up to drain_timeout_ms, then resets.
 // The per-connection bytes in flight are bounded by the two pipes' sizes.
 #pragma once
 
@@ -125,7 +126,7 @@ class Worker {
   void arm_pollout(Connection& c, Side side);
   void close_connection(Connection& c, bool reset);
   void flush_bytes(Connection& c);
-  bool bytes_in_flight(const Connection& c) const;
+  bool close_would_truncate(const Connection& c) const;
   bool aged(const Connection& c) const;
   void close_if_quiet(Connection& c);
 

@@ -613,5 +613,45 @@ TEST(Truncation, AgeLimitResetsBothPeersWhenBytesStayInFlightPastTheBound) {
   EXPECT_EQ(errno, ECONNRESET) << "the client must see a reset, not a clean end";
 }
 
+// A request the backend never answers (it accepts and stays silent): the age limit
+// passes with nothing in flight, but a FIN now would tell the client that the answer
+// ended, empty. Found by the chaos test (seed 2: a client half-closed its request to a
+// stopped backend and read a clean EOF). The close must be a reset.
+TEST(Truncation, AgeLimitNeverEndsAnUnansweredRequestWithAFin) {
+  SilentListener silent(/*black_hole_syns=*/false);
+  const uint16_t port = free_port();
+  Ringlbd lb("[daemon]\nworkers = 1\ndrain_timeout_ms = 500\n" +
+             vip_block("test", port, "max_connection_age_ms = 200\n", {{"s", silent.address()}}));
+  Conn client = Conn::open("127.0.0.1", port);
+  ASSERT_TRUE(client.ok() && client.send_all("E\nhello"));
+  client.shutdown_write();
+  char buf[16];
+  EXPECT_EQ(client.read_some(buf, sizeof(buf), 3000), -ECONNRESET)
+      << "a clean end of an answer that never came";
+  EXPECT_EQ(lb.worker_total("age_resets"), 1u);
+}
+
+// The same for the idle timeout: a request left unanswered for idle_timeout_ms ends in a
+// reset, while a connection idle after its answer ends with a FIN.
+TEST(Truncation, IdleTimeoutNeverEndsAnUnansweredRequestWithAFin) {
+  SilentListener silent(/*black_hole_syns=*/false);
+  Backend echo("e", BackendMode::echo);
+  const uint16_t port = free_port();
+  const uint16_t answered_port = free_port();
+  Ringlbd lb(
+      "[daemon]\nworkers = 1\n" +
+      vip_block("silent", port, "idle_timeout_ms = 300\n", {{"s", silent.address()}}) +
+      vip_block("answered", answered_port, "idle_timeout_ms = 300\n", {{"e", echo.address()}}));
+  Conn waiting = Conn::open("127.0.0.1", port);
+  ASSERT_TRUE(waiting.ok() && waiting.send_all("request"));
+  Conn answered = Conn::open("127.0.0.1", answered_port);
+  ASSERT_TRUE(answered.ok() && answered.send_all("request"));
+  ASSERT_EQ(answered.read_exact(7).value_or("?"), "request");
+  char buf[16];
+  EXPECT_EQ(waiting.read_some(buf, sizeof(buf), 3000), -ECONNRESET);
+  EXPECT_EQ(answered.read_some(buf, sizeof(buf), 3000), 0) << "idle after its answer: a FIN";
+  EXPECT_EQ(lb.worker_total("idle_timeouts"), 2u);
+}
+
 }  // namespace
 }  // namespace ringlb::test
