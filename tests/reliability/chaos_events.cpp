@@ -382,8 +382,15 @@ void ChaosRun::ev_vip_toggle() {
     const int64_t t0 = now_us();
     reload(config_text(), true, "vip extra removed");
     probe_vip(v, false);
-    disruptions_.push_back({"vip_remove", "", "extra", t0, now_us() + 500000});
+    // Until the VIP is added again: a client that chose it before the removal may
+    // connect long after (a slow, sanitized run), and is refused, as it must be.
+    disruptions_.push_back({"vip_remove", "", "extra", t0, INT64_MAX});
   } else {
+    for (auto& d : disruptions_) {
+      if (d.kind == "vip_remove" && d.t1 == INT64_MAX) {
+        d.t1 = now_us() + 500000;  // and half a second for connects already under way
+      }
+    }
     v.present = true;
     v.policy = policy;
     v.members.clear();
