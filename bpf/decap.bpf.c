@@ -19,7 +19,7 @@
 #include "consts.h"
 #include "helpers.h"
 #include "parsing.h"
-#include "ringlb/xdp_abi.h"
+#include "ringlb/abi/xdp_abi.h"
 
 /*
  * bpf_skb_adjust_room() flags of Linux 6.3 (Debian 12's UAPI headers predate them): the

@@ -16,7 +16,7 @@
 
 #include "consts.h"
 #include "parsing.h"
-#include "ringlb/xdp_abi.h"
+#include "ringlb/abi/xdp_abi.h"
 
 #ifndef AF_INET
 #define AF_INET 2

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
 /*
  * Maps of the ringlb XDP program. Keys and values are defined in
- * include/ringlb/xdp_abi.h. User space is the only writer of configuration maps; the
+ * include/ringlb/abi/xdp_abi.h. User space is the only writer of configuration maps; the
  * program writes the flow table and the per-CPU counters. Maps that must outlive the
  * loader are pinned by name under the loader's pin root (default /sys/fs/bpf/ringlb).
  */
@@ -11,7 +11,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-#include "ringlb/xdp_abi.h"
+#include "ringlb/abi/xdp_abi.h"
 
 /* (address, port, protocol) -> VIP id and mode. */
 struct {

@@ -16,7 +16,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "consts.h"
-#include "ringlb/xdp_abi.h"
+#include "ringlb/abi/xdp_abi.h"
 
 struct hdr_cursor {
 	void *pos;

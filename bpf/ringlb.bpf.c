@@ -25,8 +25,8 @@
 #include "helpers.h"
 #include "maps.h"
 #include "parsing.h"
-#include "ringlb/hash.h"
-#include "ringlb/xdp_abi.h"
+#include "ringlb/abi/hash.h"
+#include "ringlb/abi/xdp_abi.h"
 
 /* Set by the loader before load; the verifier sees them as constants. */
 /* The SipHash key (struct ringlb_hash_key), as two words: skeletons know no structs. */

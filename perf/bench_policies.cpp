@@ -8,14 +8,14 @@
 #include <string>
 #include <vector>
 
-#include "ringlb/maglev.h"
-#include "ringlb/policy.h"
+#include "ringlb/model/maglev.h"
+#include "ringlb/policy/policy.h"
 #include "ringlb/random.h"
 
 namespace ringlb {
 namespace {
 
-std::shared_ptr<const Pool> make_pool(PolicyKind policy, int n) {
+std::shared_ptr<const PolicyPlan> make_pool(PolicyKind policy, int n) {
   std::vector<Backend> backends;
   Rng rng(99);
   for (int i = 0; i < n; ++i) {
@@ -26,7 +26,8 @@ std::shared_ptr<const Pool> make_pool(PolicyKind policy, int n) {
     b.stats->active = rng.below(50);
     backends.push_back(std::move(b));
   }
-  return Pool::build(std::move(backends), policy, PoolOptions{.hash_key = {1, 2}});
+  return PolicyPlan::make(Pool::build(std::move(backends), PoolOptions{.hash_key = {1, 2}}),
+                          policy);
 }
 
 void BM_Pick(benchmark::State& state, PolicyKind kind) {

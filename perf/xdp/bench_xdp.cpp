@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "lab.h"
-#include "ringlb/config.h"
-#include "ringlb/xdp.h"
+#include "ringlb/config/config.h"
+#include "ringlb/xdp/xdp.h"
 #include "ringlb_floor.skel.h"
 #include "ringlb_pass.skel.h"
 #include "ringlb_restore.skel.h"

@@ -24,7 +24,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "ringlb/xdp_abi.h"
+#include "ringlb/abi/xdp_abi.h"
 
 #define ETH_LEN 14
 #define IP_LEN 20

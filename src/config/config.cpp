@@ -1,4 +1,4 @@
-#include "ringlb/config.h"
+#include "ringlb/config/config.h"
 
 #include <toml++/toml.h>
 #include <bit>
@@ -6,7 +6,7 @@
 #include <set>
 #include <sstream>
 
-#include "ringlb/maglev.h"
+#include "ringlb/model/maglev.h"
 
 namespace ringlb {
 

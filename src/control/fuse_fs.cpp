@@ -1,5 +1,5 @@
 #define FUSE_USE_VERSION 31
-#include "control/fuse_fs.h"
+#include "ringlb/control/fuse_fs.h"
 
 #include <fuse3/fuse.h>
 #include <pthread.h>

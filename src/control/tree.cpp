@@ -1,8 +1,8 @@
-#include "control/tree.h"
+#include "ringlb/control/tree.h"
 
 #include "ringlb/fd.h"
-#include "ringlb/health.h"
-#include "ringlb/xdp.h"
+#include "ringlb/model/health.h"
+#include "ringlb/xdp/xdp.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>

@@ -12,16 +12,16 @@
 #include <thread>
 #include <vector>
 
-#include "control/fuse_fs.h"
-#include "control/tree.h"
 #include "daemon/caps.h"
 #include "daemon/steering.h"
 #include "daemon/xdp_sync.h"
-#include "proxy/health.h"
-#include "proxy/ring.h"
-#include "proxy/worker.h"
-#include "ringlb/config.h"
-#include "ringlb/runtime.h"
+#include "ringlb/config/config.h"
+#include "ringlb/control/fuse_fs.h"
+#include "ringlb/control/tree.h"
+#include "ringlb/proxy/health_monitor.h"
+#include "ringlb/proxy/ring.h"
+#include "ringlb/proxy/runtime.h"
+#include "ringlb/proxy/worker.h"
 
 namespace ringlb::daemon {
 

@@ -9,10 +9,10 @@
 #include <mutex>
 #include <vector>
 
-#include "ringlb/config.h"
+#include "ringlb/config/config.h"
+#include "ringlb/proxy/runtime.h"
 #include "ringlb/result.h"
-#include "ringlb/runtime.h"
-#include "ringlb/xdp.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb::daemon {
 

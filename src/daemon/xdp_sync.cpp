@@ -5,7 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "ringlb/xdp.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb::daemon {
 

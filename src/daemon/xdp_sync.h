@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "ringlb/proxy/runtime.h"
 #include "ringlb/result.h"
-#include "ringlb/runtime.h"
 
 namespace ringlb::daemon {
 

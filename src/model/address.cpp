@@ -1,4 +1,4 @@
-#include "ringlb/address.h"
+#include "ringlb/model/address.h"
 
 #include <arpa/inet.h>
 

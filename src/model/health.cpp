@@ -1,4 +1,4 @@
-#include "ringlb/health.h"
+#include "ringlb/model/health.h"
 
 #include <algorithm>
 

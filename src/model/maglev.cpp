@@ -1,4 +1,4 @@
-#include "ringlb/maglev.h"
+#include "ringlb/model/maglev.h"
 
 #include <algorithm>
 #include <cassert>
@@ -6,7 +6,7 @@
 #include <limits>
 #include <numeric>
 
-#include "ringlb/siphash.h"
+#include "ringlb/model/siphash.h"
 
 namespace ringlb {
 
@@ -129,6 +129,27 @@ std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends
     threshold *= 2;
   }
   return owner;
+}
+
+std::vector<uint32_t> vip_maglev_table(uint32_t count,
+                                       const std::function<const BackendSpec*(uint32_t)>& member,
+                                       uint32_t table_size) {
+  std::vector<MaglevBackend> members;
+  std::vector<uint32_t> index_of;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (const BackendSpec* spec = member(i)) {
+      members.push_back(MaglevBackend{.name = spec->name, .weight = spec->weight});
+      index_of.push_back(i);
+    }
+  }
+  if (members.empty()) {
+    return {};
+  }
+  auto table = build_maglev_table(members, table_size);
+  for (auto& slot : table) {
+    slot = index_of[slot];  // position among the members -> backend index
+  }
+  return table;
 }
 
 }  // namespace ringlb

@@ -1,6 +1,6 @@
 #include <cstring>
 
-#include "ringlb/model.h"
+#include "ringlb/model/model.h"
 #include "ringlb/result.h"
 
 namespace ringlb {

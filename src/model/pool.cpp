@@ -1,17 +1,13 @@
-#include "ringlb/pool.h"
+#include "ringlb/model/pool.h"
 
 #include <atomic>
 
-#include "ringlb/policy.h"
-
 namespace ringlb {
 
-std::shared_ptr<const Pool> Pool::build(std::vector<Backend> backends, PolicyKind policy,
-                                        const PoolOptions& options) {
+std::shared_ptr<const Pool> Pool::build(std::vector<Backend> backends, const PoolOptions& options) {
   static std::atomic<uint64_t> next_id{1};
   std::shared_ptr<Pool> pool(new Pool());
   pool->id_ = next_id.fetch_add(1, std::memory_order_relaxed);
-  pool->policy_ = policy;
   pool->options_ = options;
   pool->backends_ = std::move(backends);
   for (uint32_t i = 0; i < pool->backends_.size(); ++i) {
@@ -19,12 +15,20 @@ std::shared_ptr<const Pool> Pool::build(std::vector<Backend> backends, PolicyKin
       pool->eligible_.push_back(i);
     }
     const Backend& b = pool->backends_[i];
-    if (b.ejected && !b.healthy && b.spec.state == AdminState::up && b.spec.weight > 0) {
+    if (b.ejected && !b.healthy && b.spec.in_rotation()) {
       pool->ejected_.push_back(i);
     }
   }
-  policy_ops(policy).prepare(*pool, pool->tables_);
   return pool;
+}
+
+std::shared_ptr<const Pool> Pool::of_spec(const VipSpec& vip, const PoolOptions& options) {
+  std::vector<Backend> backends;
+  backends.reserve(vip.backends.size());
+  for (const auto& spec : vip.backends) {
+    backends.push_back(Backend{.spec = spec, .stats = std::make_shared<BackendStats>()});
+  }
+  return build(std::move(backends), options);
 }
 
 const Backend* Pool::find(std::string_view name) const {

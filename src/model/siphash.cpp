@@ -1,4 +1,4 @@
-#include "ringlb/siphash.h"
+#include "ringlb/model/siphash.h"
 
 #include <cstring>
 

@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "policy/registry.h"
-#include "ringlb/maglev.h"
+#include "ringlb/model/client_hash.h"
+#include "ringlb/model/maglev.h"
 
 namespace ringlb {
 namespace {
@@ -20,28 +21,19 @@ namespace {
 constexpr uint64_t kRetryProbes = 64;
 
 void prepare_ip_hash(const Pool& pool, PolicyTables& tables) {
-  const auto eligible = pool.eligible();
-  if (eligible.empty()) {
-    return;
-  }
-  std::vector<MaglevBackend> members;
-  members.reserve(eligible.size());
-  for (uint32_t index : eligible) {
-    const auto& spec = pool.backends()[index].spec;
-    members.push_back(MaglevBackend{.name = spec.name, .weight = spec.weight});
-  }
-  tables.maglev = build_maglev_table(members, pool.options().maglev_table_size);
-  for (auto& entry : tables.maglev) {
-    entry = eligible[entry];  // position among eligible -> backend index
-  }
+  const auto backends = pool.backends();
+  tables.maglev = vip_maglev_table(
+      static_cast<uint32_t>(backends.size()),
+      [&](uint32_t i) { return backends[i].eligible() ? &backends[i].spec : nullptr; },
+      pool.options().maglev_table_size);
 }
 
 class IpHash final : public Policy {
  public:
-  explicit IpHash(std::shared_ptr<const Pool> pool) : Policy(std::move(pool)) {}
+  explicit IpHash(std::shared_ptr<const PolicyPlan> plan) : Policy(std::move(plan)) {}
 
   const Backend* pick(const Client& client, const TriedBackends& tried) override {
-    const auto& table = pool().tables().maglev;
+    const auto& table = tables().maglev;
     if (table.empty()) {
       return nullptr;
     }
@@ -83,8 +75,8 @@ class IpHash final : public Policy {
 const PolicyOps kIpHashOps{
     .kind = PolicyKind::ip_hash,
     .prepare = prepare_ip_hash,
-    .make = [](std::shared_ptr<const Pool> pool, uint64_t) -> std::unique_ptr<Policy> {
-      return std::make_unique<IpHash>(std::move(pool));
+    .make = [](std::shared_ptr<const PolicyPlan> plan, uint64_t) -> std::unique_ptr<Policy> {
+      return std::make_unique<IpHash>(std::move(plan));
     },
 };
 

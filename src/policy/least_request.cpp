@@ -28,8 +28,8 @@ int compare_load(const Backend& a, const Backend& b) {
 
 class LeastRequest final : public Policy {
  public:
-  LeastRequest(std::shared_ptr<const Pool> pool, uint64_t seed)
-      : Policy(std::move(pool)), rng_(seed) {}
+  LeastRequest(std::shared_ptr<const PolicyPlan> plan, uint64_t seed)
+      : Policy(std::move(plan)), rng_(seed) {}
 
   const Backend* pick(const Client&, const TriedBackends& tried) override {
     const auto eligible = pool().eligible();
@@ -82,8 +82,8 @@ class LeastRequest final : public Policy {
 const PolicyOps kLeastRequestOps{
     .kind = PolicyKind::least_request,
     .prepare = prepare_nothing,
-    .make = [](std::shared_ptr<const Pool> pool, uint64_t seed) -> std::unique_ptr<Policy> {
-      return std::make_unique<LeastRequest>(std::move(pool), seed);
+    .make = [](std::shared_ptr<const PolicyPlan> plan, uint64_t seed) -> std::unique_ptr<Policy> {
+      return std::make_unique<LeastRequest>(std::move(plan), seed);
     },
 };
 

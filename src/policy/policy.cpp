@@ -1,6 +1,4 @@
-#include "ringlb/policy.h"
-
-#include <cstring>
+#include "ringlb/policy/policy.h"
 
 #include "policy/registry.h"
 
@@ -22,15 +20,13 @@ const PolicyOps& policy_ops(PolicyKind kind) {
   return kRoundRobinOps;
 }
 
-uint64_t client_hash(const ringlb_hash_key& key, const IpAddress& address) {
-  // The same words the XDP program loads from the packet: native loads of
-  // network-order bytes.
-  __u32 words[4];
-  std::memcpy(words, address.bytes(), address.size());
-  if (address.is_v4()) {
-    return ringlb_hash_v4(&key, words[0]);
-  }
-  return ringlb_hash_v6(&key, words);
+std::shared_ptr<const PolicyPlan> PolicyPlan::make(std::shared_ptr<const Pool> pool,
+                                                   PolicyKind kind) {
+  std::shared_ptr<PolicyPlan> plan(new PolicyPlan());
+  plan->pool_ = std::move(pool);
+  plan->kind_ = kind;
+  policy_ops(kind).prepare(*plan->pool_, plan->tables_);
+  return plan;
 }
 
 }  // namespace ringlb

@@ -60,22 +60,23 @@ constexpr int kRetryDraws = 8;
 
 class Random final : public Policy {
  public:
-  Random(std::shared_ptr<const Pool> pool, uint64_t seed) : Policy(std::move(pool)), rng_(seed) {}
+  Random(std::shared_ptr<const PolicyPlan> plan, uint64_t seed)
+      : Policy(std::move(plan)), rng_(seed) {}
 
   const Backend* pick(const Client&, const TriedBackends& tried) override {
     const auto eligible = pool().eligible();
     if (eligible.empty()) {
       return nullptr;
     }
-    const auto& tables = pool().tables();
+    const PolicyTables& table = tables();
     const int draws = tried.empty() ? 1 : kRetryDraws;
     for (int draw = 0; draw < draws; ++draw) {
       const uint64_t r = rng_.next();
       // High half picks the column, low half decides between it and its alias.
       const uint32_t column =
           static_cast<uint32_t>(((r >> 32) * static_cast<uint64_t>(eligible.size())) >> 32);
-      const bool own = (r & 0xffffffffULL) < tables.alias_threshold[column];
-      const uint32_t index = own ? eligible[column] : tables.alias[column];
+      const bool own = (r & 0xffffffffULL) < table.alias_threshold[column];
+      const uint32_t index = own ? eligible[column] : table.alias[column];
       if (!tried.contains(index)) {
         return &pool().backends()[index];
       }
@@ -115,8 +116,8 @@ class Random final : public Policy {
 const PolicyOps kRandomOps{
     .kind = PolicyKind::random,
     .prepare = prepare_random,
-    .make = [](std::shared_ptr<const Pool> pool, uint64_t seed) -> std::unique_ptr<Policy> {
-      return std::make_unique<Random>(std::move(pool), seed);
+    .make = [](std::shared_ptr<const PolicyPlan> plan, uint64_t seed) -> std::unique_ptr<Policy> {
+      return std::make_unique<Random>(std::move(plan), seed);
     },
 };
 

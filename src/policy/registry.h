@@ -1,7 +1,7 @@
 // The ops table each policy file exports; policy.cpp maps PolicyKind to them.
 #pragma once
 
-#include "ringlb/policy.h"
+#include "ringlb/policy/policy.h"
 
 namespace ringlb {
 

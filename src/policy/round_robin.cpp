@@ -8,7 +8,7 @@ class RoundRobin final : public Policy {
  public:
   // Instances start at a position drawn from their seed: each worker and each snapshot
   // begins somewhere else, so frequent snapshots (health changes) favour no backend.
-  RoundRobin(std::shared_ptr<const Pool> pool, uint64_t seed) : Policy(std::move(pool)) {
+  RoundRobin(std::shared_ptr<const PolicyPlan> plan, uint64_t seed) : Policy(std::move(plan)) {
     const size_t n = this->pool().eligible().size();
     next_ = n == 0 ? 0 : static_cast<uint32_t>(seed % n);
   }
@@ -37,8 +37,8 @@ class RoundRobin final : public Policy {
 const PolicyOps kRoundRobinOps{
     .kind = PolicyKind::round_robin,
     .prepare = prepare_nothing,
-    .make = [](std::shared_ptr<const Pool> pool, uint64_t seed) -> std::unique_ptr<Policy> {
-      return std::make_unique<RoundRobin>(std::move(pool), seed);
+    .make = [](std::shared_ptr<const PolicyPlan> plan, uint64_t seed) -> std::unique_ptr<Policy> {
+      return std::make_unique<RoundRobin>(std::move(plan), seed);
     },
 };
 

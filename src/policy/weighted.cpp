@@ -136,13 +136,13 @@ class Weighted final : public Policy {
   // A new snapshot (new weights, new members) starts a new cycle, as nginx does when its
   // peers are reinitialized; each instance (worker, snapshot) enters it at a position
   // drawn from its seed, so frequent snapshots do not favour the heaviest backend.
-  Weighted(std::shared_ptr<const Pool> pool, uint64_t seed) : Policy(std::move(pool)) {
-    const size_t n = this->pool().tables().sequence.size();
+  Weighted(std::shared_ptr<const PolicyPlan> plan, uint64_t seed) : Policy(std::move(plan)) {
+    const size_t n = this->tables().sequence.size();
     next_ = n == 0 ? 0 : seed % n;
   }
 
   const Backend* pick(const Client&, const TriedBackends& tried) override {
-    const auto& sequence = pool().tables().sequence;
+    const auto& sequence = tables().sequence;
     if (sequence.empty()) {
       return nullptr;
     }
@@ -166,8 +166,8 @@ class Weighted final : public Policy {
 const PolicyOps kWeightedOps{
     .kind = PolicyKind::weighted,
     .prepare = prepare_weighted,
-    .make = [](std::shared_ptr<const Pool> pool, uint64_t seed) -> std::unique_ptr<Policy> {
-      return std::make_unique<Weighted>(std::move(pool), seed);
+    .make = [](std::shared_ptr<const PolicyPlan> plan, uint64_t seed) -> std::unique_ptr<Policy> {
+      return std::make_unique<Weighted>(std::move(plan), seed);
     },
 };
 

@@ -1,4 +1,4 @@
-#include "proxy/health.h"
+#include "ringlb/proxy/health_monitor.h"
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -12,7 +12,7 @@
 #include <map>
 #include <string>
 
-#include "ringlb/health.h"
+#include "ringlb/model/health.h"
 
 namespace ringlb::proxy {
 

@@ -1,4 +1,4 @@
-#include "proxy/ring.h"
+#include "ringlb/proxy/ring.h"
 
 #include <sys/utsname.h>
 

@@ -1,4 +1,4 @@
-#include "ringlb/runtime.h"
+#include "ringlb/proxy/runtime.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <optional>
 
-#include "ringlb/health.h"
+#include "ringlb/model/health.h"
 
 namespace ringlb {
 
@@ -76,7 +76,8 @@ std::vector<BackendLine> backend_lines(const BackendStats& s) {
 std::shared_ptr<const VipState> VipState::make(VipSpec spec, std::vector<Backend> backends,
                                                const PoolOptions& options, size_t workers) {
   auto state = std::make_shared<VipState>();
-  state->pool = Pool::build(std::move(backends), spec.policy, options);
+  const auto plan = PolicyPlan::make(Pool::build(std::move(backends), options), spec.policy);
+  state->pool = plan->shared_pool();
   state->spec = std::move(spec);
   state->policies.reserve(workers);
   for (size_t w = 0; w < workers; ++w) {
@@ -84,7 +85,7 @@ std::shared_ptr<const VipState> VipState::make(VipSpec spec, std::vector<Backend
     uint64_t seed = (state->pool->id() << 16) ^ w;
     seed = (seed ^ (seed >> 30)) * 0xbf58476d1ce4e5b9ULL;
     seed = (seed ^ (seed >> 27)) * 0x94d049bb133111ebULL;
-    state->policies.push_back(make_policy(state->pool, seed ^ (seed >> 31)));
+    state->policies.push_back(make_policy(plan, seed ^ (seed >> 31)));
   }
   return state;
 }

@@ -1,4 +1,4 @@
-#include "ringlb/stats.h"
+#include "ringlb/proxy/stats.h"
 
 namespace ringlb {
 

@@ -1,4 +1,4 @@
-#include "proxy/worker.h"
+#include "ringlb/proxy/worker.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// The XDP loader (include/ringlb/xdp.h): skeleton life cycle, map filling, attachment.
+// The XDP loader (include/ringlb/xdp/xdp.h): skeleton life cycle, map filling, attachment.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <ifaddrs.h>
@@ -25,9 +25,9 @@
 #include <thread>
 #include <utility>
 
-#include "ringlb/maglev.h"
-#include "ringlb/policy.h"
-#include "ringlb/xdp.h"
+#include "ringlb/model/client_hash.h"
+#include "ringlb/model/maglev.h"
+#include "ringlb/xdp/xdp.h"
 #include "ringlb_decap.skel.h"
 #include "ringlb_xdp.skel.h"
 
@@ -347,23 +347,14 @@ Result<void> set_sources_from_interface(LoadOptions& options, const std::string&
 
 ForwardTable build_forward_table(const VipSpec& vip, uint32_t table_size,
                                  const BackendFilter& eligible) {
-  std::vector<MaglevBackend> members;
-  std::vector<uint32_t> index_of;
-  for (uint32_t i = 0; i < vip.backends.size(); ++i) {
-    const auto& b = vip.backends[i];
-    if (b.state == AdminState::up && b.weight > 0 && (!eligible || eligible(vip, b))) {
-      members.push_back(MaglevBackend{.name = b.name, .weight = b.weight});
-      index_of.push_back(i);
-    }
-  }
   ForwardTable table;
-  if (members.empty()) {
-    return table;
-  }
-  table.slots = build_maglev_table(members, table_size);
-  for (auto& slot : table.slots) {
-    slot = index_of[slot];
-  }
+  table.slots = vip_maglev_table(
+      static_cast<uint32_t>(vip.backends.size()),
+      [&](uint32_t i) {
+        const BackendSpec& b = vip.backends[i];
+        return b.in_rotation() && (!eligible || eligible(vip, b)) ? &b : nullptr;
+      },
+      table_size);
   return table;
 }
 

@@ -1,4 +1,4 @@
-// Maps are the state (include/ringlb/xdp.h): the one implementation that makes the XDP
+// Maps are the state (include/ringlb/xdp/xdp.h): the one implementation that makes the XDP
 // maps describe an XdpState, and reading that state back from the pinned maps.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -14,7 +14,7 @@
 #include <set>
 #include <tuple>
 
-#include "ringlb/xdp.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb::xdp {
 

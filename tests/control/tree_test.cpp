@@ -1,5 +1,5 @@
 // ControlTree without FUSE or root: the control filesystem's rules, file by file.
-#include "control/tree.h"
+#include "ringlb/control/tree.h"
 
 #include <gtest/gtest.h>
 
@@ -7,8 +7,8 @@
 #include <thread>
 
 #include "../proxy/harness.h"
-#include "ringlb/config.h"
-#include "ringlb/xdp.h"
+#include "ringlb/config/config.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb::control {
 namespace {

@@ -11,9 +11,9 @@
 #include <utility>
 
 #include "fuzz_check.h"
-#include "ringlb/config.h"
-#include "ringlb/maglev.h"
-#include "ringlb/model.h"
+#include "ringlb/config/config.h"
+#include "ringlb/model/maglev.h"
+#include "ringlb/model/model.h"
 
 namespace ringlb {
 namespace {

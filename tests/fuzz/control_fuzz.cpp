@@ -21,9 +21,9 @@
 #include <string>
 #include <string_view>
 
-#include "control/tree.h"
 #include "fuzz_check.h"
-#include "ringlb/config.h"
+#include "ringlb/config/config.h"
+#include "ringlb/control/tree.h"
 #include "ringlb/fd.h"
 
 namespace ringlb {

@@ -17,8 +17,8 @@
 
 #include "../xdp/xdp_env.h"
 #include "fuzz_check.h"
-#include "ringlb/xdp.h"
-#include "ringlb/xdp_abi.h"
+#include "ringlb/abi/xdp_abi.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb {
 namespace {

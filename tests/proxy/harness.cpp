@@ -26,7 +26,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "ringlb/address.h"
+#include "ringlb/model/address.h"
 
 namespace ringlb::test {
 

@@ -23,7 +23,7 @@
 #include <thread>
 
 #include "harness.h"
-#include "ringlb/model.h"
+#include "ringlb/model/model.h"
 
 namespace ringlb::test {
 namespace {

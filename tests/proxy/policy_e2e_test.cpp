@@ -5,8 +5,8 @@
 #include <map>
 
 #include "harness.h"
-#include "ringlb/config.h"
-#include "ringlb/policy.h"
+#include "ringlb/config/config.h"
+#include "ringlb/policy/policy.h"
 
 namespace ringlb::test {
 namespace {
@@ -73,14 +73,9 @@ TEST(IpHashEndToEnd, EachClientAddressLandsWhereTheTableSays) {
   // The same pool the daemon builds, to predict each client's backend.
   auto config = parse_config(config_text, "test");
   ASSERT_TRUE(config) << config.error().message;
-  std::vector<ringlb::Backend> backends;
-  for (const auto& spec : config->vips[0].backends) {
-    backends.push_back({.spec = spec, .stats = std::make_shared<BackendStats>()});
-  }
-  auto pool = Pool::build(
-      std::move(backends), PolicyKind::ip_hash,
-      {.hash_key = config->daemon.hash_key, .maglev_table_size = config->daemon.maglev_table_size});
-  auto predictor = make_policy(pool, 0);
+  auto predictor = make_policy(
+      PolicyPlan::make(Pool::of_spec(config->vips[0], pool_options(*config)), PolicyKind::ip_hash),
+      0);
 
   std::map<std::string, int> counts;
   for (int host = 2; host < 202; ++host) {

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "ringlb/config.h"
-#include "ringlb/policy.h"
+#include "ringlb/config/config.h"
+#include "ringlb/model/client_hash.h"
 
 namespace ringlb::test {
 namespace {

@@ -23,8 +23,8 @@
 #include "../proxy/harness.h"
 #include "../xdp/bpffs.h"
 #include "proc.h"
-#include "ringlb/config.h"
-#include "ringlb/xdp.h"
+#include "ringlb/config/config.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb::test {
 namespace {

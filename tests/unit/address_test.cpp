@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "ringlb/address.h"
+#include "ringlb/model/address.h"
 
 namespace ringlb {
 namespace {

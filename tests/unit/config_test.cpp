@@ -3,7 +3,7 @@
 #include <fstream>
 #include <string>
 
-#include "ringlb/config.h"
+#include "ringlb/config/config.h"
 
 namespace ringlb {
 namespace {

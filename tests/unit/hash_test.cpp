@@ -3,9 +3,10 @@
 
 #include <cstring>
 
-#include "ringlb/policy.h"
+#include "ringlb/model/client_hash.h"
+#include "ringlb/model/siphash.h"
+#include "ringlb/policy/policy.h"
 #include "ringlb/random.h"
-#include "ringlb/siphash.h"
 
 namespace ringlb {
 namespace {

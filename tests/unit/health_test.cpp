@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "ringlb/config.h"
-#include "ringlb/health.h"
-#include "ringlb/policy.h"
+#include "ringlb/config/config.h"
+#include "ringlb/model/health.h"
+#include "ringlb/policy/policy.h"
 
 namespace ringlb {
 namespace {
@@ -205,8 +205,8 @@ std::map<std::string, int> shares(PolicyKind kind, uint32_t ramp_of_second, int 
         .ramp_permille = std::string_view(name) == "new" ? ramp_of_second : 1000,
     });
   }
-  auto pool = Pool::build(std::move(backends), kind, PoolOptions{});
-  auto policy = make_policy(pool, 0);
+  auto policy =
+      make_policy(PolicyPlan::make(Pool::build(std::move(backends), PoolOptions{}), kind), 0);
   std::map<std::string, int> counts;
   for (int i = 0; i < picks; ++i) {
     counts[policy->pick(Client{}, TriedBackends{})->spec.name]++;

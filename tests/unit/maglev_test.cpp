@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "ringlb/maglev.h"
+#include "ringlb/model/maglev.h"
 
 namespace ringlb {
 namespace {

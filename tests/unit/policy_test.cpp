@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "ringlb/policy.h"
+#include "ringlb/policy/policy.h"
 #include "ringlb/random.h"
 
 namespace ringlb {
@@ -19,7 +19,7 @@ struct B {
   bool healthy = true;
 };
 
-std::shared_ptr<const Pool> make_pool(PolicyKind policy, const std::vector<B>& list) {
+std::shared_ptr<const PolicyPlan> make_pool(PolicyKind policy, const std::vector<B>& list) {
   std::vector<Backend> backends;
   uint16_t port = 9000;
   for (const auto& b : list) {
@@ -32,7 +32,8 @@ std::shared_ptr<const Pool> make_pool(PolicyKind policy, const std::vector<B>& l
         .stats = std::make_shared<BackendStats>(),
     });
   }
-  return Pool::build(std::move(backends), policy, PoolOptions{.hash_key = {11, 22}});
+  return PolicyPlan::make(Pool::build(std::move(backends), PoolOptions{.hash_key = {11, 22}}),
+                          policy);
 }
 
 std::vector<B> uniform(size_t n) {
@@ -125,8 +126,8 @@ TEST_P(EveryPolicy, RetriesNeverReturnATriedBackend) {
       const Backend* b = policy->pick(client_at(i), tried);
       ASSERT_NE(b, nullptr) << "client " << i << " attempt " << attempt;
       ASSERT_TRUE(b->eligible()) << b->spec.name;
-      ASSERT_FALSE(tried.contains(pool->index_of(*b))) << b->spec.name << " again";
-      tried.add(pool->index_of(*b));
+      ASSERT_FALSE(tried.contains(pool->pool().index_of(*b))) << b->spec.name << " again";
+      tried.add(pool->pool().index_of(*b));
       names.insert(b->spec.name);
     }
     EXPECT_EQ(names, (std::set<std::string>{"heavy", "a", "b", "c"}));
@@ -392,7 +393,7 @@ void expect_active_follows_weights(size_t n, int picks) {
   for (int i = 0; i < picks; ++i) {
     first_pick(*policy, client_at(i))->stats->active.fetch_add(1);
   }
-  for (const auto& backend : pool->backends()) {
+  for (const auto& backend : pool->pool().backends()) {
     const double expected = picks * backend.spec.weight / total;
     const double active = static_cast<double>(backend.stats->active.load());
     // Full scan (small pools) keeps (active + 1) / weight level, so every backend stays
@@ -413,9 +414,9 @@ TEST(LeastRequestPolicy, TwoChoicesKeepActiveProportionalToWeightInLargePools) {
 
 TEST(LeastRequestPolicy, PrefersTheLeastLoadedBackend) {
   auto pool = make_pool(PolicyKind::least_request, uniform(3));
-  pool->backends()[0].stats->active = 10;
-  pool->backends()[1].stats->active = 2;
-  pool->backends()[2].stats->active = 10;
+  pool->pool().backends()[0].stats->active = 10;
+  pool->pool().backends()[1].stats->active = 2;
+  pool->pool().backends()[2].stats->active = 10;
   auto policy = make_policy(pool, 3);
   for (int i = 0; i < 20; ++i) {
     EXPECT_EQ(first_pick(*policy, client_at(i))->spec.name, "b1");
@@ -429,7 +430,7 @@ TEST(LeastRequestPolicy, ARetrySkipsTheIdleLookingBackendItTried) {
   for (size_t n : {2u, 5u, 40u}) {
     auto pool = make_pool(PolicyKind::least_request, uniform(n));
     for (size_t i = 1; i < n; ++i) {
-      pool->backends()[i].stats->active = 10;
+      pool->pool().backends()[i].stats->active = 10;
     }
     auto policy = make_policy(pool, 4);
     TriedBackends tried;
@@ -488,7 +489,7 @@ TEST(IpHashPolicy, RetriesWalkTheClientsPreferenceOrder) {
   for (uint32_t i = 0; i < 4000; ++i) {
     const Client c = client_at(i);
     TriedBackends tried;
-    tried.add(pool->index_of(*first_pick(*one, c)));
+    tried.add(pool->pool().index_of(*first_pick(*one, c)));
     const Backend* second = one->pick(c, tried);
     ASSERT_NE(second, nullptr);
     EXPECT_EQ(second, two->pick(c, tried));

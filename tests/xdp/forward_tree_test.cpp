@@ -9,8 +9,8 @@
 #include <thread>
 #include <vector>
 
-#include "control/tree.h"
-#include "ringlb/config.h"
+#include "ringlb/config/config.h"
+#include "ringlb/control/tree.h"
 
 namespace ringlb::control {
 namespace {

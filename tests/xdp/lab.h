@@ -16,8 +16,8 @@
 #include <cstring>
 #include <string>
 
-#include "ringlb/config.h"
-#include "ringlb/xdp.h"
+#include "ringlb/config/config.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb::test {
 

@@ -1,4 +1,4 @@
-// Maps are the state (include/ringlb/xdp.h): validation with the config's messages
+// Maps are the state (include/ringlb/xdp/xdp.h): validation with the config's messages
 // (XdpStateValidate, label unit, no root), and apply_state/read_state on a loaded,
 // unpinned program (XdpStateMaps, label bpf, root): what attach writes reads back, an
 // edit rebuilds the table with the loader's builder, a bad edit writes nothing.
@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "ringlb/config.h"
-#include "ringlb/xdp.h"
+#include "ringlb/config/config.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb {
 namespace {

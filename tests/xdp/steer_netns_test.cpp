@@ -22,9 +22,9 @@
 #include <utility>
 #include <vector>
 
-#include "ringlb/config.h"
-#include "ringlb/policy.h"
-#include "ringlb/xdp.h"
+#include "ringlb/config/config.h"
+#include "ringlb/model/client_hash.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb {
 namespace {

@@ -23,8 +23,8 @@
 
 #include "lab.h"
 #include "packet.h"
-#include "ringlb/config.h"
-#include "ringlb/xdp.h"
+#include "ringlb/config/config.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb::test {
 

@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "bpffs.h"
-#include "ringlb/policy.h"
+#include "ringlb/model/client_hash.h"
 #include "xdp_env.h"
 
 namespace ringlb::test {

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "ringlb/address.h"
+#include "ringlb/model/address.h"
 #include "ringlb/result.h"
 
 namespace ringlb::cli {

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "commands.h"
-#include "ringlb/config.h"
-#include "ringlb/policy.h"
+#include "ringlb/config/config.h"
+#include "ringlb/policy/policy.h"
 #include "ringlb/random.h"
 
 namespace ringlb::cli {
@@ -53,14 +53,9 @@ double expected_share(const Pool& pool, PolicyKind policy, uint32_t index) {
 
 void simulate_vip(const Config& config, const VipSpec& vip, PolicyKind policy,
                   const SimulateOptions& options) {
-  std::vector<Backend> backends;
-  for (const auto& spec : vip.backends) {
-    backends.push_back(Backend{.spec = spec, .stats = std::make_shared<BackendStats>()});
-  }
-  const PoolOptions pool_options{.hash_key = config.daemon.hash_key,
-                                 .maglev_table_size = config.daemon.maglev_table_size};
-  auto pool = Pool::build(std::move(backends), policy, pool_options);
-  auto picker = make_policy(pool, options.seed);
+  const auto plan = PolicyPlan::make(Pool::of_spec(vip, pool_options(config)), policy);
+  const Pool& pool = plan->pool();
+  auto picker = make_policy(plan, options.seed);
   Rng rng(options.seed);
   std::map<uint32_t, uint64_t> counts;
   uint64_t unserved = 0;
@@ -81,7 +76,7 @@ void simulate_vip(const Config& config, const VipSpec& vip, PolicyKind policy,
     // Each synthetic client keeps its connection open, which is what least_request
     // balances on.
     backend->stats->active.fetch_add(1, std::memory_order_relaxed);
-    const auto index = static_cast<uint32_t>(backend - pool->backends().data());
+    const auto index = static_cast<uint32_t>(backend - pool.backends().data());
     ++counts[index];
     if (options.list) {
       std::printf("  %-21s -> %s\n", SocketAddress{client.address, client.port}.to_string().c_str(),
@@ -90,13 +85,13 @@ void simulate_vip(const Config& config, const VipSpec& vip, PolicyKind policy,
   }
   std::printf("  %-16s %-22s %6s %-6s %8s %8s %8s\n", "backend", "address", "weight", "state",
               "clients", "share", "expected");
-  for (uint32_t i = 0; i < pool->backends().size(); ++i) {
-    const auto& b = pool->backends()[i];
+  for (uint32_t i = 0; i < pool.backends().size(); ++i) {
+    const auto& b = pool.backends()[i];
     const double share = options.clients ? 100.0 * counts[i] / options.clients : 0;
     std::printf("  %-16s %-22s %6u %-6s %8" PRIu64 " %7.2f%% %7.2f%%\n", b.spec.name.c_str(),
                 b.spec.address.to_string().c_str(), b.spec.weight,
                 std::string(to_string(b.spec.state)).c_str(), counts[i], share,
-                100.0 * expected_share(*pool, policy, i));
+                100.0 * expected_share(pool, policy, i));
   }
   if (unserved != 0) {
     std::printf("  %" PRIu64 " clients had no eligible backend\n", unserved);

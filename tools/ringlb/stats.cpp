@@ -29,9 +29,9 @@
 #include <thread>
 
 #include "commands.h"
+#include "ringlb/abi/xdp_abi.h"
 #include "ringlb/fd.h"
-#include "ringlb/xdp.h"
-#include "ringlb/xdp_abi.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb::cli {
 

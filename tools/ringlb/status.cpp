@@ -28,7 +28,7 @@
 
 #include "commands.h"
 #include "ringlb/fd.h"
-#include "ringlb/xdp.h"
+#include "ringlb/xdp/xdp.h"
 #include "stats.h"
 
 namespace ringlb::cli {

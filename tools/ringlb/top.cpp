@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "commands.h"
-#include "ringlb/xdp.h"
+#include "ringlb/xdp/xdp.h"
 #include "stats.h"
 
 namespace ringlb::cli {

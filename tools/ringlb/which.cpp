@@ -27,10 +27,11 @@
 #include <vector>
 
 #include "commands.h"
-#include "ringlb/config.h"
-#include "ringlb/policy.h"
-#include "ringlb/pool.h"
-#include "ringlb/xdp.h"
+#include "ringlb/config/config.h"
+#include "ringlb/model/client_hash.h"
+#include "ringlb/model/pool.h"
+#include "ringlb/policy/policy.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb::cli {
 namespace {
@@ -68,14 +69,9 @@ void which_proxy(const Config& config, const VipSpec& vip, const IpAddress& clie
   std::string address = "-";
   if (vip.policy == PolicyKind::ip_hash) {
     // The pool the daemon builds for this VIP, and its ip_hash pick for a first attempt.
-    std::vector<Backend> backends;
-    for (const auto& spec : vip.backends) {
-      backends.push_back(Backend{.spec = spec, .stats = std::make_shared<BackendStats>()});
-    }
-    const auto pool = Pool::build(
-        std::move(backends), PolicyKind::ip_hash,
-        {.hash_key = config.daemon.hash_key, .maglev_table_size = config.daemon.maglev_table_size});
-    const Backend* picked = make_policy(pool, 0)->pick(Client{.address = client}, TriedBackends{});
+    const auto plan =
+        PolicyPlan::make(Pool::of_spec(vip, pool_options(config)), PolicyKind::ip_hash);
+    const Backend* picked = make_policy(plan, 0)->pick(Client{.address = client}, TriedBackends{});
     if (picked != nullptr) {
       backend = picked->spec.name;
       address = picked->spec.address.to_string();

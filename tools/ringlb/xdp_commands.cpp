@@ -17,8 +17,8 @@
 #include <string>
 
 #include "commands.h"
-#include "ringlb/config.h"
-#include "ringlb/xdp.h"
+#include "ringlb/config/config.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb::cli {
 namespace {

@@ -1,5 +1,5 @@
 // ringlb xdp ...: forward-mode VIPs and backends edited in the pinned maps, without the
-// config file and without the daemon (the maps are the state; include/ringlb/xdp.h).
+// config file and without the daemon (the maps are the state; include/ringlb/xdp/xdp.h).
 //
 //   ringlb xdp list                                          [--pin-path P]
 //   ringlb xdp vip add NAME --listen ADDR:PORT [--proto tcp|udp]
@@ -19,7 +19,7 @@
 #include <string>
 
 #include "commands.h"
-#include "ringlb/xdp.h"
+#include "ringlb/xdp/xdp.h"
 
 namespace ringlb::cli {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "ringlb/hash.h"
+#include "ringlb/abi/hash.h"
 
 namespace ringlb {
 

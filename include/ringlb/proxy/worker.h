@@ -43,9 +43,9 @@
 #include <memory>
 #include <vector>
 
-#include "proxy/ring.h"
-#include "ringlb/policy.h"
-#include "ringlb/runtime.h"
+#include "ringlb/policy/policy.h"
+#include "ringlb/proxy/ring.h"
+#include "ringlb/proxy/runtime.h"
 
 namespace ringlb::proxy {
 

@@ -2,7 +2,7 @@
 //
 // A VIP with a [vip.health] table (HealthSpec, model.h) judges each backend three ways:
 //
-//  - Active checks (the health monitor, src/proxy/health.h, runs them): every
+//  - Active checks (the health monitor, include/ringlb/proxy/health_monitor.h, runs them): every
 //    interval_ms a TCP connect, optionally a payload sent and a reply prefix expected,
 //    all within timeout_ms. `fall` consecutive failures take an up backend down, `rise`
 //    consecutive passes bring it back (HAProxy's rise/fall). Backends start up, so a
@@ -32,7 +32,7 @@
 #include <string>
 #include <string_view>
 
-#include "ringlb/model.h"
+#include "ringlb/model/model.h"
 
 namespace ringlb {
 

@@ -27,9 +27,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
+
+#include "ringlb/model/model.h"
 
 namespace ringlb {
 
@@ -48,5 +51,14 @@ bool is_prime(uint32_t n);
 // distinct; weights are above zero. An empty `backends` gives an empty table.
 std::vector<uint32_t> build_maglev_table(std::span<const MaglevBackend> backends,
                                          uint32_t table_size = kDefaultMaglevTableSize);
+
+// The Maglev table of a VIP's backends: `table_size` entries, each an index in 0..count,
+// over the backends `member(i)` names (nullptr: backend i takes no new connections; its
+// name and weight otherwise). ip_hash, the XDP maps and `ringlb which` all build their
+// tables here, each with its membership rule (in rotation and healthy), so they name the
+// same backend for a client. No member gives an empty table.
+std::vector<uint32_t> vip_maglev_table(uint32_t count,
+                                       const std::function<const BackendSpec*(uint32_t)>& member,
+                                       uint32_t table_size);
 
 }  // namespace ringlb

@@ -1,9 +1,9 @@
 // Pool: the immutable snapshot of one VIP's backends that policies pick from.
 //
 // A Pool is built once per change (config load, reload, control write, health change)
-// and never modified; workers hold it through SnapshotReader (snapshot.h). Everything a
-// policy needs that is not per-worker state (the eligible set, the smooth weighted
-// sequence, the alias table, the Maglev table) is precomputed here, so pick() is O(1).
+// and never modified; workers hold it through SnapshotReader (snapshot.h). The eligible
+// set is computed here; what one policy precomputes on top (the smooth weighted
+// sequence, the alias table, the Maglev table) is the policy layer's PolicyPlan.
 #pragma once
 
 #include <memory>
@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "ringlb/hash.h"
-#include "ringlb/model.h"
+#include "ringlb/abi/hash.h"
+#include "ringlb/model/model.h"
 
 namespace ringlb {
 
@@ -29,19 +29,9 @@ struct Backend {
   // The weight the weighted, least_request and random policies balance by: the
   // configured weight scaled by the slow-start ramp (only ratios matter).
   uint64_t effective_weight() const { return uint64_t{spec.weight} * ramp_permille; }
-  // Up, healthy and weighted above zero: the only backends a policy may pick.
-  bool eligible() const { return spec.state == AdminState::up && healthy && spec.weight > 0; }
-};
-
-// Read-only tables a policy precomputes for a snapshot (only its own are filled).
-struct PolicyTables {
-  // weighted: one cycle of the smooth weighted round-robin sequence (backend indexes).
-  std::vector<uint32_t> sequence;
-  // random: Vose alias table over the eligible backends (threshold scaled to 2^32).
-  std::vector<uint32_t> alias;
-  std::vector<uint64_t> alias_threshold;
-  // ip_hash: Maglev table (backend indexes) and the client hash key.
-  std::vector<uint32_t> maglev;
+  // In rotation (up, weighted above zero) and healthy: the only backends a policy may
+  // pick.
+  bool eligible() const { return spec.in_rotation() && healthy; }
 };
 
 struct PoolOptions {
@@ -51,14 +41,17 @@ struct PoolOptions {
 
 class Pool {
  public:
-  // Builds the snapshot and the tables of `policy`. Backend indexes everywhere are
-  // positions in `backends`, which keeps the configured order.
-  static std::shared_ptr<const Pool> build(std::vector<Backend> backends, PolicyKind policy,
+  // Builds the snapshot. Backend indexes everywhere are positions in `backends`, which
+  // keeps the configured order.
+  static std::shared_ptr<const Pool> build(std::vector<Backend> backends,
                                            const PoolOptions& options);
+  // The pool of `vip`'s backends as configured: each healthy, with fresh counters. What
+  // `ringlb simulate`, `ringlb which` and the tests predict with; ringlbd builds its
+  // pools from live counters and health instead (proxy/runtime.h).
+  static std::shared_ptr<const Pool> of_spec(const VipSpec& vip, const PoolOptions& options);
 
-  // Unique per build in this process: tells a policy that its snapshot changed.
+  // Unique per build in this process (seeds the policies' instances).
   uint64_t id() const { return id_; }
-  PolicyKind policy() const { return policy_; }
   std::span<const Backend> backends() const { return backends_; }
   // Indexes of eligible backends, in configured order.
   std::span<const uint32_t> eligible() const { return eligible_; }
@@ -70,7 +63,6 @@ class Pool {
   uint32_t index_of(const Backend& backend) const {
     return static_cast<uint32_t>(&backend - backends_.data());
   }
-  const PolicyTables& tables() const { return tables_; }
   const PoolOptions& options() const { return options_; }
   // The backend named `name`, or nullptr.
   const Backend* find(std::string_view name) const;
@@ -78,12 +70,10 @@ class Pool {
  private:
   Pool() = default;
   uint64_t id_ = 0;
-  PolicyKind policy_ = PolicyKind::round_robin;
   PoolOptions options_;
   std::vector<Backend> backends_;
   std::vector<uint32_t> eligible_;
   std::vector<uint32_t> ejected_;
-  PolicyTables tables_;
 };
 
 }  // namespace ringlb

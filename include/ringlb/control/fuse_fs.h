@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "control/tree.h"
+#include "ringlb/control/tree.h"
 #include "ringlb/fd.h"
 #include "ringlb/result.h"
 

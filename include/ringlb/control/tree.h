@@ -45,8 +45,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ringlb/proxy/runtime.h"
 #include "ringlb/result.h"
-#include "ringlb/runtime.h"
 
 namespace ringlb::control {
 

@@ -15,13 +15,13 @@
 #include <string>
 #include <vector>
 
-#include "ringlb/config.h"
+#include "ringlb/config/config.h"
 #include "ringlb/fd.h"
-#include "ringlb/policy.h"
-#include "ringlb/pool.h"
+#include "ringlb/model/pool.h"
+#include "ringlb/policy/policy.h"
+#include "ringlb/proxy/stats.h"
 #include "ringlb/result.h"
 #include "ringlb/snapshot.h"
-#include "ringlb/stats.h"
 
 namespace ringlb {
 

@@ -9,8 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "ringlb/hash.h"
-#include "ringlb/model.h"
+#include "ringlb/abi/hash.h"
+#include "ringlb/model/model.h"
+#include "ringlb/model/pool.h"
 #include "ringlb/result.h"
 
 namespace ringlb {
@@ -63,6 +64,12 @@ struct Config {
 Result<Config> parse_config(std::string_view text, std::string_view source);
 // Reads and parses the file at `path`.
 Result<Config> load_config(const std::string& path);
+
+// The pool options a config gives every VIP: its hash key and Maglev table size.
+inline PoolOptions pool_options(const Config& config) {
+  return PoolOptions{.hash_key = config.daemon.hash_key,
+                     .maglev_table_size = config.daemon.maglev_table_size};
+}
 
 // Parses a 32-hex-digit seed into a SipHash key.
 std::optional<ringlb_hash_key> parse_hash_seed(std::string_view hex);

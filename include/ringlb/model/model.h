@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "ringlb/address.h"
-#include "ringlb/hash.h"
+#include "ringlb/abi/hash.h"
+#include "ringlb/model/address.h"
 
 namespace ringlb {
 
@@ -81,6 +81,10 @@ struct BackendSpec {
   SocketAddress address;
   uint32_t weight = 1;
   AdminState state = AdminState::up;
+
+  // Up and weighted above zero: the operator has it take new connections. Health
+  // decides the rest (Backend::eligible, the XDP tables' filter).
+  bool in_rotation() const { return state == AdminState::up && weight > 0; }
 };
 
 // Live counters of one backend, shared by every worker and kept across pool snapshots

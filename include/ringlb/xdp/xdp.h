@@ -21,10 +21,10 @@
 #include <string_view>
 #include <vector>
 
-#include "ringlb/config.h"
+#include "ringlb/abi/xdp_abi.h"
+#include "ringlb/config/config.h"
 #include "ringlb/fd.h"
 #include "ringlb/result.h"
-#include "ringlb/xdp_abi.h"
 
 struct ringlb_xdp;
 struct ringlb_decap;

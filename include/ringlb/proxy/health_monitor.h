@@ -23,8 +23,8 @@
 #include <thread>
 
 #include "ringlb/fd.h"
+#include "ringlb/proxy/runtime.h"
 #include "ringlb/result.h"
-#include "ringlb/runtime.h"
 
 namespace ringlb::proxy {
 
