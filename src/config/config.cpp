@@ -6,7 +6,9 @@
 #include <set>
 #include <sstream>
 
+#include "ringlb/model/fields.h"
 #include "ringlb/model/maglev.h"
+#include "ringlb/model/validate.h"
 
 namespace ringlb {
 
@@ -25,6 +27,28 @@ class Checker {
     out << source_ << ":" << where.begin.line << ":" << where.begin.column << ": " << key << ": "
         << what;
     errors_.push_back(out.str());
+    error_paths_.insert(std::string(key));
+  }
+
+  // Where the setting at `path` was written (the latest one, for a duplicate).
+  void place(const std::string& path, const toml::source_region& where) { places_[path] = where; }
+
+  // The model's own checks (validate.h) on what was read, each at the place of its
+  // setting, or of the nearest enclosing table that was written. A setting that already
+  // failed to read is not reported again.
+  void validate(const std::vector<VipSpec>& vips, const toml::source_region& root) {
+    for (const auto& problem : validate_vips(vips)) {
+      if (error_paths_.count(problem.path) != 0) {
+        continue;
+      }
+      std::string path = problem.path;
+      auto found = places_.find(path);
+      while (found == places_.end() && path.find_last_of(".[") != std::string::npos) {
+        path.erase(path.find_last_of(".["));
+        found = places_.find(path);
+      }
+      error(found != places_.end() ? found->second : root, problem.path, problem.message);
+    }
   }
 
   bool ok() const { return errors_.empty(); }
@@ -70,16 +94,15 @@ class Checker {
     // Only an integer node is read: toml++ casts a float such as 1e32 to int64_t
     // unchecked, which is undefined behaviour (found by fuzz_config).
     const toml::value<int64_t>* integer = node->as_integer();
-    const std::string range = std::to_string(min) + ".." + std::to_string(max);
+    const UintRange range{static_cast<uint32_t>(min), static_cast<uint32_t>(max)};
+    place(join(path, key), node->source());
     if (integer == nullptr) {
-      error(node->source(), join(path, key),
-            "expected an integer in " + range + ", got " + describe(*node));
+      error(node->source(), join(path, key), uint_error(range, describe(*node)));
       return;
     }
     const int64_t value = integer->get();
-    if (value < 0 || static_cast<uint64_t>(value) < min || static_cast<uint64_t>(value) > max) {
-      error(node->source(), join(path, key),
-            "expected an integer in " + range + ", got " + std::to_string(value));
+    if (value < 0 || !range.contains(static_cast<uint64_t>(value))) {
+      error(node->source(), join(path, key), uint_error(range, std::to_string(value)));
       return;
     }
     out = static_cast<uint32_t>(value);
@@ -126,10 +149,10 @@ class Checker {
     if (!text) {
       return;
     }
+    place(join(path, key), table.get(key)->source());
     auto value = parse(*text);
     if (!value) {
-      error(table.get(key)->source(), join(path, key),
-            "expected one of " + std::string(expected) + ", got \"" + *text + "\"");
+      error(table.get(key)->source(), join(path, key), choice_error(expected, *text));
       return;
     }
     out = *value;
@@ -161,6 +184,8 @@ class Checker {
 
   std::string source_;
   std::vector<std::string> errors_;
+  std::set<std::string> error_paths_;
+  std::map<std::string, toml::source_region> places_;
 };
 
 void read_daemon(Checker& check, const toml::table& table, DaemonConfig& daemon) {
@@ -251,37 +276,33 @@ void read_backend(Checker& check, const toml::table& table, const std::string& v
   std::string path = vip_path + ".backend[" + std::to_string(index) + "]";
   if (auto name = check.read_string(table, table.source(), path, "name", true)) {
     if (!is_valid_name(*name)) {
-      check.error(table.get("name")->source(), path + ".name",
-                  "expected 1..64 characters of [A-Za-z0-9_.-], got \"" + *name + "\"");
+      check.error(table.get("name")->source(), path + ".name", name_error(*name));
     } else {
       backend.name = *name;
       path = vip_path + ".backend[" + *name + "]";
+      check.place(path + ".name", table.get("name")->source());
     }
   }
+  check.place(path, table.source());
   check.check_keys(table, path, {"name", "address", "weight", "state"});
   if (auto address = check.read_string(table, table.source(), path, "address", true)) {
     const auto* node = table.get("address");
-    if (mode == Mode::proxy) {
-      if (auto parsed = SocketAddress::parse(*address)) {
-        backend.address = *parsed;
-      } else {
-        check.error(node->source(), path + ".address",
-                    "expected ip:port (\"192.0.2.1:80\" or \"[2001:db8::1]:80\"), got \"" +
-                        *address + "\"");
-      }
-    } else if (auto ip = IpAddress::parse(*address)) {
-      backend.address = SocketAddress{*ip, 0};
+    check.place(path + ".address", node->source());
+    if (auto parsed = parse_backend_address(*address, mode)) {
+      backend.address = *parsed;
     } else {
-      check.error(node->source(), path + ".address",
-                  "expected an IP address without port (forward mode), got \"" + *address + "\"");
+      check.error(node->source(), path + ".address", parsed.error().message);
     }
   }
-  check.read_uint(table, path, "weight", kWeightRange.min, kWeightRange.max, backend.weight);
-  check.read_enum(table, table.source(), path, "state", parse_admin_state, "up, drain, down",
+  check.read_uint(table, path, kBackendWeight.name, kBackendWeight.range.min,
+                  kBackendWeight.range.max, backend.*kBackendWeight.member);
+  check.read_enum(table, table.source(), path, "state", parse_admin_state, kAdminStateWords,
                   backend.state);
 }
 
 // [vip.health]: active checks, passive ejection, panic threshold, slow start (health.h).
+// What relates two settings (timeout_ms at most interval_ms, ...) is the model's
+// validator's, after the whole file is read.
 void read_health(Checker& check, const toml::node& node, const std::string& vip_path,
                  HealthSpec& health) {
   const std::string path = vip_path + ".health";
@@ -290,51 +311,22 @@ void read_health(Checker& check, const toml::node& node, const std::string& vip_
     check.error(node.source(), path, "expected a [vip.health] table");
     return;
   }
+  check.place(path, table->source());
   check.check_keys(*table, path,
                    {"type", "interval_ms", "timeout_ms", "rise", "fall", "send", "expect",
                     "eject_after_failures", "ejection_ms", "max_ejection_ms", "panic_threshold",
                     "slow_start_ms"});
-  check.read_enum(*table, table->source(), path, "type", parse_check_type, "tcp, none",
+  check.read_enum(*table, table->source(), path, "type", parse_check_type, kCheckTypeWords,
                   health.type);
-  const std::pair<const char*, std::pair<UintRange, uint32_t HealthSpec::*>> fields[] = {
-      {"interval_ms", {kHealthIntervalRange, &HealthSpec::interval_ms}},
-      {"timeout_ms", {kHealthTimeoutRange, &HealthSpec::timeout_ms}},
-      {"rise", {kRiseFallRange, &HealthSpec::rise}},
-      {"fall", {kRiseFallRange, &HealthSpec::fall}},
-      {"eject_after_failures", {kEjectAfterFailuresRange, &HealthSpec::eject_after_failures}},
-      {"ejection_ms", {kEjectionRange, &HealthSpec::ejection_ms}},
-      {"max_ejection_ms", {kEjectionRange, &HealthSpec::max_ejection_ms}},
-      {"panic_threshold", {kPanicThresholdRange, &HealthSpec::panic_threshold}},
-      {"slow_start_ms", {kSlowStartRange, &HealthSpec::slow_start_ms}},
-  };
-  for (const auto& [key, field] : fields) {
-    check.read_uint(*table, path, key, field.first.min, field.first.max, health.*field.second);
+  for (const auto& field : kHealthUintFields) {
+    check.read_uint(*table, path, field.name, field.range.min, field.range.max,
+                    health.*field.member);
   }
   for (const auto& [key, out] : {std::pair{"send", &health.send}, {"expect", &health.expect}}) {
     if (auto text = check.read_string(*table, table->source(), path, key, false)) {
-      if (text->size() > kMaxHealthPayload) {
-        check.error(table->get(key)->source(), path + "." + key,
-                    "expected at most " + std::to_string(kMaxHealthPayload) + " bytes, got " +
-                        std::to_string(text->size()));
-      } else {
-        *out = *text;
-      }
+      check.place(path + "." + key, table->get(key)->source());
+      *out = *text;
     }
-  }
-  if (const auto* timeout = table->get("timeout_ms");
-      timeout != nullptr && health.timeout_ms > health.interval_ms) {
-    check.error(timeout->source(), path + ".timeout_ms",
-                "expected at most interval_ms (" + std::to_string(health.interval_ms) + "), got " +
-                    std::to_string(health.timeout_ms));
-  }
-  if (const auto* max = table->get("max_ejection_ms");
-      max != nullptr && health.max_ejection_ms < health.ejection_ms) {
-    check.error(max->source(), path + ".max_ejection_ms",
-                "expected at least ejection_ms (" + std::to_string(health.ejection_ms) + "), got " +
-                    std::to_string(health.max_ejection_ms));
-  }
-  if (health.type == CheckType::none && (!health.send.empty() || !health.expect.empty())) {
-    check.error(table->source(), path, "send and expect need type = \"tcp\"");
   }
 }
 
@@ -342,52 +334,36 @@ void read_vip(Checker& check, const toml::table& table, size_t index, VipSpec& v
   std::string path = "vip[" + std::to_string(index) + "]";
   if (auto name = check.read_string(table, table.source(), path, "name", true)) {
     if (!is_valid_name(*name)) {
-      check.error(table.get("name")->source(), path + ".name",
-                  "expected 1..64 characters of [A-Za-z0-9_.-], got \"" + *name + "\"");
+      check.error(table.get("name")->source(), path + ".name", name_error(*name));
     } else {
       vip.name = *name;
       path = "vip[" + *name + "]";
+      check.place(path + ".name", table.get("name")->source());
     }
   }
+  check.place(path, table.source());
   check.check_keys(
       table, path,
       {"name", "listen", "protocol", "mode", "policy", "connect_timeout_ms", "connect_retries",
        "idle_timeout_ms", "max_connection_age_ms", "send_proxy_v2", "health", "backend"});
   if (auto listen = check.read_string(table, table.source(), path, "listen", true)) {
-    if (auto parsed = SocketAddress::parse(*listen)) {
+    check.place(path + ".listen", table.get("listen")->source());
+    if (auto parsed = parse_listen(*listen)) {
       vip.listen = *parsed;
     } else {
-      check.error(
-          table.get("listen")->source(), path + ".listen",
-          "expected ip:port (\"192.0.2.1:80\" or \"[2001:db8::1]:80\"), got \"" + *listen + "\"");
+      check.error(table.get("listen")->source(), path + ".listen", parsed.error().message);
     }
   }
-  check.read_enum(table, table.source(), path, "protocol", parse_protocol, "tcp, udp",
+  check.read_enum(table, table.source(), path, "protocol", parse_protocol, kProtocolWords,
                   vip.protocol);
-  check.read_enum(table, table.source(), path, "mode", parse_mode, "proxy, forward", vip.mode);
-  check.read_enum(table, table.source(), path, "policy", parse_policy,
-                  "round_robin, weighted, least_request, random, ip_hash", vip.policy);
-  if (vip.mode == Mode::proxy && vip.protocol == Protocol::udp) {
-    check.error(table.get("protocol")->source(), path + ".protocol",
-                "proxy mode forwards TCP only; use mode = \"forward\" for UDP");
+  check.read_enum(table, table.source(), path, "mode", parse_mode, kModeWords, vip.mode);
+  check.read_enum(table, table.source(), path, "policy", parse_policy, kPolicyWords, vip.policy);
+  if (vip.mode == Mode::forward && table.get("policy") == nullptr) {
+    vip.policy = PolicyKind::ip_hash;  // forward mode's only policy is its default
   }
-  if (vip.mode == Mode::forward && table.get("policy") != nullptr &&
-      vip.policy != PolicyKind::ip_hash) {
-    check.error(table.get("policy")->source(), path + ".policy",
-                "forward mode always balances with ip_hash (Maglev), got \"" +
-                    std::string(to_string(vip.policy)) + "\"");
+  for (const auto& field : kVipUintFields) {
+    check.read_uint(table, path, field.name, field.range.min, field.range.max, vip.*field.member);
   }
-  if (vip.mode == Mode::forward) {
-    vip.policy = PolicyKind::ip_hash;
-  }
-  check.read_uint(table, path, "connect_timeout_ms", kConnectTimeoutRange.min,
-                  kConnectTimeoutRange.max, vip.connect_timeout_ms);
-  check.read_uint(table, path, "connect_retries", kConnectRetriesRange.min,
-                  kConnectRetriesRange.max, vip.connect_retries);
-  check.read_uint(table, path, "idle_timeout_ms", kIdleTimeoutRange.min, kIdleTimeoutRange.max,
-                  vip.idle_timeout_ms);
-  check.read_uint(table, path, "max_connection_age_ms", kMaxConnectionAgeRange.min,
-                  kMaxConnectionAgeRange.max, vip.max_connection_age_ms);
   check.read_bool(table, path, "send_proxy_v2", vip.send_proxy_v2);
   if (const toml::node* health = table.get("health")) {
     read_health(check, *health, path, vip.health);
@@ -407,15 +383,9 @@ void read_vip(Checker& check, const toml::table& table, size_t index, VipSpec& v
     check.error(table.source(), path, "empty pool: add at least one [[vip.backend]]");
     return;
   }
-  std::set<std::string> names;
   for (size_t i = 0; i < list->size(); ++i) {
-    const toml::table& entry = *list->get(i)->as_table();
     BackendSpec backend;
-    read_backend(check, entry, path, i, vip.mode, backend);
-    if (!backend.name.empty() && !names.insert(backend.name).second) {
-      check.error(entry.get("name")->source(), path + ".backend[" + backend.name + "].name",
-                  "duplicate backend name \"" + backend.name + "\" in this vip");
-    }
+    read_backend(check, *list->get(i)->as_table(), path, i, vip.mode, backend);
     vip.backends.push_back(std::move(backend));
   }
 }
@@ -450,23 +420,14 @@ Config read_config(Checker& check, const toml::table& root, std::string_view sou
     check.error(root.source(), "vip", "no [[vip]] defined: nothing to balance");
     return config;
   }
-  std::set<std::string> names;
-  std::set<std::tuple<SocketAddress, Protocol>> listens;
   for (size_t i = 0; i < list->size(); ++i) {
-    const toml::table& entry = *list->get(i)->as_table();
     VipSpec vip;
-    read_vip(check, entry, i, vip);
-    if (!vip.name.empty() && !names.insert(vip.name).second) {
-      check.error(entry.get("name")->source(), "vip[" + vip.name + "].name",
-                  "duplicate vip name \"" + vip.name + "\"");
-    }
-    if (vip.listen.port != 0 && !listens.insert({vip.listen, vip.protocol}).second) {
-      check.error(entry.get("listen")->source(), "vip[" + vip.name + "].listen",
-                  "another vip already listens on " + vip.listen.to_string() + "/" +
-                      std::string(to_string(vip.protocol)));
-    }
+    read_vip(check, *list->get(i)->as_table(), i, vip);
     config.vips.push_back(std::move(vip));
   }
+  // Duplicates, relations between settings, forward-mode rules: the model's validator,
+  // the same one `ringlb xdp`, the control filesystem and the XDP maps use.
+  check.validate(config.vips, root.source());
   return config;
 }
 

@@ -1,6 +1,7 @@
 #include "ringlb/control/tree.h"
 
 #include "ringlb/fd.h"
+#include "ringlb/model/fields.h"
 #include "ringlb/model/health.h"
 #include "ringlb/xdp/xdp.h"
 
@@ -52,16 +53,6 @@ std::string_view trim_newline(std::string_view value) {
     value.remove_suffix(1);
   }
   return value;
-}
-
-Result<uint32_t> parse_in(std::string_view text, UintRange range, const std::string& name) {
-  uint64_t v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || !range.contains(v)) {
-    return invalid(name + ": expected an integer in " + std::to_string(range.min) + ".." +
-                   std::to_string(range.max) + ", got \"" + std::string(text) + "\"");
-  }
-  return static_cast<uint32_t>(v);
 }
 
 std::string line(std::string_view v) {
@@ -152,44 +143,16 @@ std::string perf_value(int fd) {
   return line(v);
 }
 
-VipSpec* find_spec(Config& config, const std::string& vip) {
-  for (auto& v : config.vips) {
-    if (v.name == vip) {
-      return &v;
-    }
-  }
-  return nullptr;
-}
-
-BackendSpec* find_backend_spec(VipSpec& vip, const std::string& backend) {
-  for (auto& b : vip.backends) {
-    if (b.name == backend) {
-      return &b;
-    }
-  }
-  return nullptr;
-}
-
 // Forward-mode VIPs have no VipRuntime (the XDP program serves them, not the workers):
 // their part of vips/ comes from the running config, and writes go through Runtime::edit
 // like any other, which ringlbd's publish hook writes to the pinned XDP maps.
 std::optional<VipSpec> forward_vip(const Runtime& runtime, std::string_view name) {
-  const auto config = runtime.config();  // held: a range-for would outlive the temporary
-  for (const auto& v : config->vips) {
-    if (v.mode == Mode::forward && v.name == name) {
-      return v;
-    }
+  const auto config = runtime.config();  // held: the spec is copied out of it
+  const VipSpec* vip = find_vip(config->vips, name);
+  if (vip == nullptr || vip->mode != Mode::forward) {
+    return std::nullopt;
   }
-  return std::nullopt;
-}
-
-const BackendSpec* spec_backend(const VipSpec& vip, std::string_view name) {
-  for (const auto& b : vip.backends) {
-    if (b.name == name) {
-      return &b;
-    }
-  }
-  return nullptr;
+  return *vip;
 }
 
 constexpr std::string_view kForwardVipFiles[] = {"listen", "mode", "protocol"};
@@ -219,7 +182,7 @@ Result<NodeInfo> stat_spec_vip(const VipSpec& vip, std::span<const std::string> 
     return not_found(path);
   }
   if (rel[1] != "backends" || rel.size() > 4 ||
-      (spec_backend(vip, rel[2]) == nullptr && !pending)) {
+      (find_backend(vip, rel[2]) == nullptr && !pending)) {
     return not_found(path);
   }
   if (rel.size() == 3) {
@@ -231,26 +194,6 @@ Result<NodeInfo> stat_spec_vip(const VipSpec& vip, std::span<const std::string> 
     }
   }
   return not_found(path);
-}
-
-// A backend address as a VIP of `mode` takes it: ip:port (proxy) or an IP alone (forward).
-std::optional<SocketAddress> parse_backend_address(std::string_view text, Mode mode) {
-  if (mode == Mode::proxy) {
-    return SocketAddress::parse(text);
-  }
-  if (auto ip = IpAddress::parse(text)) {
-    return SocketAddress{.ip = *ip, .port = 0};
-  }
-  return std::nullopt;
-}
-
-Error bad_address(std::string_view value, Mode mode) {
-  return invalid(
-      mode == Mode::proxy
-          ? "address: expected ip:port (\"192.0.2.1:80\" or \"[2001:db8::1]:80\"), got \"" +
-                std::string(value) + "\""
-          : "address: expected an IP address without port (forward mode), got \"" +
-                std::string(value) + "\"");
 }
 
 }  // namespace
@@ -375,7 +318,7 @@ Result<std::string> ControlTree::read_xdp(const std::vector<std::string>& p) con
         return line(to_string(vip->spec.protocol));
       return line(vip->spec.mode == Mode::forward ? "forward" : "steer");
     }
-    const BackendSpec* b = spec_backend(vip->spec, p[4]);
+    const BackendSpec* b = find_backend(vip->spec, p[4]);
     if (b == nullptr) {
       return not_found(p[4]);
     }
@@ -433,7 +376,7 @@ Result<std::string> ControlTree::read_forward(const std::vector<std::string>& p)
     return line(to_string(vip->protocol));
   }
   const std::string& f = p[4];
-  const BackendSpec* b = spec_backend(*vip, p[3]);
+  const BackendSpec* b = find_backend(*vip, p[3]);
   if (b == nullptr) {  // pending: exists in the tree, not yet in the config
     return read_pending(p[1], p[3], f);
   }
@@ -845,10 +788,7 @@ Result<void> ControlTree::write_vip(const std::string& vip, const std::string& f
   if (file == "policy") {
     auto policy = parse_policy(value);
     if (!policy) {
-      return invalid(
-          "policy: expected one of round_robin, weighted, least_request, random, "
-          "ip_hash, got \"" +
-          std::string(value) + "\"");
+      return invalid("policy: " + choice_error(kPolicyWords, value));
     }
     change = [p = *policy](VipSpec& v) { v.policy = p; };
   } else if (file == "send_proxy_v2") {
@@ -857,27 +797,19 @@ Result<void> ControlTree::write_vip(const std::string& vip, const std::string& f
     }
     change = [on = value == "true" || value == "1"](VipSpec& v) { v.send_proxy_v2 = on; };
   } else {
-    const std::pair<const char*, std::pair<UintRange, uint32_t VipSpec::*>> fields[] = {
-        {"connect_timeout_ms", {kConnectTimeoutRange, &VipSpec::connect_timeout_ms}},
-        {"connect_retries", {kConnectRetriesRange, &VipSpec::connect_retries}},
-        {"idle_timeout_ms", {kIdleTimeoutRange, &VipSpec::idle_timeout_ms}},
-        {"max_connection_age_ms", {kMaxConnectionAgeRange, &VipSpec::max_connection_age_ms}},
-    };
-    for (const auto& [name, field] : fields) {
-      if (file == name) {
-        auto v = parse_in(value, field.first, file);
-        if (!v) {
-          return v.error();
-        }
-        change = [member = field.second, n = *v](VipSpec& spec) { spec.*member = n; };
+    if (const auto* field = vip_uint_field(file)) {
+      auto v = parse_uint(value, field->range);
+      if (!v) {
+        return invalid(file + ": " + v.error().message);
       }
+      change = [member = field->member, n = *v](VipSpec& spec) { spec.*member = n; };
     }
   }
   if (!change) {
     return read_only(file);
   }
   return runtime_.edit([&](Config& config) -> Result<void> {
-    VipSpec* spec = find_spec(config, vip);
+    VipSpec* spec = find_vip(config.vips, vip);
     // A reload may have made it a forward VIP since the path was looked up: forward
     // VIPs have no such file.
     if (spec == nullptr || spec->mode != Mode::proxy) {
@@ -897,9 +829,9 @@ Result<void> ControlTree::write_backend(const std::string& vip, const std::strin
   // so it is parsed under the writer lock, against the config it changes.
   std::function<Result<void>(const VipSpec&, BackendSpec&)> change;
   if (file == "weight") {
-    auto w = parse_in(value, kWeightRange, "weight");
+    auto w = parse_uint(value, kBackendWeight.range);
     if (!w) {
-      return w.error();
+      return invalid("weight: " + w.error().message);
     }
     change = [w = *w](const VipSpec&, BackendSpec& b) -> Result<void> {
       b.weight = w;
@@ -908,7 +840,7 @@ Result<void> ControlTree::write_backend(const std::string& vip, const std::strin
   } else if (file == "state") {
     auto state = parse_admin_state(value);
     if (!state) {
-      return invalid("state: expected one of up, drain, down, got \"" + std::string(value) + "\"");
+      return invalid("state: " + choice_error(kAdminStateWords, value));
     }
     change = [s = *state](const VipSpec&, BackendSpec& b) -> Result<void> {
       b.state = s;
@@ -918,7 +850,7 @@ Result<void> ControlTree::write_backend(const std::string& vip, const std::strin
     change = [value](const VipSpec& v, BackendSpec& b) -> Result<void> {
       auto address = parse_backend_address(value, v.mode);
       if (!address) {
-        return bad_address(value, v.mode);
+        return invalid("address: " + address.error().message);
       }
       b.address = *address;
       return {};
@@ -927,8 +859,8 @@ Result<void> ControlTree::write_backend(const std::string& vip, const std::strin
     return read_only(file);
   }
   return runtime_.edit([&](Config& config) -> Result<void> {
-    VipSpec* spec = find_spec(config, vip);
-    BackendSpec* b = spec != nullptr ? find_backend_spec(*spec, backend) : nullptr;
+    VipSpec* spec = find_vip(config.vips, vip);
+    BackendSpec* b = spec != nullptr ? find_backend(*spec, backend) : nullptr;
     if (b == nullptr) {
       return Error{"no backend named " + backend, ENOENT};
     }
@@ -945,9 +877,9 @@ Result<void> ControlTree::write_pending(const std::string& vip, const std::strin
   }
   Pending& pending = it->second;
   if (file == "weight") {
-    auto w = parse_in(value, kWeightRange, "weight");
+    auto w = parse_uint(value, kBackendWeight.range);
     if (!w) {
-      return w.error();
+      return invalid("weight: " + w.error().message);
     }
     pending.weight = *w;
     return {};
@@ -955,7 +887,7 @@ Result<void> ControlTree::write_pending(const std::string& vip, const std::strin
   if (file == "state") {
     auto state = parse_admin_state(value);
     if (!state) {
-      return invalid("state: expected one of up, drain, down, got \"" + std::string(value) + "\"");
+      return invalid("state: " + choice_error(kAdminStateWords, value));
     }
     pending.state = *state;
     return {};
@@ -966,15 +898,15 @@ Result<void> ControlTree::write_pending(const std::string& vip, const std::strin
   // The address completes the backend: it joins the pool. Checked against the config it
   // changes, under the writer lock (a reload may have added the name meanwhile).
   auto added = runtime_.edit([&](Config& config) -> Result<void> {
-    VipSpec* v = find_spec(config, vip);
+    VipSpec* v = find_vip(config.vips, vip);
     if (v == nullptr) {
       return Error{"no vip named " + vip, ENOENT};
     }
     auto address = parse_backend_address(value, v->mode);
     if (!address) {
-      return bad_address(value, v->mode);
+      return invalid("address: " + address.error().message);
     }
-    if (find_backend_spec(*v, backend) != nullptr) {
+    if (find_backend(*v, backend) != nullptr) {
       return Error{"backend " + backend + " exists", EEXIST};
     }
     v->backends.push_back(BackendSpec{
@@ -1001,7 +933,7 @@ Result<void> ControlTree::make_directory(std::string_view path) {
     return invalid("backend names are 1..64 characters of [A-Za-z0-9_.-]");
   }
   if (vip ? vip->state().load()->pool->find(p[3]) != nullptr
-          : spec_backend(*forward, p[3]) != nullptr) {
+          : find_backend(*forward, p[3]) != nullptr) {
     return Error{"backend " + p[3] + " exists", EEXIST};
   }
   std::lock_guard lock(pending_mu_);
@@ -1035,8 +967,8 @@ Result<void> ControlTree::remove_directory(std::string_view path) {
   };
   Mode mode = Mode::proxy;
   auto started = runtime_.edit([&](Config& config) -> Result<void> {
-    VipSpec* spec = find_spec(config, p[1]);
-    BackendSpec* b = spec != nullptr ? find_backend_spec(*spec, p[3]) : nullptr;
+    VipSpec* spec = find_vip(config.vips, p[1]);
+    BackendSpec* b = spec != nullptr ? find_backend(*spec, p[3]) : nullptr;
     if (b == nullptr || removing_.count(key) != 0) {
       return not_found(path);
     }
@@ -1072,7 +1004,7 @@ Result<void> ControlTree::remove_directory(std::string_view path) {
   }
   auto removed = runtime_.edit([&](Config& config) -> Result<void> {
     removing_.erase(key);
-    VipSpec* spec = find_spec(config, p[1]);
+    VipSpec* spec = find_vip(config.vips, p[1]);
     if (spec == nullptr) {
       return Error{"no vip named " + p[1], ENOENT};
     }

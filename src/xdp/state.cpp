@@ -14,6 +14,7 @@
 #include <set>
 #include <tuple>
 
+#include "ringlb/model/validate.h"
 #include "ringlb/xdp/xdp.h"
 
 namespace ringlb::xdp {
@@ -221,72 +222,12 @@ XdpState state_from_config(const Config& config, uint32_t table_size,
 }
 
 Result<void> validate_state(const XdpState& state) {
-  std::string errors;
-  auto error = [&errors](const std::string& text) {
-    errors += (errors.empty() ? "" : "\n") + text;
-  };
-  std::set<std::string> names;
-  std::set<std::tuple<SocketAddress, Protocol>> listens;
-  std::set<AddressKey> addresses;
-  size_t members = 0;
-  for (const auto& vip : state.vips) {
-    const std::string path = "vip[" + vip.name + "]";
-    if (!is_valid_name(vip.name)) {
-      error(path + ".name: expected 1..64 characters of [A-Za-z0-9_.-], got \"" + vip.name + "\"");
-    } else if (!names.insert(vip.name).second) {
-      error(path + ".name: duplicate vip name \"" + vip.name + "\"");
-    }
-    if (vip.listen.port == 0) {
-      error(path + ".listen: expected ip:port (\"192.0.2.1:80\" or \"[2001:db8::1]:80\"), got \"" +
-            vip.listen.to_string() + "\"");
-    } else if (!listens.insert({vip.listen, vip.protocol}).second) {
-      error(path + ".listen: another vip already listens on " + vip.listen.to_string() + "/" +
-            std::string(to_string(vip.protocol)));
-    }
-    std::set<std::string> backend_names;
-    std::map<AddressKey, std::string> backend_addresses;
-    for (const auto& b : vip.backends) {
-      const std::string bpath = path + ".backend[" + b.name + "]";
-      if (!is_valid_name(b.name)) {
-        error(path + ".backend.name: expected 1..64 characters of [A-Za-z0-9_.-], got \"" + b.name +
-              "\"");
-      } else if (!backend_names.insert(b.name).second) {
-        error(bpath + ".name: duplicate backend name \"" + b.name + "\" in this vip");
-      }
-      if (!kWeightRange.contains(b.weight)) {
-        error(bpath + ".weight: expected an integer in " + std::to_string(kWeightRange.min) + ".." +
-              std::to_string(kWeightRange.max) + ", got " + std::to_string(b.weight));
-      }
-      if (vip.mode == Mode::forward) {
-        if (b.address.port != 0) {
-          error(bpath + ".address: expected an IP address without port (forward mode), got \"" +
-                b.address.to_string() + "\"");
-        }
-        const auto key = address_key(b.address.ip);
-        if (auto [it, added] = backend_addresses.emplace(key, b.name); !added) {
-          error(bpath + ".address: " + b.address.ip.to_string() + " is already backend " +
-                it->second + " of this vip");
-        }
-        if (b.state != AdminState::down) {
-          addresses.insert(key);
-        }
-        ++members;
-      }
-    }
-  }
-  if (state.vips.size() > RINGLB_MAX_VIPS) {
-    error("vip: more than " + std::to_string(RINGLB_MAX_VIPS) + " VIPs (the maps' capacity)");
-  }
-  if (addresses.size() > RINGLB_MAX_BACKENDS) {
-    error("vip: more than " + std::to_string(RINGLB_MAX_BACKENDS) +
-          " distinct backend addresses (the maps' capacity)");
-  }
-  if (members > RINGLB_MAX_MEMBERS) {
-    error("vip: more than " + std::to_string(RINGLB_MAX_MEMBERS) +
-          " backends over all forward VIPs (the maps' capacity)");
-  }
-  if (!errors.empty()) {
-    return Error{errors, EINVAL};
+  const auto problems =
+      validate_vips(state.vips, Capacities{.vips = RINGLB_MAX_VIPS,
+                                           .backend_addresses = RINGLB_MAX_BACKENDS,
+                                           .members = RINGLB_MAX_MEMBERS});
+  if (!problems.empty()) {
+    return Error{problems_text(problems), EINVAL};
   }
   return {};
 }

@@ -12,11 +12,11 @@
 
 namespace ringlb::cli {
 
-// A command's failure: main() prints the message and exits 1.
+// A command's failure: main() prints the message (after `prefix`) and exits 1.
 template <class T>
-T value_or_throw(Result<T> result) {
+T value_or_throw(Result<T> result, const std::string& prefix = "") {
   if (!result) {
-    throw std::runtime_error(result.error().message);
+    throw std::runtime_error(prefix + result.error().message);
   }
   return std::move(result.value());
 }

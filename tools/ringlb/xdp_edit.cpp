@@ -19,6 +19,7 @@
 #include <string>
 
 #include "commands.h"
+#include "ringlb/model/fields.h"
 #include "ringlb/xdp/xdp.h"
 
 namespace ringlb::cli {
@@ -35,52 +36,34 @@ struct EditOptions {
   std::string state;   // empty: unchanged (set) or up (add)
 };
 
-VipSpec& find_vip(xdp::XdpState& state, const std::string& name) {
-  for (auto& vip : state.vips) {
-    if (vip.name == name) {
-      if (vip.mode != Mode::forward) {
-        throw std::runtime_error("vip " + name +
-                                 " is a proxy VIP (steered to ringlbd's workers): edit it in "
-                                 "ringlbd's config or control filesystem");
-      }
-      return vip;
-    }
+VipSpec& forward_vip(xdp::XdpState& state, const std::string& name) {
+  VipSpec* vip = find_vip(state.vips, name);
+  if (vip == nullptr) {
+    throw std::runtime_error("no vip named " + name);
   }
-  throw std::runtime_error("no vip named " + name);
+  if (vip->mode != Mode::forward) {
+    throw std::runtime_error("vip " + name +
+                             " is a proxy VIP (steered to ringlbd's workers): edit it in "
+                             "ringlbd's config or control filesystem");
+  }
+  return *vip;
 }
 
-BackendSpec& find_backend(VipSpec& vip, const std::string& name) {
-  for (auto& b : vip.backends) {
-    if (b.name == name) {
-      return b;
-    }
+BackendSpec& backend_of(VipSpec& vip, const std::string& name) {
+  BackendSpec* backend = find_backend(vip, name);
+  if (backend == nullptr) {
+    throw std::runtime_error("vip " + vip.name + " has no backend named " + name);
   }
-  throw std::runtime_error("vip " + vip.name + " has no backend named " + name);
+  return *backend;
 }
 
-// The config's messages for the values a command line gives.
+// The model's rules and messages (fields.h) for the values a command line gives.
 uint32_t parse_weight(const std::string& text, const std::string& path) {
-  uint64_t value = 0;
-  bool digits = !text.empty() && text.size() <= 10;
-  for (char c : text) {
-    digits = digits && c >= '0' && c <= '9';
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (!digits || !kWeightRange.contains(value)) {
-    throw std::runtime_error(
-        path + ".weight: expected an integer in " + std::to_string(kWeightRange.min) + ".." +
-        std::to_string(kWeightRange.max) + ", got " + (digits ? text : "\"" + text + "\""));
-  }
-  return static_cast<uint32_t>(value);
+  return value_or_throw(parse_uint(text, kBackendWeight.range), path + ".weight: ");
 }
 
 AdminState parse_state(const std::string& text, const std::string& path) {
-  auto state = parse_admin_state(text);
-  if (!state) {
-    throw std::runtime_error(path + ".state: expected one of up, drain, down, got \"" + text +
-                             "\"");
-  }
-  return *state;
+  return value_or_throw(parse_choice(text, parse_admin_state, kAdminStateWords), path + ".state: ");
 }
 
 // Read, change, validate, write: under the pin directory's lock, so that a concurrent
@@ -95,33 +78,26 @@ void edit(const std::string& pin_path, const std::function<void(xdp::XdpState&)>
 
 int run_vip_add(const EditOptions& o) {
   const std::string path = "vip[" + o.vip + "]";
-  const auto listen = SocketAddress::parse(o.listen);
-  if (!listen) {
-    throw std::runtime_error(path + ".listen: expected ip:port (\"192.0.2.1:80\" or " +
-                             "\"[2001:db8::1]:80\"), got \"" + o.listen + "\"");
-  }
-  const auto protocol = parse_protocol(o.protocol);
-  if (!protocol) {
-    throw std::runtime_error(path + ".protocol: expected one of tcp, udp, got \"" + o.protocol +
-                             "\"");
-  }
+  const auto listen = value_or_throw(parse_listen(o.listen), path + ".listen: ");
+  const auto protocol = value_or_throw(parse_choice(o.protocol, parse_protocol, kProtocolWords),
+                                       path + ".protocol: ");
   edit(o.pin_path, [&](xdp::XdpState& state) {
     VipSpec vip;
     vip.name = o.vip;
-    vip.listen = *listen;
-    vip.protocol = *protocol;
+    vip.listen = listen;
+    vip.protocol = protocol;
     vip.mode = Mode::forward;
     vip.policy = PolicyKind::ip_hash;
     state.vips.push_back(std::move(vip));
   });
   std::printf("added vip %s %s/%s (no backends yet: new flows are dropped)\n", o.vip.c_str(),
-              listen->to_string().c_str(), o.protocol.c_str());
+              listen.to_string().c_str(), o.protocol.c_str());
   return 0;
 }
 
 int run_vip_remove(const EditOptions& o) {
   edit(o.pin_path, [&](xdp::XdpState& state) {
-    const VipSpec& vip = find_vip(state, o.vip);
+    const VipSpec& vip = forward_vip(state, o.vip);
     std::erase_if(state.vips, [&](const VipSpec& v) { return &v == &vip; });
   });
   std::printf("removed vip %s\n", o.vip.c_str());
@@ -130,27 +106,24 @@ int run_vip_remove(const EditOptions& o) {
 
 int run_backend_add(const EditOptions& o) {
   const std::string path = "vip[" + o.vip + "].backend[" + o.backend + "]";
-  const auto ip = IpAddress::parse(o.address);
-  if (!ip) {
-    throw std::runtime_error(path + ".address: expected an IP address without port (forward " +
-                             "mode), got \"" + o.address + "\"");
-  }
+  const auto address =
+      value_or_throw(parse_backend_address(o.address, Mode::forward), path + ".address: ");
   BackendSpec backend{.name = o.backend,
-                      .address = SocketAddress{.ip = *ip, .port = 0},
+                      .address = address,
                       .weight = o.weight.empty() ? 1 : parse_weight(o.weight, path),
                       .state = o.state.empty() ? AdminState::up : parse_state(o.state, path)};
   edit(o.pin_path,
-       [&](xdp::XdpState& state) { find_vip(state, o.vip).backends.push_back(backend); });
+       [&](xdp::XdpState& state) { forward_vip(state, o.vip).backends.push_back(backend); });
   std::printf("added backend %s %s to vip %s (weight %u, %s)\n", o.backend.c_str(),
-              ip->to_string().c_str(), o.vip.c_str(), backend.weight,
+              address.ip.to_string().c_str(), o.vip.c_str(), backend.weight,
               std::string(to_string(backend.state)).c_str());
   return 0;
 }
 
 int run_backend_remove(const EditOptions& o) {
   edit(o.pin_path, [&](xdp::XdpState& state) {
-    VipSpec& vip = find_vip(state, o.vip);
-    const BackendSpec& backend = find_backend(vip, o.backend);
+    VipSpec& vip = forward_vip(state, o.vip);
+    const BackendSpec& backend = backend_of(vip, o.backend);
     std::erase_if(vip.backends, [&](const BackendSpec& b) { return &b == &backend; });
   });
   std::printf("removed backend %s from vip %s\n", o.backend.c_str(), o.vip.c_str());
@@ -167,7 +140,7 @@ int run_backend_set(const EditOptions& o) {
   const std::optional<AdminState> admin =
       o.state.empty() ? std::nullopt : std::optional(parse_state(o.state, path));
   edit(o.pin_path, [&](xdp::XdpState& state) {
-    BackendSpec& backend = find_backend(find_vip(state, o.vip), o.backend);
+    BackendSpec& backend = backend_of(forward_vip(state, o.vip), o.backend);
     backend.weight = weight.value_or(backend.weight);
     backend.state = admin.value_or(backend.state);
   });
