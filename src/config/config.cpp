@@ -201,8 +201,8 @@ void read_daemon(Checker& check, const toml::table& table, DaemonConfig& daemon)
   if (const auto* node = table.get("maglev_table_size");
       node != nullptr && node->is_integer() && !is_prime(daemon.maglev_table_size)) {
     check.error(node->source(), "daemon.maglev_table_size",
-                "expected a prime number (65537 is the default), got " +
-                    std::to_string(daemon.maglev_table_size));
+                "expected a prime number (" + std::to_string(kDefaultMaglevTableSize) +
+                    " is the default), got " + std::to_string(daemon.maglev_table_size));
   }
   if (auto dir = check.read_string(table, table.source(), path, "control_dir", false)) {
     if (dir->empty() || dir->front() != '/') {

@@ -10,18 +10,23 @@
 #include <vector>
 
 #include "ringlb/abi/hash.h"
+#include "ringlb/model/maglev.h"
 #include "ringlb/model/model.h"
 #include "ringlb/model/pool.h"
 #include "ringlb/result.h"
 
 namespace ringlb {
 
+// Where ringlbd mounts its control filesystem, and where `ringlb` looks for it, unless
+// told otherwise.
+inline constexpr const char* kDefaultControlDir = "/run/ringlb";
+
 struct DaemonConfig {
   uint32_t workers = 0;  // 0: one per CPU
-  std::string control_dir = "/run/ringlb";
+  std::string control_dir = kDefaultControlDir;
   uint32_t max_connections = 65536;  // per worker
   uint32_t drain_timeout_ms = 30000;
-  uint32_t maglev_table_size = 65537;
+  uint32_t maglev_table_size = kDefaultMaglevTableSize;
   // SipHash key for client hashing (hash_seed, 32 hex digits). When the config leaves
   // it out, a fixed public default is used: stable across restarts, but not secret.
   ringlb_hash_key hash_key{};

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ringlb/abi/hash.h"
+#include "ringlb/model/maglev.h"
 #include "ringlb/model/model.h"
 
 namespace ringlb {
@@ -36,7 +37,7 @@ struct Backend {
 
 struct PoolOptions {
   ringlb_hash_key hash_key{};
-  uint32_t maglev_table_size = 65537;
+  uint32_t maglev_table_size = kDefaultMaglevTableSize;
 };
 
 class Pool {
