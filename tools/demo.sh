@@ -67,7 +67,7 @@ awk '
   }' "$dir/stats"
 
 echo
-echo "== ringlbd counters (worker 0; all counters: the stats file, README.md lists them)"
+echo "== ringlbd counters (worker 0; all counters: the stats file, docs/running.md lists them)"
 grep -E '^worker\.0\.(accepted|active|closed|connect_refused|retries|bytes_in|bytes_out|splice_calls|pipes_created) ' "$dir/stats" | sed 's/^/  /'
 
 if [[ -d $ctl/vips ]]; then

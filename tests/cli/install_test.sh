@@ -29,6 +29,7 @@ libdir=${libdir:-lib}
 # 1. Every file in its place.
 for f in sbin/ringlbd sbin/ringlb lib/systemd/system/ringlbd.service \
   etc/ringlb/ringlb.toml.example share/doc/ringlb/README.md share/doc/ringlb/LICENSE \
+  share/doc/ringlb/docs/architecture.md share/doc/ringlb/docs/configuration.md \
   "$libdir/ringlb/bpf/ringlb_xdp.bpf.o" "$libdir/ringlb/bpf/ringlb_decap.bpf.o"; do
   [[ -f $root/$f ]] || fail "missing $prefix/$f (installed: $(cd "$root" && find . -type f | tr '\n' ' '))"
 done

@@ -20,7 +20,7 @@ namespace {
 
 constexpr std::string_view kSource = "fuzz.toml";
 
-// The rules README.md's Configuration section promises for an accepted file.
+// The rules docs/configuration.md promises for an accepted file.
 void check_accepted(const Config& config) {
   FUZZ_CHECK(is_prime(config.daemon.maglev_table_size), "table size %u",
              config.daemon.maglev_table_size);

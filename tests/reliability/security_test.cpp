@@ -35,7 +35,7 @@ uint64_t bit(int cap) {
   return uint64_t{1} << cap;
 }
 
-// The set README.md and tools/systemd/ringlbd.service document, written out here on
+// The set docs/operations.md and tools/systemd/ringlbd.service document, written out here on
 // purpose rather than taken from src/daemon/caps.h: the test checks the code against
 // the documentation.
 uint64_t documented_capabilities(bool control) {
