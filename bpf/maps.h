@@ -3,7 +3,8 @@
  * Maps of the ringlb XDP program. Keys and values are defined in
  * include/ringlb/abi/xdp_abi.h. User space is the only writer of configuration maps; the
  * program writes the flow table and the per-CPU counters. Maps that must outlive the
- * loader are pinned by name under the loader's pin root (default /sys/fs/bpf/ringlb).
+ * loader are pinned by name under the loader's pin root (default /sys/fs/bpf/ringlb); the
+ * loader and `ringlb detach --unpin` take the list of pins from these declarations.
  */
 #ifndef RINGLB_BPF_MAPS_H
 #define RINGLB_BPF_MAPS_H
@@ -70,14 +71,14 @@ struct {
 } backends SEC(".maps");
 
 /*
- * One Maglev table per VIP: slot -> backend id. The loader sets max_entries to the
- * configured table size before load. User space swaps a VIP's table by writing a new,
- * fully filled inner map into maglev_tables, so the program never sees a half-written
- * table.
+ * One Maglev table per VIP: slot -> backend id. max_entries is a placeholder: the loader
+ * gives an inner-map template of the configured table size before load. User space swaps a VIP's
+ * table by writing a new, fully filled inner map into maglev_tables, so the program never sees a
+ * half-written table.
  */
 struct maglev_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65537);
+	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
 };
@@ -137,15 +138,6 @@ struct {
 	__type(value, struct bpf_cpumap_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cpu_map SEC(".maps");
-
-/* steer mode: worker index -> that worker's listening socket. Filled by the daemon. */
-struct {
-	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
-	__uint(max_entries, RINGLB_MAX_WORKERS);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} worker_sockets SEC(".maps");
 
 /* Per-CPU counters: per VIP id, per backend id, per verdict (enum ringlb_verdict). */
 struct {

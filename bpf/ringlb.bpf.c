@@ -2,6 +2,10 @@
 /*
  * ringlb XDP data plane.
  *
+ * Why this file is long: the program's steps (parse, look up, flow, encapsulate,
+ * transmit) are in headers of their own (parsing.h, flow.h, encap.h, icmp.h); what
+ * stays is the entry point and the per-family glue the verifier wants inline.
+ *
  * Parses Ethernet (with VLAN tags), IPv4 / IPv6, TCP / UDP and looks the destination
  * up in the VIP index (`vip_index`, a copy of `vips`). Packets that are not for a VIP pass to the
  * kernel untouched; most of them already at a filter on the destination address, before the
@@ -12,36 +16,38 @@
  * family: the backend's), the next hop comes from bpf_fib_lookup and the packet leaves with XDP_TX
  * (or a redirect when the route points at another device). The backend answers the client directly.
  *   - steer mode: the packet goes through the cpumap to the CPU of the worker that owns
- *     ringlb_reduce(hash(client), steer_workers); ringlb_reuseport hands the connection to that
- *     worker's listener.
- * ICMP errors about a forward-mode flow (a router telling the VIP about a packet the
- * backend sent) go to the backend of that flow. Fragments pass to the kernel.
+ *     ringlb_reduce(hash(client), steer_workers); ringlb_reuseport (reuseport.bpf.c) hands the
+ * connection to that worker's listener. ICMP errors about a forward-mode flow (a router telling the
+ * VIP about a packet the backend sent) go to the backend of that flow. Fragments pass to the
+ * kernel.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "client_hash.h"
 #include "consts.h"
+#include "encap.h"
+#include "flow.h"
 #include "helpers.h"
+#include "icmp.h"
 #include "maps.h"
 #include "parsing.h"
+#include "steer.h"
 #include "ringlb/abi/hash.h"
 #include "ringlb/abi/xdp_abi.h"
 
-/* Set by the loader before load; the verifier sees them as constants. */
-/* The SipHash key (struct ringlb_hash_key), as two words: skeletons know no structs. */
-const volatile __u64 hash_key_k0 = 0;
-const volatile __u64 hash_key_k1 = 0;
-const volatile __u32 maglev_table_size = 65537;
-/* Number of steer-mode workers (worker i runs on CPU i); 0 when steer is off. */
-const volatile __u32 steer_workers = 0;
+/*
+ * Set by the loader before load; the verifier sees them as constants. The others are in
+ * client_hash.h (the hash key), steer.h (steer_workers) and flow.h (flow_buckets).
+ */
+/* Slots of each Maglev table: a placeholder, the loader sets LoadOptions::maglev_table_size. */
+const volatile __u32 maglev_table_size = 1;
 /* Outer source addresses of encapsulated packets. */
 const volatile __u32 encap_source_v4 = 0;
 const volatile __u32 encap_source_v6[4] = {};
 /* How long a cached next hop is used before bpf_fib_lookup is asked again. */
 const volatile __u64 nexthop_refresh_jiffies = 100;
-/* Buckets per CPU in `flows` (a power of two; the loader sizes the map to match). */
-const volatile __u32 flow_buckets = RINGLB_DEFAULT_FLOW_ENTRIES / RINGLB_FLOW_WAYS;
 
 /*
  * The VIP address pre-filter: 0 when no VIP's address has the filter bit of `folded` (the
@@ -69,7 +75,7 @@ static __always_inline int vip_key_equal(const struct ringlb_vip_key *a,
 }
 
 /*
- * The last word of a VIP key and of a flow key, built in a register so that it is stored
+ * The last word of a VIP key (flow.h has the flow key's), built in a register so that it is stored
  * whole: the readers load keys by words, and a word written by several narrower stores
  * just before cannot be forwarded from them (the load waits until they reach the cache).
  */
@@ -79,16 +85,6 @@ static __always_inline __u32 vip_key_tail(__u16 port, __u8 proto, __u8 family)
 	__u32 w;
 
 	__builtin_memcpy(&w, &k.port, sizeof(w));
-	return w;
-}
-
-static __always_inline __u64 flow_key_tail(__u16 sport, __u16 dport, __u8 proto, __u8 family)
-{
-	struct ringlb_flow_key k = {
-	    .sport = sport, .dport = dport, .proto = proto, .family = family};
-	__u64 w;
-
-	__builtin_memcpy(&w, &k.sport, sizeof(w));
 	return w;
 }
 
@@ -130,15 +126,6 @@ static __always_inline int verdict(enum ringlb_verdict verdict, int action, __u6
 	return action;
 }
 
-static __always_inline __u64 client_hash(const __u32 *client, __u8 family)
-{
-	struct ringlb_hash_key key = {.k0 = hash_key_k0, .k1 = hash_key_k1};
-
-	if (family == RINGLB_FAMILY_V4)
-		return ringlb_hash_v4(&key, client[0]);
-	return ringlb_hash_v6(&key, client);
-}
-
 /* The backend id of Maglev slot ringlb_reduce(hash) of VIP `vip_id`, or -1. */
 static __always_inline int maglev_pick(__u32 vip_id, __u64 hash, __u32 *backend_id)
 {
@@ -154,94 +141,6 @@ static __always_inline int maglev_pick(__u32 vip_id, __u64 hash, __u32 *backend_
 		return -1;
 	*backend_id = *id;
 	return 0;
-}
-
-/*
- * The flow table (struct ringlb_flow_bucket). The bucket index and the tag are a keyed
- * multiply-xor hash of the 5-tuple: cheap, and without the key a client cannot aim its
- * flows at one bucket to push other flows out.
- *
- * An IPv4 key's address words past the first are 0 (every key is built in a zeroed struct
- * and only src[0] and dst[0] set), so with `v4` set the hash and the compare leave key
- * words 1 and 3 out: the same hash, fewer loads. The family is in word 4, so an IPv4 key
- * never equals an IPv6 one.
- */
-static __always_inline struct ringlb_flow_bucket *flow_bucket_as(const struct ringlb_flow_key *k,
-								 __u32 *tag, int v4)
-{
-	const __u64 *w = (const __u64 *)k;
-	__u64 h, upper = v4 ? 0 : w[1] ^ w[3];
-	__u32 index;
-
-	h = (w[0] ^ w[2] ^ hash_key_k0) * 0x9e3779b97f4a7c15ULL;
-	h ^= (upper ^ w[4] ^ hash_key_k1) * 0xc2b2ae3d27d4eb4fULL;
-	h ^= h >> 29;
-	*tag = (__u32)h | 1;
-	index = bpf_get_smp_processor_id() * flow_buckets + ((__u32)(h >> 32) & (flow_buckets - 1));
-	return bpf_map_lookup_elem(&flows, &index);
-}
-
-static __always_inline struct ringlb_flow_bucket *flow_bucket(const struct ringlb_flow_key *k,
-							      __u32 *tag)
-{
-	return flow_bucket_as(k, tag, 0);
-}
-
-static __always_inline int flow_key_equal_as(const struct ringlb_flow_key *a,
-					     const struct ringlb_flow_key *b, int v4)
-{
-	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
-	__u64 upper = v4 ? 0 : (x[1] ^ y[1]) | (x[3] ^ y[3]);
-
-	return ((x[0] ^ y[0]) | (x[2] ^ y[2]) | (x[4] ^ y[4]) | upper) == 0;
-}
-
-static __always_inline int flow_key_equal(const struct ringlb_flow_key *a,
-					  const struct ringlb_flow_key *b)
-{
-	return flow_key_equal_as(a, b, 0);
-}
-
-/* The slot index of flow `k` in its bucket, or -1. */
-static __always_inline int flow_find_as(const struct ringlb_flow_bucket *b,
-					const struct ringlb_flow_key *k, __u32 tag, int v4)
-{
-	int i;
-
-#pragma unroll
-	for (i = 0; i < RINGLB_FLOW_WAYS; i++)
-		if (b->tags[i] == tag && flow_key_equal_as(&b->slots[i].key, k, v4))
-			return i;
-	return -1;
-}
-
-static __always_inline int flow_find(const struct ringlb_flow_bucket *b,
-				     const struct ringlb_flow_key *k, __u32 tag)
-{
-	return flow_find_as(b, k, tag, 0);
-}
-
-/* Binds flow `k` to `flow`: its own slot, else an empty one, else the least recently used. */
-static __always_inline void flow_insert(struct ringlb_flow_bucket *b,
-					const struct ringlb_flow_key *k, __u32 tag,
-					const struct ringlb_flow *flow, __u32 now)
-{
-	int i, victim = 0;
-
-#pragma unroll
-	for (i = 0; i < RINGLB_FLOW_WAYS; i++) {
-		if (b->tags[i] == 0 || (b->tags[i] == tag && flow_key_equal(&b->slots[i].key, k))) {
-			victim = i;
-			break;
-		}
-		if ((__s32)(b->used[i] - b->used[victim]) < 0)
-			victim = i;
-	}
-	victim &= RINGLB_FLOW_WAYS - 1;
-	b->slots[victim].key = *k;
-	b->slots[victim].flow = *flow;
-	b->used[victim] = now;
-	b->tags[victim] = tag;
 }
 
 /*
@@ -420,7 +319,7 @@ static __always_inline int steer(struct packet *p, __u64 bytes)
 
 	if (steer_workers == 0)
 		return verdict(RINGLB_V_PASS_STEER_NO_CPU, XDP_PASS, bytes);
-	worker = ringlb_reduce(client_hash(p->flow.src, p->flow.family), steer_workers);
+	worker = steer_worker(p->flow.src, p->flow.family);
 	action = bpf_redirect_map(&cpu_map, worker, XDP_PASS);
 	if (action == XDP_REDIRECT)
 		return verdict(RINGLB_V_REDIRECT_STEER, action, bytes);
@@ -629,38 +528,6 @@ int ringlb_xdp(struct xdp_md *ctx)
 	if (info->mode == RINGLB_MODE_STEER)
 		return steer(&p, bytes);
 	return forward(ctx, &p, info, bucket, tag, stale_flow, bytes);
-}
-
-/*
- * steer mode, second half: picks the listener of the worker that owns hash(client), the
- * same worker whose CPU the XDP program steered the packet to. On any failure the
- * kernel's own reuseport choice stands.
- */
-SEC("sk_reuseport")
-int ringlb_reuseport(struct sk_reuseport_md *md)
-{
-	__u32 addr[4] = {};
-	__u32 worker;
-	__u64 hash;
-
-	if (steer_workers == 0)
-		return SK_PASS;
-	if (md->eth_protocol == bpf_htons(ETH_P_IP)) {
-		if (bpf_skb_load_bytes_relative(md, offsetof(struct iphdr, saddr), addr, 4,
-						BPF_HDR_START_NET))
-			return SK_PASS;
-		hash = client_hash(addr, RINGLB_FAMILY_V4);
-	} else if (md->eth_protocol == bpf_htons(ETH_P_IPV6)) {
-		if (bpf_skb_load_bytes_relative(md, offsetof(struct ipv6hdr, saddr), addr, 16,
-						BPF_HDR_START_NET))
-			return SK_PASS;
-		hash = client_hash(addr, RINGLB_FAMILY_V6);
-	} else {
-		return SK_PASS;
-	}
-	worker = ringlb_reduce(hash, steer_workers);
-	bpf_sk_select_reuseport(md, &worker_sockets, &worker, 0);
-	return SK_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

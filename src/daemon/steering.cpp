@@ -1,11 +1,28 @@
 #include "daemon/steering.h"
 
-#include <bpf/bpf.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 
 namespace ringlb::daemon {
+namespace {
+
+// The reuseport program of `vip`'s listener group, one listener per worker, attached.
+Result<xdp::ReuseportProgram> steer(const VipRuntime& vip, const Config& config, uint32_t workers) {
+  auto program = xdp::ReuseportProgram::load(workers, config.daemon.hash_key);
+  if (!program) {
+    return program.error();
+  }
+  for (uint32_t w = 0; w < workers; ++w) {
+    if (auto set = program->set_worker_socket(w, vip.listener(w)); !set) {
+      return set.error();
+    }
+  }
+  if (auto attached = program->attach(vip.listener(0)); !attached) {
+    return attached.error();
+  }
+  return program;
+}
+
+}  // namespace
 
 Result<void> Steering::update(const Runtime& runtime, const Config& config, uint32_t workers) {
   std::lock_guard lock(mu_);
@@ -21,28 +38,11 @@ Result<void> Steering::update(const Runtime& runtime, const Config& config, uint
       continue;
     }
     // A socket array holds one reuseport group, so each VIP gets its own instance of
-    // the program: unpinned, with the smallest flow table (it never forwards).
-    xdp::LoadOptions options = xdp::load_options(config);
-    options.pin_root.clear();
-    options.flow_entries = 1;
-    options.steer_workers = std::min<uint32_t>(workers, RINGLB_MAX_WORKERS);
-    auto program = xdp::XdpProgram::load(options);
+    // the program (no data-plane maps: the sk_reuseport object alone).
+    auto program = steer(*vip, config, std::min<uint32_t>(workers, RINGLB_MAX_WORKERS));
     if (!program) {
       return Error{"steer mode for vip " + vip->name() + ": " + program.error().message,
                    program.error().code};
-    }
-    const int sockets = program->map_fd("worker_sockets");
-    for (uint32_t w = 0; w < options.steer_workers; ++w) {
-      const uint64_t fd = static_cast<uint64_t>(vip->listener(w));
-      if (bpf_map_update_elem(sockets, &w, &fd, BPF_ANY) != 0) {
-        return system_error("steer mode for vip " + vip->name() + ": worker socket array", errno);
-      }
-    }
-    const int prog = program->reuseport_fd();
-    if (::setsockopt(vip->listener(0), SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog, sizeof(prog)) !=
-        0) {
-      return system_error("steer mode for vip " + vip->name() + ": SO_ATTACH_REUSEPORT_EBPF",
-                          errno);
     }
     steered_.push_back(Steered{.vip = vip, .program = std::move(*program)});
   }

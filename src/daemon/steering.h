@@ -1,8 +1,9 @@
 // Steer mode, the daemon's half: each proxy VIP's SO_REUSEPORT listener group gets
-// ringlb's sk_reuseport program, so a connection is accepted by the worker that owns
-// ringlb_reduce(hash(client), workers): the worker whose CPU the XDP program steered the packet to
-// (`ringlb attach` sets that half up). With no XDP program attached the reuseport half
-// still holds: a client always lands on the same worker.
+// ringlb's sk_reuseport program (xdp::ReuseportProgram), so a connection is accepted by
+// the worker that owns ringlb_reduce(hash(client), workers): the worker whose CPU the
+// XDP program steered the packet to (`ringlb attach` sets that half up). With no XDP
+// program attached the reuseport half still holds: a client always lands on the same
+// worker.
 #pragma once
 
 #include <memory>
@@ -12,7 +13,7 @@
 #include "ringlb/config/config.h"
 #include "ringlb/proxy/runtime.h"
 #include "ringlb/result.h"
-#include "ringlb/xdp/xdp.h"
+#include "ringlb/xdp/reuseport.h"
 
 namespace ringlb::daemon {
 
@@ -30,7 +31,7 @@ class Steering {
  private:
   struct Steered {
     std::weak_ptr<VipRuntime> vip;  // weak: a removed VIP must close its listeners
-    xdp::XdpProgram program;        // its own, unpinned instance: its own socket array
+    xdp::ReuseportProgram program;  // its own instance: its own socket array
   };
   mutable std::mutex mu_;  // reloads come from SIGHUP and from the control filesystem
   std::vector<Steered> steered_;

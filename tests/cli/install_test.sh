@@ -30,7 +30,8 @@ libdir=${libdir:-lib}
 for f in sbin/ringlbd sbin/ringlb lib/systemd/system/ringlbd.service \
   etc/ringlb/ringlb.toml.example share/doc/ringlb/README.md share/doc/ringlb/LICENSE \
   share/doc/ringlb/docs/architecture.md share/doc/ringlb/docs/configuration.md \
-  "$libdir/ringlb/bpf/ringlb_xdp.bpf.o" "$libdir/ringlb/bpf/ringlb_decap.bpf.o"; do
+  "$libdir/ringlb/bpf/ringlb_xdp.bpf.o" "$libdir/ringlb/bpf/ringlb_reuseport.bpf.o" \
+  "$libdir/ringlb/bpf/ringlb_decap.bpf.o"; do
   [[ -f $root/$f ]] || fail "missing $prefix/$f (installed: $(cd "$root" && find . -type f | tr '\n' ' '))"
 done
 for f in sbin/ringlbd sbin/ringlb; do
@@ -64,13 +65,13 @@ echo "ok 3 - the unit restarts on failure, reloads with SIGHUP and grants exactl
 # 4. The objects hold the programs.
 if command -v bpftool >/dev/null || [[ -x /usr/sbin/bpftool ]]; then
   bpftool=$(command -v bpftool || echo /usr/sbin/bpftool)
-  for pair in ringlb_xdp:ringlb_xdp ringlb_xdp:ringlb_reuseport ringlb_decap:ringlb_decap; do
+  for pair in ringlb_xdp:ringlb_xdp ringlb_reuseport:ringlb_reuseport ringlb_decap:ringlb_decap; do
     obj=${pair%%:*} prog=${pair#*:}
     btf=$("$bpftool" btf dump file "$root/$libdir/ringlb/bpf/$obj.bpf.o") ||
       fail "bpftool cannot read $obj.bpf.o"
     grep -q "FUNC '$prog' " <<<"$btf" || fail "$obj.bpf.o has no program $prog"
   done
-  echo "ok 4 - the installed objects hold ringlb_xdp, ringlb_reuseport and ringlb_decap"
+  echo "ok 4 - ringlb_xdp, ringlb_reuseport and ringlb_decap each in its own installed object"
 else
   echo "ok 4 # skip: no bpftool to read the objects"
 fi

@@ -265,8 +265,8 @@ new=$(ask "$mover" || true)
 echo "ok 3 - adding b4 kept the open connection on $before; a new one went to b4"
 
 inns $ns_l "$ringlb" detach eth0 --pin-path "$pins/ringlb" --unpin >/dev/null || fail "ringlb detach"
-[[ ! -e $pins/ringlb/flows ]] || fail "detach --unpin left pins"
-echo "ok 4 - detach removed the program and the pins"
+[[ ! -e $pins/ringlb ]] || fail "detach --unpin left pins behind: $(ls "$pins/ringlb")"
+echo "ok 4 - detach removed the program, every pin and the pin directory"
 
 inns rl$id$tc_backend "$ringlb" decap detach eth0 --mode tc >/dev/null || fail "decap detach --mode tc"
 qdiscs=$(inns rl$id$tc_backend tc qdisc show dev eth0)

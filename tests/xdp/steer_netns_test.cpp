@@ -122,15 +122,12 @@ TEST(SteerNetns, EachClientIsAcceptedOnTheCpuAndListenerOwningItsHash) {
     ASSERT_EQ(listen(s.get(), 128), 0);
     listeners.push_back(std::move(s));
   }
-  const int prog_fd = program->reuseport_fd();
-  ASSERT_EQ(setsockopt(listeners[0].get(), SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog_fd,
-                       sizeof(prog_fd)),
-            0)
-      << strerror(errno);
+  auto reuseport = xdp::ReuseportProgram::load(kWorkers, config->daemon.hash_key);
+  ASSERT_TRUE(reuseport) << reuseport.error().message;
   for (uint32_t i = 0; i < kWorkers; ++i) {
-    const uint64_t fd = static_cast<uint64_t>(listeners[i].get());
-    ASSERT_EQ(bpf_map_update_elem(program->map_fd("worker_sockets"), &i, &fd, BPF_ANY), 0);
+    ASSERT_TRUE(reuseport->set_worker_socket(i, listeners[i].get()));
   }
+  ASSERT_TRUE(reuseport->attach(listeners[0].get()));
 
   Fd client_ns_fd(::open(("/run/netns/" + client_ns.name).c_str(), O_RDONLY | O_CLOEXEC));
   ASSERT_GE(client_ns_fd.get(), 0) << strerror(errno);

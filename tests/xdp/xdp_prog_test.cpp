@@ -1,6 +1,9 @@
 // The XDP program under BPF_PROG_TEST_RUN: verdicts, exact output bytes, VLAN, IPv4
 // options, IPv6 extension headers, fragments, ICMP, "too big" replies, truncation, fuzz,
 // flow stickiness and hash parity with the C++ Maglev table. Needs root; skips otherwise.
+//
+// Why this file is long: about a hundred cases share one loaded program and
+// packet builder (XdpEnv); a verdict table drives most of them.
 #include <gtest/gtest.h>
 
 #include <bpf/libbpf.h>
@@ -13,6 +16,7 @@
 
 #include "bpffs.h"
 #include "ringlb/model/client_hash.h"
+#include "ringlb/xdp/reuseport.h"
 #include "xdp_env.h"
 
 namespace ringlb::test {
@@ -832,16 +836,12 @@ TEST_F(XdpProgTest, ReuseportHandsEachClientToTheWorkerOwningItsHash) {
     ASSERT_EQ(listen(s.fd, 64), 0) << strerror(errno);
     listeners.push_back(std::move(s));
   }
-  const int prog_fd = XdpEnv::program().reuseport_fd();
-  ASSERT_EQ(
-      setsockopt(listeners[0].fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog_fd, sizeof(prog_fd)),
-      0)
-      << strerror(errno);
-  const int array_fd = XdpEnv::program().map_fd("worker_sockets");
+  auto reuseport = xdp::ReuseportProgram::load(kWorkers, XdpEnv::config().daemon.hash_key);
+  ASSERT_TRUE(reuseport) << reuseport.error().message;
   for (uint32_t i = 0; i < kWorkers; ++i) {
-    const uint64_t fd = static_cast<uint64_t>(listeners[i].fd);
-    ASSERT_EQ(bpf_map_update_elem(array_fd, &i, &fd, BPF_ANY), 0) << strerror(errno);
+    ASSERT_TRUE(reuseport->set_worker_socket(i, listeners[i].fd));
   }
+  ASSERT_TRUE(reuseport->attach(listeners[0].fd));
   int per_worker[kWorkers] = {0, 0};
   for (int host = 2; host < 42; ++host) {
     const std::string client = "127.0.0." + std::to_string(host);

@@ -134,6 +134,45 @@ int run_which(const WhichOptions& options) {
 
 }  // namespace
 
+int which_pinned(const std::string& pin_path, const IpAddress& client, const std::string& only) {
+  const auto maps = value_or_throw(xdp::PinnedMaps::open(pin_path));
+  const auto lock = value_or_throw(xdp::StateLock::take(pin_path, false));
+  const auto view = value_or_throw(xdp::PinnedForwardView::read(maps.fds()));
+  bool named = only.empty();
+  bool any = false;
+  for (const auto& vip : view.state().vips) {
+    if (!only.empty() && vip.name != only) {
+      continue;
+    }
+    named = true;
+    if (vip.mode != Mode::forward || vip.listen.ip.is_v4() != client.is_v4()) {
+      continue;
+    }
+    any = true;
+    // The slot the program computes, looked up in the table it reads.
+    const auto backend_id = value_or_throw(view.backend_id(vip, client));
+    if (!backend_id) {
+      std::printf("%s - - (no eligible backend)\n", vip.name.c_str());
+      continue;
+    }
+    const BackendSpec* b = view.member(vip, *backend_id);
+    if (b == nullptr) {
+      throw std::runtime_error("vip " + vip.name + ": the table names backend id " +
+                               std::to_string(*backend_id) + ", which no backend of it has");
+    }
+    std::printf("%s %s %s\n", vip.name.c_str(), b->name.c_str(), b->address.ip.to_string().c_str());
+  }
+  if (!named) {
+    throw std::runtime_error("no vip named " + only + " in the maps under " + pin_path);
+  }
+  if (!any) {
+    throw std::runtime_error("no forward VIP of the client's address family" +
+                             (only.empty() ? std::string() : " named " + only) +
+                             " in the maps under " + pin_path);
+  }
+  return 0;
+}
+
 void add_which_command(CLI::App& app, CommandRunner& run) {
   auto options = std::make_shared<WhichOptions>();
   CLI::App* cmd = app.add_subcommand(

@@ -11,7 +11,6 @@
 //       the decap program on the XDP hook (native, generic) or on clsact ingress (tc).
 //       detach removes only ringlb's decap program: without --mode, from both hooks.
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -22,12 +21,6 @@
 
 namespace ringlb::cli {
 namespace {
-
-// The maps ringlb pins (bpf/maps.h); --unpin removes exactly these.
-constexpr const char* kPinnedMaps[] = {
-    "vips",          "vip_epochs", "vip_filter",     "backends",     "maglev_tables",
-    "flows",         "cpu_map",    "worker_sockets", "vip_stats",    "backend_stats",
-    "verdict_stats", "lb_state",   "vip_state",      "backend_state"};
 
 Config load(const std::string& path) {
   return value_or_throw(load_config(path));
@@ -56,7 +49,7 @@ int run_attach(const AttachOptions& options) {
   const XdpAttach mode = options.mode.empty() ? config.xdp.attach : parse_mode(options.mode);
   const int ifindex = value_or_throw(xdp::interface_index(interface));
   // Refused before any map changes: a foreign program stays, and so does the state.
-  ok_or_throw(xdp::check_attachable(ifindex, "ringlb_xdp", options.force));
+  ok_or_throw(xdp::check_attachable(ifindex, xdp::kXdpProgramName, options.force));
   xdp::LoadOptions load_options = xdp::load_options(config);
   load_options.pin_root = options.pin_path;
   ok_or_throw(xdp::set_sources_from_interface(load_options, interface));
@@ -78,11 +71,8 @@ int run_detach(const DetachOptions& options) {
   const int ifindex = value_or_throw(xdp::interface_index(options.interface));
   ok_or_throw(xdp::detach(ifindex));
   if (options.unpin) {
-    std::error_code ec;
-    for (const char* name : kPinnedMaps) {
-      std::filesystem::remove(std::filesystem::path(options.pin_path) / name, ec);
-    }
-    std::filesystem::remove(options.pin_path, ec);  // only if now empty
+    // The maps the program pins (the skeleton's list), then the directory if now empty.
+    ok_or_throw(xdp::unpin_maps(options.pin_path));
   }
   std::printf("detached XDP from %s\n", options.interface.c_str());
   return 0;

@@ -148,37 +148,12 @@ int run_backend_set(const EditOptions& o) {
   return 0;
 }
 
-// Each backend of a forward VIP in the table the program reads: backend id -> member.
-struct PinnedView {
-  xdp::XdpState state;
-  std::map<uint32_t, IpAddress> addresses;  // backend id -> address
-};
-
-PinnedView read_view(const xdp::PinnedMaps& maps) {
-  return PinnedView{.state = value_or_throw(xdp::read_state(maps.fds())),
-                    .addresses = value_or_throw(xdp::read_backend_addresses(maps.fds()))};
-}
-
-// The member of `vip` whose address the backend id has, or nullptr.
-const BackendSpec* member_of(const PinnedView& view, const VipSpec& vip, uint32_t backend_id) {
-  const auto it = view.addresses.find(backend_id);
-  if (it == view.addresses.end()) {
-    return nullptr;
-  }
-  for (const auto& b : vip.backends) {
-    if (b.address.ip == it->second) {
-      return &b;
-    }
-  }
-  return nullptr;
-}
-
 int run_list(const EditOptions& o) {
   const auto maps = value_or_throw(xdp::PinnedMaps::open(o.pin_path));
   const auto lock = value_or_throw(xdp::StateLock::take(o.pin_path, false));
-  const PinnedView view = read_view(maps);
-  std::printf("maglev_table_size %u\n", view.state.maglev_table_size);
-  for (const auto& vip : view.state.vips) {
+  const auto view = value_or_throw(xdp::PinnedForwardView::read(maps.fds()));
+  std::printf("maglev_table_size %u\n", view.state().maglev_table_size);
+  for (const auto& vip : view.state().vips) {
     const bool forward = vip.mode == Mode::forward;
     std::printf("vip %s %s %s %s\n", vip.name.c_str(), vip.listen.to_string().c_str(),
                 std::string(to_string(vip.protocol)).c_str(), forward ? "forward" : "steer");
@@ -186,14 +161,7 @@ int run_list(const EditOptions& o) {
       continue;
     }
     // Slots per backend, counted in the table the program reads (not a prediction).
-    const uint32_t vip_id = value_or_throw(xdp::pinned_vip_id(maps.fds(), vip));
-    const auto table = value_or_throw(xdp::read_maglev_table(maps.fds(), vip_id));
-    std::map<std::string, uint32_t> slots;
-    for (uint32_t backend_id : table) {
-      if (const BackendSpec* b = member_of(view, vip, backend_id)) {
-        ++slots[b->name];
-      }
-    }
+    auto slots = value_or_throw(view.slots(vip));
     for (const auto& b : vip.backends) {
       std::printf("  backend %s %s weight %u %s slots %u\n", b.name.c_str(),
                   b.address.ip.to_string().c_str(), b.weight,
@@ -204,49 +172,6 @@ int run_list(const EditOptions& o) {
 }
 
 }  // namespace
-
-int which_pinned(const std::string& pin_path, const IpAddress& client, const std::string& only) {
-  const auto maps = value_or_throw(xdp::PinnedMaps::open(pin_path));
-  const auto lock = value_or_throw(xdp::StateLock::take(pin_path, false));
-  const PinnedView view = read_view(maps);
-  bool named = only.empty();
-  bool any = false;
-  for (const auto& vip : view.state.vips) {
-    if (!only.empty() && vip.name != only) {
-      continue;
-    }
-    named = true;
-    if (vip.mode != Mode::forward || vip.listen.ip.is_v4() != client.is_v4()) {
-      continue;
-    }
-    any = true;
-    // The slot the program computes, looked up in the table it reads.
-    const uint32_t vip_id = value_or_throw(xdp::pinned_vip_id(maps.fds(), vip));
-    const auto table = value_or_throw(xdp::read_maglev_table(maps.fds(), vip_id));
-    if (table.empty()) {
-      std::printf("%s - - (no eligible backend)\n", vip.name.c_str());
-      continue;
-    }
-    // forward_backend indexes the table as the program does; here it holds backend ids.
-    const uint32_t backend_id =
-        *xdp::forward_backend(vip, xdp::ForwardTable{.slots = table}, view.state.hash_key, client);
-    const BackendSpec* b = member_of(view, vip, backend_id);
-    if (b == nullptr) {
-      throw std::runtime_error("vip " + vip.name + ": the table names backend id " +
-                               std::to_string(backend_id) + ", which no backend of it has");
-    }
-    std::printf("%s %s %s\n", vip.name.c_str(), b->name.c_str(), b->address.ip.to_string().c_str());
-  }
-  if (!named) {
-    throw std::runtime_error("no vip named " + only + " in the maps under " + pin_path);
-  }
-  if (!any) {
-    throw std::runtime_error("no forward VIP of the client's address family" +
-                             (only.empty() ? std::string() : " named " + only) +
-                             " in the maps under " + pin_path);
-  }
-  return 0;
-}
 
 void add_xdp_edit_commands(CLI::App& app, CommandRunner& run) {
   CLI::App* xdp = app.add_subcommand(

@@ -181,7 +181,8 @@ struct ringlb_counter {
 
 /*
  * Index of verdict_stats: every packet the main program sees lands in exactly one.
- * Keep ringlb_verdict_names() in src/xdp in step (it has a static_assert on the count).
+ * xdp::verdict_name() (src/xdp/counters.cpp) names each in a switch that -Wswitch keeps
+ * complete.
  */
 enum ringlb_verdict {
   RINGLB_V_PASS_NOT_IP = 0,   /* not IPv4/IPv6 (ARP, LLDP, ...) */

@@ -1,0 +1,55 @@
+// The backend-side decapsulation program (bpf/decap.bpf.c). One object, two entry points
+// that share the parsing and the decap_stats counters:
+//   - ringlb_decap, on the XDP hook (native, or generic on any device);
+//   - ringlb_decap_tc, a direct-action cls_bpf filter on the clsact ingress hook, for
+//     devices without native XDP or whose XDP hook another program owns. It sees packets
+//     after the kernel took the VLAN tag out of the frame, so a tag left in the frame
+//     (QinQ's inner tag) is passed untouched (RINGLB_DV_PASS_UNSUPPORTED).
+// Either attachment outlives the process, as the balancer's does.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "ringlb/config/config.h"
+#include "ringlb/result.h"
+#include "ringlb/xdp/program.h"
+
+namespace ringlb::xdp {
+
+class DecapProgram {
+ public:
+  static Result<DecapProgram> load();
+  // Attaches ringlb_decap to the XDP hook, as XdpProgram::attach does.
+  Result<void> attach(int ifindex, XdpAttach mode, bool replace_other = false) const;
+  // Attaches ringlb_decap_tc to the clsact ingress hook, creating the clsact qdisc when
+  // the device has none, as the filter kDecapTcHandle / kDecapTcPriority. Attaching
+  // again replaces ringlb's filter. Fails with EBUSY, changing nothing, when another
+  // program holds that handle and priority; a qdisc it created is removed on failure.
+  Result<void> attach_tc(int ifindex) const;
+  int fd() const;     // the XDP entry point
+  int tc_fd() const;  // the tc entry point
+  // The fd of the per-CPU decap_stats map (enum ringlb_decap_verdict).
+  int stats_fd() const;
+
+ private:
+  DecapProgram() = default;
+  std::unique_ptr<ringlb_decap, SkeletonDeleter> skel_;
+};
+
+// The handle and priority of ringlb's decap filter on clsact ingress ("rl"). Filters of
+// other tools at other handles or priorities are never touched.
+inline constexpr uint32_t kDecapTcHandle = 0x726c;
+inline constexpr uint32_t kDecapTcPriority = 0x726c;
+
+// Removes ringlb's decap filter from the interface's clsact ingress hook, then the
+// clsact qdisc when no filter is left on it (ingress or egress). Returns false, changing
+// nothing, when the interface has no ringlb decap filter (another program's filter at
+// ringlb's handle and priority is left alone).
+Result<bool> detach_decap_tc(int ifindex);
+
+// Detaches the interface's XDP program if it is ringlb's decap program (any mode).
+// Returns false, changing nothing, when no program or another one is attached.
+Result<bool> detach_decap_xdp(int ifindex);
+
+}  // namespace ringlb::xdp
