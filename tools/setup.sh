@@ -9,7 +9,7 @@ packages=(
   # libraries
   liburing-dev libbpf-dev libelf-dev zlib1g-dev bpftool
   libtomlplusplus-dev libcli11-dev libfuse3-dev fuse3
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   # test and benchmark tools: namespaces, clients, peer balancers
   iproute2 ethtool procps curl socat wrk iperf3
   nginx-light libnginx-mod-stream haproxy python3 python3-matplotlib python3-jsonschema

@@ -22,62 +22,20 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
-#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 
 #include "commands.h"
 #include "ringlb/abi/xdp_abi.h"
+#include "ringlb/config/config.h"
 #include "ringlb/fd.h"
+#include "ringlb/telemetry/writers.h"
 #include "ringlb/xdp/xdp.h"
 
 namespace ringlb::cli {
-
-const Table* Source::find(const std::string& name) const {
-  for (const auto& t : tables) {
-    if (t.name == name) {
-      return &t;
-    }
-  }
-  return nullptr;
-}
-
-bool is_gauge(const std::string& counter) {
-  static const std::set<std::string> kGauges = {"active", "cpu", "p50", "p90", "p99"};
-  const auto dot = counter.rfind('.');
-  return kGauges.count(dot == std::string::npos ? counter : counter.substr(dot + 1)) != 0;
-}
-
-std::string json_string(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
 
 bool control_fs_mounted(const std::string& dir) {
   std::error_code ec;
@@ -96,122 +54,43 @@ bool control_fs_mounted(const std::string& dir) {
 
 namespace {
 
-// ---- proxy: <control_dir>/stats ----
-
-Row& row_for(Table& table, const std::string& key) {
-  for (auto& r : table.rows) {
-    if (r.key == key) {
-      return r;
-    }
-  }
-  table.rows.push_back(Row{.key = key});
-  return table.rows.back();
-}
-
 std::string errno_text(int err) {
   return std::strerror(err);
 }
 
+Source absent(const std::string& location, std::string error) {
+  return Source{.available = false, .location = location, .error = std::move(error), .tables = {}};
+}
+
 }  // namespace
 
+// ---- proxy: <control_dir>/stats.json ----
+
 Source read_proxy_source(const std::string& control_dir) {
-  Source source{.location = control_dir};
   if (!control_fs_mounted(control_dir)) {
-    source.error = "no control filesystem mounted at " + control_dir +
-                   " (is ringlbd running? give its control_dir with --control-dir)";
-    return source;
+    return absent(control_dir,
+                  "no control filesystem mounted at " + control_dir +
+                      " (is ringlbd running? give its control_dir with --control-dir)");
   }
-  const std::string path = control_dir + "/stats";
+  const std::string path = control_dir + "/stats.json";
   std::ifstream in(path);
   if (!in) {
     const int err = errno;
-    source.error = "cannot read " + path + ": " + errno_text(err);
+    std::string error = "cannot read " + path + ": " + errno_text(err);
     if (err == EACCES || err == EPERM) {
-      source.error += " (the control filesystem is root-only: run as root)";
+      error += " (the control filesystem is root-only: run as root)";
     } else if (err == ENOTCONN) {
-      source.error += " (ringlbd has exited; its mount is stale)";
+      error += " (ringlbd has exited; its mount is stale)";
     }
-    return source;
+    return absent(control_dir, std::move(error));
   }
-  // VIP names may contain dots; the tree's vips/ directory disambiguates them.
-  std::vector<std::string> vip_names;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(control_dir + "/vips", ec)) {
-    vip_names.push_back(entry.path().filename().string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto rows = telemetry::parse_stats_json(text.str());
+  if (!rows) {
+    return absent(control_dir, "cannot read " + path + ": " + rows.error().message);
   }
-  std::sort(vip_names.begin(), vip_names.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-
-  Table totals{.name = "totals", .single = true};
-  totals.rows.push_back(Row{.key = "", .prefix = "proxy"});
-  Table percentiles{.name = "percentiles", .single = true};
-  percentiles.rows.push_back(Row{.key = "", .prefix = "proxy"});
-  Table workers{.name = "workers"};
-  Table backends{.name = "backends"};
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto space = line.rfind(' ');
-    if (space == std::string::npos) {
-      continue;
-    }
-    const std::string name = line.substr(0, space);
-    uint64_t value = 0;
-    if (std::sscanf(line.c_str() + space + 1, "%" SCNu64, &value) != 1) {
-      continue;  // "unavailable" hardware counters
-    }
-    const auto last_dot = name.rfind('.');
-    if (last_dot == std::string::npos) {
-      continue;
-    }
-    if (name.rfind("proxy.", 0) == 0) {
-      const std::string counter = name.substr(6);
-      // proxy.connect_time_us.p99 is a percentile; proxy.removed_backends.<counter> is a
-      // running total like proxy.<counter>.
-      if (counter.find('.') != std::string::npos && counter.rfind("removed_backends.", 0) != 0) {
-        percentiles.rows[0].counters[counter] = value;
-      } else {
-        totals.rows[0].counters[counter] = value;
-      }
-    } else if (name.rfind("worker.", 0) == 0) {
-      const std::string index = name.substr(7, last_dot - 7);
-      Row& row = row_for(workers, index);
-      if (row.labels.empty()) {
-        row.prefix = "worker." + index;
-        row.labels.push_back({.name = "worker", .value = index, .numeric = true});
-      }
-      row.counters[name.substr(last_dot + 1)] = value;
-    } else if (name.rfind("vip.", 0) == 0) {
-      const std::string rest = name.substr(4, last_dot - 4);  // <vip>.backend.<b>
-      std::string vip;
-      for (const auto& v : vip_names) {
-        if (rest.rfind(v + ".backend.", 0) == 0) {
-          vip = v;
-          break;
-        }
-      }
-      if (vip.empty()) {
-        const auto at = rest.find(".backend.");
-        if (at == std::string::npos) {
-          continue;
-        }
-        vip = rest.substr(0, at);
-      }
-      const std::string backend = rest.substr(vip.size() + 9);
-      Row& row = row_for(backends, vip + "/" + backend);
-      if (row.labels.empty()) {
-        row.prefix = "vip." + vip + ".backend." + backend;
-        row.labels.push_back({.name = "vip", .value = vip});
-        row.labels.push_back({.name = "backend", .value = backend});
-      }
-      row.counters[name.substr(last_dot + 1)] = value;
-    }
-  }
-  std::sort(workers.rows.begin(), workers.rows.end(),
-            [](const Row& a, const Row& b) { return std::stoul(a.key) < std::stoul(b.key); });
-  source.available = true;
-  source.tables = {std::move(totals), std::move(percentiles), std::move(workers),
-                   std::move(backends)};
-  return source;
+  return Source{.available = true, .location = control_dir, .error = {}, .tables = tables(*rows)};
 }
 
 namespace {
@@ -228,119 +107,107 @@ std::string address_text(const uint32_t addr[4], uint32_t family) {
   return buf;
 }
 
-struct PerCpuReader {
-  int cpus = 0;
-  std::vector<ringlb_counter> values{};
+using xdp::PerCpuCounters;
 
-  // Per-CPU values of entry `index`; false when the lookup fails.
-  bool read(int fd, uint32_t index) {
-    values.assign(cpus, ringlb_counter{});
-    return bpf_map_lookup_elem(fd, &index, values.data()) == 0;
-  }
-  ringlb_counter sum() const {
-    ringlb_counter total{};
-    for (const auto& c : values) {
-      total.packets += c.packets;
-      total.bytes += c.bytes;
-    }
-    return total;
-  }
-};
-
-void set_counter(Row& row, const ringlb_counter& c) {
-  row.counters["packets"] = c.packets;
-  row.counters["bytes"] = c.bytes;
+telemetry::Packets packets(const ringlb_counter& c) {
+  return telemetry::Packets{.packets = c.packets, .bytes = c.bytes};
 }
 
-}  // namespace
+// The counter maps and the maps that name their entries.
+struct CounterMaps {
+  UniqueFd verdicts, vip_stats, backend_stats, vips, backends;
+};
 
-Source read_xdp_source(const std::string& pin_path) {
-  Source source{.location = pin_path};
-  auto open_map = [&](const char* name, UniqueFd& fd) {
+// Opens the maps; the error says why one is missing.
+Result<CounterMaps> open_counter_maps(const std::string& pin_path) {
+  CounterMaps maps;
+  const std::pair<const char*, UniqueFd*> wanted[] = {{"verdict_stats", &maps.verdicts},
+                                                      {"vip_stats", &maps.vip_stats},
+                                                      {"backend_stats", &maps.backend_stats},
+                                                      {"vips", &maps.vips},
+                                                      {"backends", &maps.backends}};
+  for (const auto& [name, fd] : wanted) {
     const std::string path = pin_path + "/" + name;
-    fd.reset(bpf_obj_get(path.c_str()));
-    if (fd.valid()) {
-      return true;
+    fd->reset(bpf_obj_get(path.c_str()));
+    if (fd->valid()) {
+      continue;
     }
     const int err = errno;
     if (err == ENOENT) {
-      source.error = "no XDP program pinned under " + pin_path + " (no " + name +
-                     " map; run ringlb attach, or give --pin-path)";
-    } else if (err == EPERM || err == EACCES) {
-      source.error = "cannot open " + path + ": " + errno_text(err) +
-                     " (reading BPF maps needs root: CAP_BPF and CAP_SYS_ADMIN)";
-    } else {
-      source.error = "cannot open " + path + ": " + errno_text(err);
+      return Error{"no XDP program pinned under " + pin_path + " (no " + name +
+                   " map; run ringlb attach, or give --pin-path)"};
     }
-    return false;
-  };
-  UniqueFd verdicts_fd, vip_stats_fd, backend_stats_fd, vips_fd, backends_fd;
-  if (!open_map("verdict_stats", verdicts_fd) || !open_map("vip_stats", vip_stats_fd) ||
-      !open_map("backend_stats", backend_stats_fd) || !open_map("vips", vips_fd) ||
-      !open_map("backends", backends_fd)) {
-    return source;
+    if (err == EPERM || err == EACCES) {
+      return Error{"cannot open " + path + ": " + errno_text(err) +
+                   " (reading BPF maps needs root: CAP_BPF and CAP_SYS_ADMIN)"};
+    }
+    return Error{"cannot open " + path + ": " + errno_text(err)};
   }
-  PerCpuReader reader{.cpus = libbpf_num_possible_cpus()};
-  if (reader.cpus <= 0) {
-    source.error = "cannot count possible CPUs: " + errno_text(-reader.cpus);
-    return source;
-  }
+  return maps;
+}
 
-  Table verdicts{.name = "verdicts"};
-  Table cpus{.name = "cpus"};
-  std::vector<ringlb_counter> per_cpu(reader.cpus);
+// Verdicts summed over CPUs, and every verdict summed per CPU.
+Result<void> read_verdicts(int fd, PerCpuCounters& reader, telemetry::XdpRows& rows) {
+  std::vector<telemetry::Packets> per_cpu(reader.cpus());
   for (uint32_t v = 0; v < RINGLB_V_MAX; ++v) {
-    if (!reader.read(verdicts_fd.get(), v)) {
-      source.error = "cannot read verdict_stats: " + errno_text(errno);
-      return source;
+    auto values = reader.read(fd, v);
+    if (!values) {
+      return Error{"cannot read verdict_stats: " + errno_text(values.error().code)};
     }
-    for (int cpu = 0; cpu < reader.cpus; ++cpu) {
-      per_cpu[cpu].packets += reader.values[cpu].packets;
-      per_cpu[cpu].bytes += reader.values[cpu].bytes;
+    for (size_t cpu = 0; cpu < values->size(); ++cpu) {
+      per_cpu[cpu].packets += (*values)[cpu].packets;
+      per_cpu[cpu].bytes += (*values)[cpu].bytes;
     }
-    const std::string name(xdp::verdict_name(v));
-    Row row{.key = name, .prefix = "xdp.verdict." + name};
-    row.labels.push_back({.name = "verdict", .value = name});
-    set_counter(row, reader.sum());
-    verdicts.rows.push_back(std::move(row));
+    rows.verdicts.push_back({.verdict = std::string(xdp::verdict_name(v)),
+                             .counters = packets(PerCpuCounters::sum(*values))});
   }
-  for (int cpu = 0; cpu < reader.cpus; ++cpu) {
-    const std::string index = std::to_string(cpu);
-    Row row{.key = index, .prefix = "xdp.cpu." + index};
-    row.labels.push_back({.name = "cpu", .value = index, .numeric = true});
-    set_counter(row, per_cpu[cpu]);
-    cpus.rows.push_back(std::move(row));
+  for (size_t cpu = 0; cpu < per_cpu.size(); ++cpu) {
+    rows.maps->cpus.push_back({.cpu = static_cast<uint32_t>(cpu), .counters = per_cpu[cpu]});
   }
+  return {};
+}
 
-  // Names from the state maps (what `ringlb attach` and `ringlb xdp` record): VIP id ->
-  // name, backend address -> "vip/backend" of every VIP that has it. Maps pinned by an
-  // older ringlb have none: rows then go by address alone.
-  std::map<uint32_t, std::string> vip_names;
-  std::map<std::string, std::string> backend_names;
-  if (auto maps = xdp::PinnedMaps::open(pin_path)) {
-    if (auto state = xdp::read_state(maps->fds())) {
-      for (const auto& vip : state->vips) {
-        if (auto id = xdp::pinned_vip_id(maps->fds(), vip)) {
-          vip_names[*id] = vip.name;
-        }
-        for (const auto& b : vip.backends) {
-          std::string& names = backend_names[b.address.ip.to_string()];
-          names += (names.empty() ? "" : ",") + vip.name + "/" + b.name;
-        }
-      }
+// Names from the state maps (what `ringlb attach` and `ringlb xdp` record): VIP id ->
+// name, backend address -> "vip/backend" of every VIP that has it. Maps pinned by an
+// older ringlb have none: rows then go by address alone.
+struct PinnedNames {
+  std::map<uint32_t, std::string> vips;
+  std::map<std::string, std::string> backends;
+};
+
+PinnedNames pinned_names(const std::string& pin_path) {
+  PinnedNames names;
+  auto maps = xdp::PinnedMaps::open(pin_path);
+  auto state = maps ? xdp::read_state(maps->fds()) : Result<xdp::XdpState>(maps.error());
+  if (!state) {
+    return names;
+  }
+  for (const auto& vip : state->vips) {
+    if (auto id = xdp::pinned_vip_id(maps->fds(), vip)) {
+      names.vips[*id] = vip.name;
+    }
+    for (const auto& b : vip.backends) {
+      std::string& list = names.backends[b.address.ip.to_string()];
+      list += (list.empty() ? "" : ",") + vip.name + "/" + b.name;
     }
   }
+  return names;
+}
 
-  // VIPs: every key of the vips hash map.
-  Table vips{.name = "vips"};
+// Every key of the vips hash map, by vip id.
+void read_vips(const CounterMaps& maps, PerCpuCounters& reader, const PinnedNames& names,
+               std::vector<telemetry::XdpVipRow>& rows) {
   ringlb_vip_key key{}, next{};
   const void* previous = nullptr;
-  while (bpf_map_get_next_key(vips_fd.get(), previous, &next) == 0) {
+  while (bpf_map_get_next_key(maps.vips.get(), previous, &next) == 0) {
     key = next;
     previous = &key;
     ringlb_vip_info info{};
-    if (bpf_map_lookup_elem(vips_fd.get(), &key, &info) != 0 ||
-        !reader.read(vip_stats_fd.get(), info.vip_id)) {
+    if (bpf_map_lookup_elem(maps.vips.get(), &key, &info) != 0) {
+      continue;
+    }
+    const auto values = reader.read(maps.vip_stats.get(), info.vip_id);
+    if (!values) {
       continue;
     }
     std::string address = address_text(key.addr, key.family);
@@ -348,43 +215,58 @@ Source read_xdp_source(const std::string& pin_path) {
       address = "[" + address + "]";
     }
     address += ":" + std::to_string(ntohs(key.port)) + (key.proto == IPPROTO_UDP ? "/udp" : "/tcp");
-    const auto named = vip_names.find(info.vip_id);
-    Row row{.key = std::to_string(info.vip_id),
-            .prefix = "xdp.vip." + (named != vip_names.end() ? named->second : address)};
-    row.labels.push_back({.name = "vip_id", .value = row.key, .numeric = true});
-    row.labels.push_back({.name = "address", .value = address});
-    if (named != vip_names.end()) {
-      row.labels.push_back({.name = "name", .value = named->second});
-    }
-    row.labels.push_back(
-        {.name = "mode", .value = info.mode == RINGLB_MODE_FORWARD ? "forward" : "steer"});
-    set_counter(row, reader.sum());
-    vips.rows.push_back(std::move(row));
+    const auto named = names.vips.find(info.vip_id);
+    rows.push_back({.vip_id = info.vip_id,
+                    .address = std::move(address),
+                    .name = named != names.vips.end() ? named->second : "",
+                    .mode = info.mode == RINGLB_MODE_FORWARD ? "forward" : "steer",
+                    .counters = packets(PerCpuCounters::sum(*values))});
   }
-  std::sort(vips.rows.begin(), vips.rows.end(),
-            [](const Row& a, const Row& b) { return std::stoul(a.key) < std::stoul(b.key); });
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.vip_id < b.vip_id; });
+}
 
-  // Backends: every id of the backends array whose family is set.
-  Table backends{.name = "backends"};
+// Every id of the backends array whose family is set.
+void read_backends(const CounterMaps& maps, PerCpuCounters& reader, const PinnedNames& names,
+                   std::vector<telemetry::XdpBackendRow>& rows) {
   for (uint32_t id = 0; id < RINGLB_MAX_BACKENDS; ++id) {
     ringlb_backend backend{};
-    if (bpf_map_lookup_elem(backends_fd.get(), &id, &backend) != 0 ||
-        backend.family == RINGLB_FAMILY_NONE || !reader.read(backend_stats_fd.get(), id)) {
+    if (bpf_map_lookup_elem(maps.backends.get(), &id, &backend) != 0 ||
+        backend.family == RINGLB_FAMILY_NONE) {
       continue;
     }
-    const std::string address = address_text(backend.addr, backend.family);
-    Row row{.key = std::to_string(id), .prefix = "xdp.backend." + address};
-    row.labels.push_back({.name = "backend_id", .value = row.key, .numeric = true});
-    row.labels.push_back({.name = "address", .value = address});
-    if (const auto named = backend_names.find(address); named != backend_names.end()) {
-      row.labels.push_back({.name = "names", .value = named->second});
+    const auto values = reader.read(maps.backend_stats.get(), id);
+    if (!values) {
+      continue;
     }
-    set_counter(row, reader.sum());
-    backends.rows.push_back(std::move(row));
+    std::string address = address_text(backend.addr, backend.family);
+    const auto named = names.backends.find(address);
+    rows.push_back({.backend_id = id,
+                    .address = std::move(address),
+                    .names = named != names.backends.end() ? named->second : "",
+                    .counters = packets(PerCpuCounters::sum(*values))});
   }
-  source.available = true;
-  source.tables = {std::move(verdicts), std::move(cpus), std::move(vips), std::move(backends)};
-  return source;
+}
+
+}  // namespace
+
+Source read_xdp_source(const std::string& pin_path) {
+  auto maps = open_counter_maps(pin_path);
+  if (!maps) {
+    return absent(pin_path, maps.error().message);
+  }
+  auto reader = PerCpuCounters::make();
+  if (!reader) {
+    return absent(pin_path, reader.error().message);
+  }
+  telemetry::XdpRows rows{.pin_path = pin_path, .verdicts = {}, .maps = telemetry::XdpMapRows{}};
+  if (auto read = read_verdicts(maps->verdicts.get(), *reader, rows); !read) {
+    return absent(pin_path, read.error().message);
+  }
+  const PinnedNames names = pinned_names(pin_path);
+  read_vips(*maps, *reader, names, rows.maps->vips);
+  read_backends(*maps, *reader, names, rows.maps->backends);
+  return Source{.available = true, .location = pin_path, .error = {}, .tables = tables(rows)};
 }
 
 Sample take_sample(const std::string& control_dir, const std::string& pin_path) {
@@ -400,40 +282,8 @@ Sample take_sample(const std::string& control_dir, const std::string& pin_path) 
 
 void compute_rates(Sample& now, const Sample& before) {
   const double elapsed = now.time - before.time;
-  if (elapsed <= 0) {
-    return;
-  }
-  auto one = [&](Source& to, const Source& from) {
-    for (auto& table : to.tables) {
-      const Table* old_table = from.find(table.name);
-      for (auto& row : table.rows) {
-        const Row* old_row = nullptr;
-        if (old_table != nullptr) {
-          for (const auto& r : old_table->rows) {
-            if (r.key == row.key) {
-              old_row = &r;
-              break;
-            }
-          }
-        }
-        for (const auto& [name, value] : row.counters) {
-          if (is_gauge(name)) {
-            continue;
-          }
-          uint64_t old_value = 0;  // a new row counts from zero
-          if (old_row != nullptr) {
-            auto it = old_row->counters.find(name);
-            old_value = it != old_row->counters.end() ? it->second : 0;
-          }
-          // A counter that went down (daemon restarted, map recreated) has no rate.
-          row.rates[name] =
-              value >= old_value ? static_cast<double>(value - old_value) / elapsed : 0.0;
-        }
-      }
-    }
-  };
-  one(now.proxy, before.proxy);
-  one(now.xdp, before.xdp);
+  telemetry::add_rates(now.proxy, before.proxy, elapsed);
+  telemetry::add_rates(now.xdp, before.xdp, elapsed);
 }
 
 namespace {
@@ -442,72 +292,17 @@ struct StatsOptions {
   double interval = 0;
   uint32_t count = 1;
   bool json = false;
-  std::string control_dir = "/run/ringlb";
+  std::string control_dir = kDefaultControlDir;
   std::string pin_path = xdp::kDefaultPinRoot;
 };
 
-std::string format_rate(double rate) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.2f", rate);
-  return buf;
+// The text shows the tables it always showed; the proxy's per-VIP health rows are in
+// --json (and the control tree's stats files).
+bool in_text(const Source& source, const Sample& sample, const Table& table) {
+  return !(&source == &sample.proxy && table.name == "vips");
 }
 
-std::string source_json(const Source& source, const char* location_name) {
-  std::string out = "{\"available\":" + std::string(source.available ? "true" : "false") + ",\"" +
-                    location_name + "\":" + json_string(source.location);
-  if (!source.available) {
-    return out + ",\"error\":" + json_string(source.error) + "}";
-  }
-  auto row_json = [](const Row& row) {
-    std::string r = "{";
-    for (const auto& label : row.labels) {
-      r += json_string(label.name) + ":" +
-           (label.numeric ? label.value : json_string(label.value)) + ",";
-    }
-    r += "\"counters\":{";
-    bool first = true;
-    for (const auto& [name, value] : row.counters) {
-      r += (first ? "" : ",") + json_string(name) + ":" + std::to_string(value);
-      first = false;
-    }
-    r += "}";
-    if (!row.rates.empty()) {
-      r += ",\"rates\":{";
-      first = true;
-      for (const auto& [name, rate] : row.rates) {
-        r += (first ? "" : ",") + json_string(name) + ":" + format_rate(rate);
-        first = false;
-      }
-      r += "}";
-    }
-    return r + "}";
-  };
-  for (const auto& table : source.tables) {
-    out += "," + json_string(table.name) + ":";
-    if (table.single) {
-      out += row_json(table.rows.at(0));
-      continue;
-    }
-    out += "[";
-    for (size_t i = 0; i < table.rows.size(); ++i) {
-      out += (i ? "," : "") + row_json(table.rows[i]);
-    }
-    out += "]";
-  }
-  return out + "}";
-}
-
-void print_json(const Sample& sample, double interval) {
-  char time[32];
-  std::snprintf(time, sizeof(time), "%.3f", sample.unix_time);
-  std::string out = std::string("{\"time\":") + time + ",\"interval_s\":" +
-                    (interval > 0 ? format_rate(interval) : std::string("null")) +
-                    ",\"proxy\":" + source_json(sample.proxy, "control_dir") +
-                    ",\"xdp\":" + source_json(sample.xdp, "pin_path") + "}\n";
-  std::fputs(out.c_str(), stdout);
-}
-
-void print_source_text(const Source& source, const char* title, bool rates) {
+void print_source_text(const Sample& sample, const Source& source, const char* title, bool rates) {
   if (!source.available) {
     std::printf("%s: not available: %s\n", title, source.error.c_str());
     return;
@@ -515,6 +310,9 @@ void print_source_text(const Source& source, const char* title, bool rates) {
   std::printf("%s: %s\n", title, source.location.c_str());
   std::printf("  %-56s %16s%s\n", "NAME", "VALUE", rates ? "          RATE/s" : "");
   for (const auto& table : source.tables) {
+    if (!in_text(source, sample, table)) {
+      continue;
+    }
     for (const auto& row : table.rows) {
       for (const auto& [name, value] : row.counters) {
         const std::string full = row.prefix + "." + name;
@@ -529,16 +327,16 @@ void print_source_text(const Source& source, const char* title, bool rates) {
   }
 }
 
-void print_text(const Sample& sample, bool rates) {
-  print_source_text(sample.proxy, "proxy", rates);
-  print_source_text(sample.xdp, "xdp", rates);
-}
-
 bool report(const Sample& sample, const StatsOptions& options) {
   if (options.json) {
-    print_json(sample, options.interval);
+    const std::string line = telemetry::sample_json(
+        sample.unix_time,
+        options.interval > 0 ? std::optional<double>(options.interval) : std::nullopt, sample.proxy,
+        sample.xdp);
+    std::printf("%s\n", line.c_str());
   } else {
-    print_text(sample, options.interval > 0);
+    print_source_text(sample, sample.proxy, "proxy", options.interval > 0);
+    print_source_text(sample, sample.xdp, "xdp", options.interval > 0);
   }
   std::fflush(stdout);
   return sample.proxy.available || sample.xdp.available;

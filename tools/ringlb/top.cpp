@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "ringlb/config/config.h"
 #include "ringlb/xdp/xdp.h"
 #include "stats.h"
 
@@ -24,7 +25,7 @@ namespace {
 struct TopOptions {
   double interval = 1;
   uint32_t iterations = 0;  // 0: until interrupted
-  std::string control_dir = "/run/ringlb";
+  std::string control_dir = kDefaultControlDir;
   std::string pin_path = xdp::kDefaultPinRoot;
 };
 
