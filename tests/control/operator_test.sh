@@ -55,7 +55,7 @@ grep -q "control filesystem at $ctl" "$dir/log" || fail "no control filesystem"
 web=$ctl/vips/web
 
 # The tree, and root-only permissions.
-[[ $(ls "$ctl" | tr '\n' ' ') == "metrics reload stats vips workers xdp " ]] || fail "root: $(ls "$ctl")"
+[[ $(ls "$ctl" | tr '\n' ' ') == "metrics reload stats stats.json vips workers xdp " ]] || fail "root: $(ls "$ctl")"
 [[ $(ls "$web/backends" | tr '\n' ' ') == "one two " ]] || fail "backends: $(ls "$web/backends")"
 [[ $(stat -c %a "$web") == 700 ]] || fail "vip dir mode $(stat -c %a "$web")"
 [[ $(stat -c %a "$web/backends/one/weight") == 600 ]] || fail "weight mode"

@@ -48,8 +48,8 @@ class Tree : public testing::Test {
 };
 
 TEST_F(Tree, ListsTheDocumentedTree) {
-  EXPECT_EQ(*tree_.list("/"),
-            (std::vector<std::string>{"metrics", "reload", "stats", "vips", "workers", "xdp"}));
+  EXPECT_EQ(*tree_.list("/"), (std::vector<std::string>{"metrics", "reload", "stats", "stats.json",
+                                                        "vips", "workers", "xdp"}));
   EXPECT_EQ(*tree_.list("/xdp"),
             (std::vector<std::string>{"interface", "pin_path", "program", "verdicts", "vips"}));
   EXPECT_EQ(tree_.list("/xdp/verdicts")->front(), "pass_not_ip");

@@ -6,6 +6,7 @@
 // relative to the mount point. Every method may be called from several threads.
 //
 //   /stats                          every counter, "name value" lines (r)
+//   /stats.json                     every counter, JSON (telemetry/writers.h) (r)
 //   /metrics                        Prometheus text format (r)
 //   /reload                         write anything: reload the config file (w)
 //   /vips/<vip>/listen|mode|protocol                                      (r)
@@ -35,12 +36,14 @@
 // remains) and removes it. A VIP's last backend cannot be removed (EBUSY): set its state
 // to down instead. A forward VIP's backend is removed at once (the XDP plane counts no
 // connections): set its state to drain first to let its flows finish.
+//
+// One table of nodes (src/control/node.h), each file with its show and store functions,
+// drives stat, list, read and write. Every check that guards a change runs under the
+// writer lock that applies it (inside Runtime::edit).
 #pragma once
 
 #include <functional>
-#include <map>
-#include <mutex>
-#include <set>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +52,8 @@
 #include "ringlb/result.h"
 
 namespace ringlb::control {
+
+class TreeState;  // node.h
 
 enum class NodeKind { directory, file };
 
@@ -64,6 +69,9 @@ class ControlTree {
   // `pin_root`: where the XDP program's maps are pinned (its counters are read there).
   ControlTree(Runtime& runtime, std::function<Result<void>()> reload,
               std::string pin_root = "/sys/fs/bpf/ringlb");
+  ~ControlTree();
+  ControlTree(const ControlTree&) = delete;
+  ControlTree& operator=(const ControlTree&) = delete;
 
   Result<NodeInfo> stat(std::string_view path) const;
   Result<std::vector<std::string>> list(std::string_view path) const;
@@ -74,34 +82,7 @@ class ControlTree {
   Result<void> remove_directory(std::string_view path);
 
  private:
-  struct Pending {
-    std::string address;  // empty until written
-    uint32_t weight = 1;
-    AdminState state = AdminState::up;
-  };
-
-  Result<void> write_vip(const std::string& vip, const std::string& file, std::string_view value);
-  Result<void> write_backend(const std::string& vip, const std::string& backend,
-                             const std::string& file, std::string_view value);
-  Result<void> write_pending(const std::string& vip, const std::string& backend,
-                             const std::string& file, std::string_view value);
-  bool is_pending(const std::string& vip, const std::string& backend) const;
-  // A file of a pending backend (pending_mu_ not held).
-  Result<std::string> read_pending(const std::string& vip, const std::string& backend,
-                                   const std::string& file) const;
-
-  Result<std::string> read_xdp(const std::vector<std::string>& path) const;
-  Result<std::string> read_forward(const std::vector<std::string>& path) const;
-
-  Runtime& runtime_;
-  std::function<Result<void>()> reload_;
-  std::string pin_root_;
-  mutable std::mutex pending_mu_;
-  std::map<std::pair<std::string, std::string>, Pending> pending_;
-  // (vip, backend) pairs an rmdir is draining: they no longer count as a VIP's
-  // remaining backends. Guarded by the Runtime's writer lock: touched only inside
-  // Runtime::edit callbacks.
-  std::set<std::pair<std::string, std::string>> removing_;
+  std::unique_ptr<TreeState> state_;
 };
 
 }  // namespace ringlb::control
