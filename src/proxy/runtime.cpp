@@ -47,28 +47,11 @@ Result<UniqueFd> bind_listener(const SocketAddress& address, int backlog) {
 
 namespace {
 
-struct BackendLine {
-  const char* name;
-  uint64_t value;
-  bool gauge;
-};
-
-std::vector<BackendLine> backend_lines(const BackendStats& s) {
-  return {
-      {"active", static_cast<uint64_t>(s.active.load(std::memory_order_relaxed)), true},
-      {"connections", s.connections.load(std::memory_order_relaxed), false},
-      {"bytes_in", s.bytes_in.load(std::memory_order_relaxed), false},
-      {"bytes_out", s.bytes_out.load(std::memory_order_relaxed), false},
-      {"connect_refused", s.connect_refused.load(std::memory_order_relaxed), false},
-      {"connect_timeouts", s.connect_timeouts.load(std::memory_order_relaxed), false},
-      {"connect_errors", s.connect_errors.load(std::memory_order_relaxed), false},
-      {"failures", s.failures(), false},
-      {"healthy", s.healthy.load(std::memory_order_relaxed) ? 1u : 0u, true},
-      {"health_checks", s.health_checks.load(std::memory_order_relaxed), false},
-      {"health_check_failures", s.health_check_failures.load(std::memory_order_relaxed), false},
-      {"health_changes", s.health_changes.load(std::memory_order_relaxed), false},
-      {"ejections", s.ejections.load(std::memory_order_relaxed), false},
-  };
+// Adds the running totals of `values` to `sums` (gauges are levels: they do not add up).
+void add_running_totals(telemetry::BackendValues& sums, const telemetry::BackendValues& values) {
+  for (size_t k = 0; k < sums.size(); ++k) {
+    sums[k] += telemetry::kBackendCounters[k].kind == telemetry::Kind::counter ? values[k] : 0;
+  }
 }
 
 }  // namespace
@@ -191,6 +174,51 @@ Result<void> Runtime::shutdown_backend(std::string_view vip_name, std::string_vi
   return {};
 }
 
+std::vector<Backend> Runtime::backends_of(const VipSpec& spec, BackendStatsMap& next_stats) const {
+  std::vector<Backend> backends;
+  for (const auto& b : spec.backends) {
+    auto& stats = next_stats[{spec.name, b.name}];
+    auto found = backend_stats_.find({spec.name, b.name});
+    if (found != backend_stats_.end()) {
+      stats = found->second;
+    } else {
+      stats = std::make_shared<BackendStats>();
+      // Added while running: slow start begins with this very pool, before the health
+      // monitor has seen the backend (it then ramps it on, health.h).
+      if (applied_once_ && spec.health.slow_start_ms != 0) {
+        stats->ramp_permille.store(kSlowStartFirstPermille, std::memory_order_relaxed);
+      }
+    }
+    backends.push_back(
+        Backend{.spec = b,
+                .healthy = stats->healthy.load(std::memory_order_relaxed),
+                .stats = stats,
+                .ramp_permille = stats->ramp_permille.load(std::memory_order_relaxed),
+                .ejected = stats->health_state.load(std::memory_order_relaxed) ==
+                           static_cast<uint8_t>(HealthState::ejected)});
+  }
+  return backends;
+}
+
+void Runtime::retire_backend_stats(BackendStatsMap next_stats) {
+  std::lock_guard removed_lock(removed_mu_);
+  for (auto& [key, stats] : backend_stats_) {
+    if (next_stats.find(key) == next_stats.end()) {
+      removed_.live.push_back(std::move(stats));
+    }
+  }
+  // Counters nobody else references any more (no snapshot, no connection) are final:
+  // fold them into the sums, so that add/remove cycles hold no memory.
+  std::erase_if(removed_.live, [this](const std::shared_ptr<BackendStats>& stats) {
+    if (stats.use_count() != 1) {
+      return false;
+    }
+    add_running_totals(removed_.folded, backend_values(*stats));
+    return true;
+  });
+  backend_stats_ = std::move(next_stats);
+}
+
 Result<void> Runtime::apply_locked(const Config& config) {
   const auto current = vips_.load();
   struct Pending {
@@ -199,48 +227,23 @@ Result<void> Runtime::apply_locked(const Config& config) {
   };
   std::vector<Pending> updates;
   std::vector<std::shared_ptr<VipRuntime>> next;
-  decltype(backend_stats_) next_stats;
+  BackendStatsMap next_stats;
 
   for (const auto& spec : config.vips) {
     // Every VIP's backends keep their counters: forward-mode ones carry health too.
-    std::vector<Backend> backends;
-    for (const auto& b : spec.backends) {
-      auto& stats = next_stats[{spec.name, b.name}];
-      auto found = backend_stats_.find({spec.name, b.name});
-      if (found != backend_stats_.end()) {
-        stats = found->second;
-      } else {
-        stats = std::make_shared<BackendStats>();
-        // Added while running: slow start begins with this very pool, before the health
-        // monitor has seen the backend (it then ramps it on, health.h).
-        if (applied_once_ && spec.health.slow_start_ms != 0) {
-          stats->ramp_permille.store(kSlowStartFirstPermille, std::memory_order_relaxed);
-        }
-      }
-      backends.push_back(
-          Backend{.spec = b,
-                  .healthy = stats->healthy.load(std::memory_order_relaxed),
-                  .stats = stats,
-                  .ramp_permille = stats->ramp_permille.load(std::memory_order_relaxed),
-                  .ejected = stats->health_state.load(std::memory_order_relaxed) ==
-                             static_cast<uint8_t>(HealthState::ejected)});
-    }
+    std::vector<Backend> backends = backends_of(spec, next_stats);
     if (spec.mode != Mode::proxy) {
       continue;
     }
     const PoolOptions options{.hash_key = config.daemon.hash_key,
                               .maglev_table_size = config.daemon.maglev_table_size};
     auto state = VipState::make(spec, std::move(backends), options, worker_count());
-
-    std::shared_ptr<VipRuntime> existing;
-    for (const auto& vip : current->vips) {
-      if (vip->name() == spec.name && vip->listen() == spec.listen) {
-        existing = vip;
-      }
-    }
-    if (existing) {
-      updates.push_back({existing, state});
-      next.push_back(existing);
+    const auto existing = std::find_if(current->vips.begin(), current->vips.end(), [&](auto& v) {
+      return v->name() == spec.name && v->listen() == spec.listen;
+    });
+    if (existing != current->vips.end()) {
+      updates.push_back({*existing, state});
+      next.push_back(*existing);
       continue;
     }
     std::vector<UniqueFd> listeners;
@@ -279,28 +282,7 @@ Result<void> Runtime::apply_locked(const Config& config) {
     u.vip->state().publish(u.state);
   }
   vips_.publish(std::make_shared<const VipSet>(VipSet{std::move(next)}));
-  {
-    std::lock_guard removed_lock(removed_mu_);
-    for (auto& [key, stats] : backend_stats_) {
-      if (next_stats.find(key) == next_stats.end()) {
-        removed_.live.push_back(std::move(stats));
-      }
-    }
-    // Counters nobody else references any more (no snapshot, no connection) are final:
-    // fold them into the sums, so that add/remove cycles hold no memory.
-    std::erase_if(removed_.live, [this](const std::shared_ptr<BackendStats>& stats) {
-      if (stats.use_count() != 1) {
-        return false;
-      }
-      const auto lines = backend_lines(*stats);
-      removed_.folded.resize(lines.size());
-      for (size_t k = 0; k < lines.size(); ++k) {
-        removed_.folded[k] += lines[k].gauge ? 0 : lines[k].value;
-      }
-      return true;
-    });
-  }
-  backend_stats_ = std::move(next_stats);
+  retire_backend_stats(std::move(next_stats));
   config_.publish(std::make_shared<const Config>(config));
   applied_once_ = true;
   return {};
@@ -324,21 +306,8 @@ void Runtime::begin_drain() {
 
 namespace {
 
-using Buckets = std::array<uint64_t, LogHistogram::kBuckets>;
-
-Buckets sum_buckets(const std::vector<std::unique_ptr<WorkerStats>>& workers,
-                    const LogHistogram WorkerStats::*histogram) {
-  Buckets out{};
-  for (const auto& w : workers) {
-    for (size_t i = 0; i < out.size(); ++i) {
-      out[i] += ((*w).*histogram).bucket(i);
-    }
-  }
-  return out;
-}
-
 // Reads a perf_event counter fd; nullopt when the machine has no such counter.
-std::optional<uint64_t> read_counter(int fd) {
+std::optional<uint64_t> read_perf_counter(int fd) {
   uint64_t value = 0;
   if (fd < 0 || ::read(fd, &value, sizeof(value)) != sizeof(value)) {
     return std::nullopt;
@@ -346,148 +315,63 @@ std::optional<uint64_t> read_counter(int fd) {
   return value;
 }
 
+void add_histogram(telemetry::Histogram& sum, const LogHistogram& histogram) {
+  const telemetry::Histogram values = histogram_values(histogram);
+  for (size_t i = 0; i < sum.buckets.size(); ++i) {
+    sum.buckets[i] += values.buckets[i];
+  }
+  sum.sum += values.sum;
+}
+
+telemetry::Latency latency(const telemetry::Histogram& histogram) {
+  return telemetry::Latency{.percentiles = telemetry::percentiles(histogram),
+                            .histogram = histogram};
+}
+
 }  // namespace
 
-std::vector<std::pair<const char*, uint64_t>> Runtime::removed_counters() const {
+telemetry::BackendValues Runtime::removed_counters() const {
   std::lock_guard lock(removed_mu_);
-  std::vector<std::pair<const char*, uint64_t>> out;
-  const auto names = backend_lines(BackendStats{});
-  for (size_t k = 0; k < names.size(); ++k) {
-    if (names[k].gauge) {
-      continue;
-    }
-    uint64_t sum = k < removed_.folded.size() ? removed_.folded[k] : 0;
-    for (const auto& stats : removed_.live) {
-      sum += backend_lines(*stats)[k].value;
-    }
-    out.emplace_back(names[k].name, sum);
+  telemetry::BackendValues sums = removed_.folded;
+  for (const auto& stats : removed_.live) {
+    add_running_totals(sums, backend_values(*stats));
   }
-  return out;
+  return sums;
 }
 
-std::string Runtime::render_stats() const {
-  std::string out;
+void Runtime::fill_snapshot(telemetry::Snapshot& snapshot) const {
+  telemetry::ProxyRows rows;
+  telemetry::Histogram connect_time, duration;
   for (size_t i = 0; i < worker_stats_.size(); ++i) {
-    const std::string prefix = "worker." + std::to_string(i) + ".";
-    append_worker_stats(out, prefix, *worker_stats_[i]);
+    const WorkerStats& stats = *worker_stats_[i];
     const WorkerInfo info = worker_info(i);
-    out += prefix + "cpu " + std::to_string(info.cpu < 0 ? 0 : info.cpu) + "\n";
-    if (auto v = read_counter(info.task_clock_fd)) {
-      out += prefix + "task_clock_ns " + std::to_string(*v) + "\n";
-    }
-    if (auto v = read_counter(info.cycles_fd)) {
-      out += prefix + "cycles " + std::to_string(*v) + "\n";
-    }
-    if (auto v = read_counter(info.instructions_fd)) {
-      out += prefix + "instructions " + std::to_string(*v) + "\n";
-    }
+    rows.workers.push_back(
+        telemetry::WorkerRow{.worker = static_cast<uint32_t>(i),
+                             .counters = worker_values(stats),
+                             .cpu = static_cast<uint64_t>(info.cpu < 0 ? 0 : info.cpu),
+                             .task_clock_ns = read_perf_counter(info.task_clock_fd),
+                             .cycles = read_perf_counter(info.cycles_fd),
+                             .instructions = read_perf_counter(info.instructions_fd)});
+    add_histogram(connect_time, stats.connect_time_us);
+    add_histogram(duration, stats.connection_duration_ms);
   }
-#define RINGLB_SUM_COUNTER(name, help)                                       \
-  {                                                                          \
-    uint64_t sum = 0;                                                        \
-    for (const auto& w : worker_stats_) {                                    \
-      sum += w->name.get();                                                  \
-    }                                                                        \
-    out += std::string("proxy.") + #name + " " + std::to_string(sum) + "\n"; \
-  }
-  RINGLB_WORKER_COUNTERS(RINGLB_SUM_COUNTER)
-#undef RINGLB_SUM_COUNTER
-  const auto connect = sum_buckets(worker_stats_, &WorkerStats::connect_time_us);
-  const auto duration = sum_buckets(worker_stats_, &WorkerStats::connection_duration_ms);
-  for (const auto& [label, q] : {std::pair{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}}) {
-    out += std::string("proxy.connect_time_us.") + label + " " +
-           std::to_string(histogram_quantile(connect, q)) + "\n";
-  }
-  for (const auto& [label, q] : {std::pair{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}}) {
-    out += std::string("proxy.connection_duration_ms.") + label + " " +
-           std::to_string(histogram_quantile(duration, q)) + "\n";
-  }
-  for (const auto& [name, value] : removed_counters()) {
-    out += std::string("proxy.removed_backends.") + name + " " + std::to_string(value) + "\n";
-  }
+  rows.connect_time_us = latency(connect_time);
+  rows.connection_duration_ms = latency(duration);
+  rows.removed_backends = removed_counters();
   const auto set = vips_.load();
   for (const auto& vip : set->vips) {
+    telemetry::VipRow row{.name = vip->name(),
+                          .health_panic = vip->health().panic.load(std::memory_order_relaxed),
+                          .health_panics = vip->health().panics.load(std::memory_order_relaxed),
+                          .backends = {}};
     const auto state = vip->state().load();
-    const std::string vip_prefix = "vip." + vip->name() + ".";
-    out += vip_prefix + "health_panic " +
-           (vip->health().panic.load(std::memory_order_relaxed) ? "1" : "0") + "\n";
-    out += vip_prefix + "health_panics " +
-           std::to_string(vip->health().panics.load(std::memory_order_relaxed)) + "\n";
     for (const auto& b : state->pool->backends()) {
-      const std::string prefix = "vip." + vip->name() + ".backend." + b.spec.name + ".";
-      for (const auto& line : backend_lines(*b.stats)) {
-        out += prefix + line.name + " " + std::to_string(line.value) + "\n";
-      }
+      row.backends.push_back(
+          telemetry::BackendRow{.name = b.spec.name, .counters = backend_values(*b.stats)});
     }
+    rows.vips.push_back(std::move(row));
   }
-  return out;
-}
-
-std::string Runtime::render_metrics() const {
-  std::string out;
-  auto family = [&](const std::string& name, const char* type, const char* help) {
-    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-  };
-#define RINGLB_METRIC_COUNTER(name, help)                                                       \
-  {                                                                                             \
-    const bool gauge = std::string_view(#name) == "active";                                     \
-    const std::string metric = std::string("ringlb_worker_") + #name + (gauge ? "" : "_total"); \
-    family(metric, gauge ? "gauge" : "counter", help);                                          \
-    for (size_t i = 0; i < worker_stats_.size(); ++i) {                                         \
-      out += metric + "{worker=\"" + std::to_string(i) + "\"} " +                               \
-             std::to_string(worker_stats_[i]->name.get()) + "\n";                               \
-    }                                                                                           \
-  }
-  RINGLB_WORKER_COUNTERS(RINGLB_METRIC_COUNTER)
-#undef RINGLB_METRIC_COUNTER
-  auto histogram = [&](const char* name, const char* help,
-                       const LogHistogram WorkerStats::*member) {
-    family(name, "histogram", help);
-    const auto buckets = sum_buckets(worker_stats_, member);
-    uint64_t cumulative = 0;
-    uint64_t sum = 0;
-    for (const auto& w : worker_stats_) {
-      sum += ((*w).*member).sum();
-    }
-    for (size_t i = 0; i < buckets.size(); ++i) {
-      cumulative += buckets[i];
-      out += std::string(name) + "_bucket{le=\"" + std::to_string(LogHistogram::upper_bound(i)) +
-             "\"} " + std::to_string(cumulative) + "\n";
-    }
-    out += std::string(name) + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
-    out += std::string(name) + "_sum " + std::to_string(sum) + "\n";
-    out += std::string(name) + "_count " + std::to_string(cumulative) + "\n";
-  };
-  histogram("ringlb_connect_time_microseconds", "accept to backend connected, retries included",
-            &WorkerStats::connect_time_us);
-  histogram("ringlb_connection_duration_milliseconds", "accept to close",
-            &WorkerStats::connection_duration_ms);
-  for (const auto& [name, value] : removed_counters()) {
-    const std::string metric = std::string("ringlb_removed_backends_") + name + "_total";
-    family(metric, "counter", "summed over the backends changes removed, see README.md");
-    out += metric + " " + std::to_string(value) + "\n";
-  }
-  const auto set = vips_.load();
-  family("ringlb_vip_health_panic", "gauge", "1 while too few backends are usable (all are used)");
-  for (const auto& vip : set->vips) {
-    out += "ringlb_vip_health_panic{vip=\"" + vip->name() + "\"} " +
-           (vip->health().panic.load(std::memory_order_relaxed) ? "1" : "0") + "\n";
-  }
-  const auto lines = backend_lines(BackendStats{});
-  for (size_t k = 0; k < lines.size(); ++k) {
-    const bool gauge = lines[k].gauge;
-    const std::string metric =
-        std::string("ringlb_backend_") + lines[k].name + (gauge ? "" : "_total");
-    family(metric, gauge ? "gauge" : "counter", "per backend, see README.md");
-    for (const auto& vip : set->vips) {
-      const auto state = vip->state().load();
-      for (const auto& b : state->pool->backends()) {
-        out += metric + "{vip=\"" + vip->name() + "\",backend=\"" + b.spec.name + "\"} " +
-               std::to_string(backend_lines(*b.stats)[k].value) + "\n";
-      }
-    }
-  }
-  return out;
+  snapshot.proxy = std::move(rows);
 }
 
 }  // namespace ringlb

@@ -11,7 +11,7 @@
 
 namespace ringlb::proxy {
 
-// What an SQE was for; dispatched by Worker::handle_cqe.
+// What an SQE was for; dispatched by WorkerLoop::handle_cqe (src/proxy/worker.cpp).
 enum class Op : uint8_t {
   ignore = 0,       // cancellations and other completions nobody waits for
   accept = 1,       // multishot accept on a listener slot
@@ -21,12 +21,16 @@ enum class Op : uint8_t {
   poll_backend,     // multishot POLLIN on the backend socket
   pollout_client,   // one-shot POLLOUT on the client socket
   pollout_backend,  // one-shot POLLOUT on the backend socket
-  tick,             // the worker's periodic timer
 };
 
 // user_data = op (8 bits) | generation (24 bits) | slot index (32 bits). The generation
 // changes each time a slot is reused, so a late completion for an old occupant of the
 // slot is recognised and dropped.
+//
+// The generation bits user_data carries. Slots and accept arms count generations in 32
+// bits; a completion's generation is compared with theirs through this mask only.
+inline constexpr uint32_t kGenerationMask = 0xffffff;
+
 struct UserData {
   Op op;
   uint32_t generation;
@@ -34,10 +38,10 @@ struct UserData {
 
   uint64_t encode() const {
     return (static_cast<uint64_t>(op) << 56) |
-           (static_cast<uint64_t>(generation & 0xffffff) << 32) | index;
+           (static_cast<uint64_t>(generation & kGenerationMask) << 32) | index;
   }
   static UserData decode(uint64_t v) {
-    return {static_cast<Op>(v >> 56), static_cast<uint32_t>((v >> 32) & 0xffffff),
+    return {static_cast<Op>(v >> 56), static_cast<uint32_t>((v >> 32) & kGenerationMask),
             static_cast<uint32_t>(v)};
   }
 };

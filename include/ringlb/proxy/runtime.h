@@ -22,6 +22,7 @@
 #include "ringlb/proxy/stats.h"
 #include "ringlb/result.h"
 #include "ringlb/snapshot.h"
+#include "ringlb/telemetry/snapshot.h"
 
 namespace ringlb {
 
@@ -159,14 +160,22 @@ class Runtime {
   void begin_drain();
   bool draining() const { return draining_.load(std::memory_order_acquire); }
 
-  // Every counter as "name value" lines: workers, totals with latency percentiles,
-  // the counters of removed backends (proxy.removed_backends.*), then backends per VIP.
-  std::string render_stats() const;
-  // The same counters in the Prometheus text exposition format.
-  std::string render_metrics() const;
+  // Fills `snapshot.proxy` with every counter: each worker's (with its CPU and perf
+  // counters), the latency histograms summed over workers, the summed counters of
+  // removed backends, and each VIP's health and backends. The writers of
+  // telemetry/writers.h render it (`stats`, `metrics`, `stats.json`, --stats-file).
+  void fill_snapshot(telemetry::Snapshot& snapshot) const;
 
  private:
+  using BackendStatsMap =
+      std::map<std::pair<std::string, std::string>, std::shared_ptr<BackendStats>>;
   Result<void> apply_locked(const Config& config);
+  // `spec`'s backends as a pool takes them, with their counters (kept from
+  // backend_stats_, or new ones entered in `next_stats`).
+  std::vector<Backend> backends_of(const VipSpec& spec, BackendStatsMap& next_stats) const;
+  // Moves the counters of backends `next_stats` no longer has into removed_ (folding
+  // those nobody references any more), then makes `next_stats` the current map.
+  void retire_backend_stats(BackendStatsMap next_stats);
 
   std::vector<std::unique_ptr<WorkerStats>> worker_stats_;
   mutable std::mutex info_mu_;
@@ -180,18 +189,18 @@ class Runtime {
   PublishHook publish_hook_;   // writers only
   // Backend counters by (vip, backend) name, kept across reloads, of proxy and forward
   // VIPs. Writers only.
-  std::map<std::pair<std::string, std::string>, std::shared_ptr<BackendStats>> backend_stats_;
+  BackendStatsMap backend_stats_;
   // Counters of backends that changes removed, so that the backend counters still add
   // up to the worker counters: those still referenced (connections may be writing
-  // them), and the folded sums of the others, by BackendStats counter.
+  // them), and the folded sums of the others' running totals.
   struct RemovedBackends {
     std::vector<std::shared_ptr<BackendStats>> live;
-    std::vector<uint64_t> folded;
+    telemetry::BackendValues folded{};  // gauges stay 0
   };
   mutable std::mutex removed_mu_;
   RemovedBackends removed_;  // guarded by removed_mu_
-  // The summed counters of removed backends: (name, value) of each monotonic counter.
-  std::vector<std::pair<const char*, uint64_t>> removed_counters() const;
+  // The running totals of removed backends, summed (gauges 0).
+  telemetry::BackendValues removed_counters() const;
 };
 
 // Binds a listening TCP socket with SO_REUSEPORT (non-blocking, close-on-exec).

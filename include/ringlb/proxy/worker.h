@@ -37,15 +37,12 @@
 // The per-connection bytes in flight are bounded by the two pipes' sizes.
 #pragma once
 
-#include <sys/socket.h>
-
+#include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <vector>
 
-#include "ringlb/policy/policy.h"
-#include "ringlb/proxy/ring.h"
 #include "ringlb/proxy/runtime.h"
+#include "ringlb/result.h"
 
 namespace ringlb::proxy {
 
@@ -66,6 +63,15 @@ struct WorkerOptions {
   PumpMode pump = PumpMode::auto_;
 };
 
+// The loop itself, private to src/proxy (worker_loop.h). Its files, one job each:
+//   worker.cpp       the event loop and CQE dispatch, closing, the tick's timers
+//   listeners.cpp    VIP accept slots across reloads, multishot accept, overload
+//   connect.cpp      backend choice, connect and retry, established
+//   pump.cpp         readiness polls and the splice/copy pump
+// with connection_slab.h (slots and generations), pipe_pool.h, proxy_v2.h (the PROXY
+// header) and perf_counter.h (the thread's perf counters).
+class WorkerLoop;
+
 class Worker {
  public:
   Worker(Runtime& runtime, WorkerOptions options);
@@ -79,95 +85,7 @@ class Worker {
   void run();
 
  private:
-  struct Pipe {
-    int read = -1;
-    int write = -1;
-  };
-  struct Direction {
-    Pipe pipe;
-    uint32_t in_pipe = 0;        // bytes spliced in and not yet out
-    bool eof = false;            // the source said EOF
-    bool shut = false;           // EOF forwarded: shutdown(destination, SHUT_WR) done
-    bool pollout_armed = false;  // waiting for the destination to become writable
-    bool bulk = false;           // a read filled the copy buffer or half a pipe
-    bool source_hup = false;     // a poll saw RDHUP/HUP/ERR on the source: EOF or error
-                                 // may be pending behind the data
-  };
-  struct LocalVip;
-  struct Connection;
-  enum class Side : uint8_t { client, backend };
-
-  // Connection slots.
-  Connection* allocate();
-  Connection* live(UserData ud);
-  Connection& slot(uint32_t index);
-  void release(Connection& c);
-
-  // Events.
-  void handle_cqe(const io_uring_cqe* cqe);
-  void on_accept(UserData ud, int res, unsigned flags);
-  void on_connect(Connection& c, int res);
-  void on_poll(Connection& c, Side side, int res, unsigned flags);
-  void on_pollout(Connection& c, Side side, int res);
-  void on_tick();
-
-  // Connection life.
-  void start_connect(Connection& c);
-  bool try_backend(Connection& c);
-  const Backend* last_resort(const Pool& pool, const Connection& c) const;
-  void established(Connection& c);
-  bool send_proxy_header(Connection& c);
-  bool pump(Connection& c, bool up);
-  int copy_once(Connection& c, Direction& d, int src, int dst, bool up);
-  void account(Connection& c, bool up, uint64_t n);
-  void mark_bulk(Direction& d, int dst);
-  void run_ready();
-  void arm_poll(Connection& c, Side side);
-  void arm_pollout(Connection& c, Side side);
-  void close_connection(Connection& c, bool reset);
-  void flush_bytes(Connection& c);
-  bool close_would_truncate(const Connection& c) const;
-  bool aged(const Connection& c) const;
-  void close_if_quiet(Connection& c);
-
-  // Listeners.
-  void refresh_vips();
-  void cut_connections_of(const LocalVip& vip);
-  void arm_accept(LocalVip& vip);
-  void cancel_accept(LocalVip& vip);
-  void resume_accepting();
-
-  // Resources.
-  bool get_pipe(Pipe& pipe);
-  void put_pipe(Pipe& pipe, bool empty);
-  void release_pooled_pipes();
-  void update_clock();
-
-  Runtime& runtime_;
-  WorkerOptions options_;
-  WorkerStats& stats_;
-  Ring ring_;
-  SnapshotReader<VipSet> vip_set_;
-  uint64_t vip_set_generation_ = 0;
-  std::vector<std::shared_ptr<LocalVip>> vips_;  // by accept slot; null: a free slot
-  std::vector<uint32_t> slot_generations_;       // last generation used per slot
-
-  std::vector<std::unique_ptr<Connection[]>> chunks_;
-  uint32_t free_head_;
-  uint32_t slot_count_ = 0;
-  std::vector<uint64_t> ready_;  // user_data (index, generation) of connections to pump
-  std::vector<Pipe> pipe_pool_;
-  std::vector<uint8_t> scratch_;  // copy-mode buffer, at most one pipe's capacity
-  uint64_t active_ = 0;
-
-  uint64_t now_ms_ = 0;
-  uint64_t next_tick_ms_ = 0;
-  uint64_t accept_resume_ms_ = 0;  // after EMFILE/ENFILE: when to try again
-  bool accept_paused_ = false;     // descriptors ran out
-  bool overloaded_ = false;        // at max_connections
-  bool draining_ = false;
-  uint64_t drain_deadline_ms_ = 0;
-  bool stopped_ = false;
+  std::unique_ptr<WorkerLoop> loop_;
 };
 
 }  // namespace ringlb::proxy
