@@ -9,6 +9,10 @@
 // Set-up: a private network namespace (unshare) with a veth pair and fixed neighbour
 // entries so that bpf_fib_lookup succeeds, as in tests/xdp. Needs root; exits with a
 // message otherwise.
+//
+// Why this file is long: one row per packet shape and table state, all timed by the
+// same restoring harness against the same bare and floor programs in one binary, so
+// that every ratio is measured in one run.
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <bpf/bpf.h>

@@ -5,9 +5,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <thread>
 #include <vector>
@@ -22,6 +24,8 @@
 #include "ringlb/proxy/ring.h"
 #include "ringlb/proxy/runtime.h"
 #include "ringlb/proxy/worker.h"
+#include "ringlb/telemetry/writers.h"
+#include "ringlb/xdp/next_hops.h"
 
 namespace ringlb::daemon {
 
@@ -45,8 +49,10 @@ void write_stats(const Runtime& runtime, const std::string& path) {
   // Written whole, then renamed: a reader never sees half a file.
   const std::string tmp = path + ".tmp";
   {
+    telemetry::Snapshot snapshot;
+    runtime.fill_snapshot(snapshot);
     std::ofstream out(tmp, std::ios::trunc);
-    out << runtime.render_stats();
+    out << telemetry::stats_text(snapshot);
     if (!out) {
       log("cannot write stats file %s: %s", tmp.c_str(), std::strerror(errno));
       return;
@@ -66,25 +72,26 @@ void raise_fd_limit() {
   }
 }
 
-}  // namespace
+// Workers: --workers, else the config's, else one per CPU.
+uint32_t worker_count(const DaemonOptions& options, const Config& config, uint32_t cpus) {
+  const uint32_t workers = options.workers != 0 ? options.workers : config.daemon.workers;
+  return workers != 0 ? workers : std::max<uint32_t>(cpus, 1);
+}
 
-int run_daemon(const DaemonOptions& options) {
-  if (auto probe = probe_io_uring(); !probe) {
-    log("%s", probe.error().message.c_str());
-    return 1;
+// Drops every capability running and reloading do not need, before any thread starts:
+// threads inherit the reduced set (caps.h says what stays and why).
+bool drop_privileges(const DaemonOptions& options) {
+  auto kept = drop_capabilities(capabilities_to_keep(options.control));
+  if (!kept) {
+    log("cannot drop capabilities: %s", kept.error().message.c_str());
+    return false;
   }
-  auto config = load_config(options.config_path);
-  if (!config) {
-    log("%s", config.error().message.c_str());
-    return 1;
-  }
-  uint32_t workers = options.workers != 0 ? options.workers : config->daemon.workers;
-  const auto cpus = static_cast<uint32_t>(std::thread::hardware_concurrency());
-  if (workers == 0) {
-    workers = cpus != 0 ? cpus : 1;
-  }
+  log("capabilities kept: %s", capability_names(*kept).c_str());
+  return true;
+}
 
-  // Signals are taken synchronously by this thread; workers never see them.
+// Signals are taken synchronously by the main thread; workers never see them.
+sigset_t block_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
@@ -92,72 +99,13 @@ int run_daemon(const DaemonOptions& options) {
   }
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  raise_fd_limit();
+  return signals;
+}
 
-  Runtime runtime(workers);
-  // Every applied change of a forward-mode VIP also goes to the pinned XDP maps.
-  XdpSync xdp_sync(options.pin_path);
-  runtime.set_publish_hook([&xdp_sync](const Config& c, const Runtime::BackendHealth& healthy) {
-    return xdp_sync.publish(c, healthy);
-  });
-  if (auto applied = runtime.apply(*config); !applied) {
-    log("%s", applied.error().message.c_str());
-    return 1;
-  }
-  // Steer mode ([xdp] with steer on): each VIP's listeners get the reuseport program.
-  Steering steering;
-  auto steer = [&](const Config& c) {
-    if (!c.xdp.enabled || !c.xdp.steer) {
-      return;
-    }
-    if (auto steered = steering.update(runtime, c, workers); !steered) {
-      log("%s (connections are spread by the kernel instead)", steered.error().message.c_str());
-    }
-  };
-  steer(*config);
-  // Set-up that needs more privilege is done (listeners bound, programs loaded). Drop
-  // every capability running and reloading do not need, before any thread starts:
-  // threads inherit the reduced set (caps.h says what stays and why).
-  if (auto kept = drop_capabilities(capabilities_to_keep(options.control)); kept) {
-    log("capabilities kept: %s", capability_names(*kept).c_str());
-  } else {
-    log("cannot drop capabilities: %s", kept.error().message.c_str());
-    return 1;
-  }
-  // SIGHUP and the control filesystem's `reload` file take the same path.
-  auto reload = [&]() -> Result<void> {
-    auto next = load_config(options.config_path);
-    if (!next) {
-      return Error{next.error().message, EINVAL};
-    }
-    if (auto applied = runtime.apply(*next); !applied) {
-      return Error{applied.error().message, EINVAL};
-    }
-    steer(*next);
-    return {};
-  };
-  control::ControlTree tree(runtime, reload, options.pin_path);
-  std::unique_ptr<control::ControlFs> control_fs;
-  if (options.control) {
-    const std::string dir =
-        options.control_dir.empty() ? config->daemon.control_dir : options.control_dir;
-    auto mounted = control::ControlFs::mount(tree, dir);
-    if (mounted) {
-      control_fs = std::move(*mounted);
-      log("control filesystem at %s", dir.c_str());
-    } else {
-      // Traffic matters more than the control surface: serve without it, loudly.
-      log("control filesystem not mounted: %s", mounted.error().message.c_str());
-    }
-  }
-
-  // Health checks, passive ejection, panic threshold, slow start: a thread of their own
-  // (started after the capabilities are dropped, like the workers).
-  proxy::HealthMonitor health(runtime);
-  if (auto begun = health.start(); !begun) {
-    log("%s", begun.error().message.c_str());
-    return 1;
-  }
+// Starts `workers` worker threads and waits until each has set up its ring. On a
+// failed start-up the others are drained and joined, and the result is empty.
+std::vector<std::thread> start_workers(Runtime& runtime, const DaemonOptions& options,
+                                       const Config& config, uint32_t workers, uint32_t cpus) {
   std::vector<std::thread> threads;
   std::vector<std::future<Result<void>>> started;
   for (uint32_t i = 0; i < workers; ++i) {
@@ -166,9 +114,9 @@ int run_daemon(const DaemonOptions& options) {
     WorkerOptions worker_options{
         .index = i,
         .cpu = options.pin && cpus != 0 ? static_cast<int>(i % cpus) : -1,
-        .max_connections = config->daemon.max_connections,
+        .max_connections = config.daemon.max_connections,
         .pipe_size = options.pipe_size,
-        .drain_timeout_ms = config->daemon.drain_timeout_ms,
+        .drain_timeout_ms = config.daemon.drain_timeout_ms,
         .pump = options.splice_only ? PumpMode::splice : PumpMode::auto_,
     };
     threads.emplace_back([&runtime, worker_options, ready = std::move(ready)]() mutable {
@@ -193,17 +141,17 @@ int run_daemon(const DaemonOptions& options) {
     for (auto& t : threads) {
       t.join();
     }
-    return 1;
+    threads.clear();
   }
-  size_t proxy_vips = runtime.vips().load()->vips.size();
-  log("io_uring setup flags: %s", runtime.worker_info(0).ring_flags.c_str());
-  log("serving %zu proxy VIPs with %u workers (config %s)%s", proxy_vips, workers,
-      options.config_path.c_str(), steering.steered() != 0 ? ", steered by client hash" : "");
+  return threads;
+}
 
-  // Forward-mode next hops: bpf_fib_lookup needs the kernel's neighbour entry for each
-  // backend's next hop, and entries age out. Every 10 s the daemon asks the kernel to
-  // keep them resolved (the XDP program drops, and counts, packets whose next hop has
-  // no entry).
+// Until SIGTERM or SIGINT (then the runtime drains): SIGHUP reloads, SIGUSR1 writes the
+// stats file, and every 10 s the forward-mode next hops are kept resolved
+// (bpf_fib_lookup needs the kernel's neighbour entry for each backend's next hop, and
+// entries age out; the XDP program drops, and counts, packets whose next hop has none).
+void serve_signals(Runtime& runtime, const DaemonOptions& options, const sigset_t& signals,
+                   const std::function<Result<void>()>& reload) {
   const timespec kNextHopInterval{.tv_sec = 10, .tv_nsec = 0};
   while (true) {
     siginfo_t info;
@@ -227,9 +175,106 @@ int run_daemon(const DaemonOptions& options) {
     } else if (sig == SIGTERM || sig == SIGINT) {
       log("draining (up to %u ms)", runtime.config()->daemon.drain_timeout_ms);
       runtime.begin_drain();
-      break;
+      return;
     }
   }
+}
+
+// The control filesystem, when asked for; nullptr when not (or when it cannot be
+// mounted: traffic matters more than the control surface, so ringlbd serves without it,
+// loudly).
+std::unique_ptr<control::ControlFs> mount_control(control::ControlTree& tree,
+                                                  const DaemonOptions& options,
+                                                  const Config& config) {
+  if (!options.control) {
+    return nullptr;
+  }
+  const std::string dir =
+      options.control_dir.empty() ? config.daemon.control_dir : options.control_dir;
+  auto mounted = control::ControlFs::mount(tree, dir);
+  if (!mounted) {
+    log("control filesystem not mounted: %s", mounted.error().message.c_str());
+    return nullptr;
+  }
+  log("control filesystem at %s", dir.c_str());
+  return std::move(*mounted);
+}
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& options) {
+  if (auto probe = probe_io_uring(); !probe) {
+    log("%s", probe.error().message.c_str());
+    return 1;
+  }
+  auto config = load_config(options.config_path);
+  if (!config) {
+    log("%s", config.error().message.c_str());
+    return 1;
+  }
+  const auto cpus = static_cast<uint32_t>(std::thread::hardware_concurrency());
+  const uint32_t workers = worker_count(options, *config, cpus);
+
+  const sigset_t signals = block_signals();
+  raise_fd_limit();
+
+  Runtime runtime(workers);
+  // Every applied change of a forward-mode VIP also goes to the pinned XDP maps.
+  XdpSync xdp_sync(options.pin_path);
+  runtime.set_publish_hook([&xdp_sync](const Config& c, const Runtime::BackendHealth& healthy) {
+    return xdp_sync.publish(c, healthy);
+  });
+  if (auto applied = runtime.apply(*config); !applied) {
+    log("%s", applied.error().message.c_str());
+    return 1;
+  }
+  // Steer mode ([xdp] with steer on): each VIP's listeners get the reuseport program.
+  Steering steering;
+  auto steer = [&](const Config& c) {
+    if (!c.xdp.enabled || !c.xdp.steer) {
+      return;
+    }
+    if (auto steered = steering.update(runtime, c, workers); !steered) {
+      log("%s (connections are spread by the kernel instead)", steered.error().message.c_str());
+    }
+  };
+  steer(*config);
+  // Set-up that needs more privilege is done (listeners bound, programs loaded).
+  if (!drop_privileges(options)) {
+    return 1;
+  }
+  // SIGHUP and the control filesystem's `reload` file take the same path.
+  auto reload = [&]() -> Result<void> {
+    auto next = load_config(options.config_path);
+    if (!next) {
+      return Error{next.error().message, EINVAL};
+    }
+    if (auto applied = runtime.apply(*next); !applied) {
+      return Error{applied.error().message, EINVAL};
+    }
+    steer(*next);
+    return {};
+  };
+  control::ControlTree tree(runtime, reload, options.pin_path);
+  auto control_fs = mount_control(tree, options, *config);
+
+  // Health checks, passive ejection, panic threshold, slow start: a thread of their own
+  // (started after the capabilities are dropped, like the workers).
+  proxy::HealthMonitor health(runtime);
+  if (auto begun = health.start(); !begun) {
+    log("%s", begun.error().message.c_str());
+    return 1;
+  }
+  auto threads = start_workers(runtime, options, *config, workers, cpus);
+  if (threads.empty()) {
+    return 1;
+  }
+  size_t proxy_vips = runtime.vips().load()->vips.size();
+  log("io_uring setup flags: %s", runtime.worker_info(0).ring_flags.c_str());
+  log("serving %zu proxy VIPs with %u workers (config %s)%s", proxy_vips, workers,
+      options.config_path.c_str(), steering.steered() != 0 ? ", steered by client hash" : "");
+
+  serve_signals(runtime, options, signals, reload);
   for (auto& t : threads) {
     t.join();
   }

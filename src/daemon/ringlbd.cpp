@@ -1,4 +1,4 @@
-// ringlbd: the ringlb daemon. See src/proxy/daemon.h for signals and exit codes.
+// ringlbd: the ringlb daemon. See src/daemon/daemon.h for signals and exit codes.
 #include <CLI/CLI.hpp>
 
 #include "daemon/daemon.h"

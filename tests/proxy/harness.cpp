@@ -1,3 +1,6 @@
+// Why this file is long: the one harness every proxy test uses (ringlbd as a
+// child, backends, raw clients, control-tree access); its parts are small and share
+// the process and port bookkeeping.
 #include "harness.h"
 
 #include <gtest/gtest.h>

@@ -7,6 +7,9 @@
 //   4. closes that would discard bytes, or happen while bytes are in flight, are resets
 //      to both peers, never FINs.
 // (The fifth, concurrent control writes, is Tree.ConcurrentRmdirsKeepTheLastBackend.)
+//
+// Why this file is long: one regression test per finding of issue 14, each
+// with every policy; they share the refusing/black-holing backend fixtures.
 #include <gtest/gtest.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>

@@ -2,6 +2,9 @@
 // and reset a backend process, re-weight, drain, add and remove backends, switch
 // policies, add and remove the third VIP, good and bad reloads, write bursts; and the
 // pending events they leave (restart, SIGCONT, heal, settle).
+//
+// Why this file is long: one function per event kind, each with its pending
+// follow-up; the list is the fault model and reads best in one place.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>

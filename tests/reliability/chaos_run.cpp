@@ -2,6 +2,9 @@
 // config, ringlbd's control tree and reloads as the run drives and checks them, and
 // run() itself: warm-up and baselines, the event loop while the clients run, the final
 // round and the checks after.
+//
+// Why this file is long: a run's set-up, event loop and final checks share
+// ChaosRun's state; the parts are split by job into chaos_*.cpp around it.
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>

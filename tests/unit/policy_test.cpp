@@ -1,3 +1,6 @@
+// Why this file is long: the five policies against one set of pool fixtures (eligibility,
+// shares, the tried set of retries, seeds), first every policy by the same cases, then
+// each policy's own rules; they share the fixtures, so they stay in one file.
 #include <gtest/gtest.h>
 
 #include <map>
