@@ -143,7 +143,10 @@ Result<void> TreeState::remove_backend(std::string_view path) {
   if (!names) {
     return Error{"only backends can be removed: rmdir vips/<vip>/backends/<name>", EPERM};
   }
-  const auto& [vip_name, backend] = *names;
+  // Named copies, not structured bindings: the lambdas below capture them (clang 14,
+  // the fuzz build's compiler, cannot capture bindings).
+  const std::string& vip_name = names->first;
+  const std::string& backend = names->second;
   {
     std::lock_guard lock(pending_mu_);
     if (pending_.erase(*names) != 0) {
