@@ -24,7 +24,7 @@ configure_and_build() {  # dir, "target..." or "" for all, extra cmake args...
 # executables those labels name (a CI run on two cores spends minutes on each full build).
 sanitized_labels='unit|proxy|chaos'
 sanitized_targets="unit_tests proxy_unit_tests proxy_tests control_tests xdp_state_tests xdp_plan_tests
-  xdp_forward_tree_tests telemetry_tests
+  xdp_forward_tree_tests telemetry_tests metrics_http_tests
   fuzz_replay_config fuzz_replay_control chaos_tests chaos_backend"
 labelled_tests() {  # dir: how many tests of the sanitizer labels the build dir knows
   (cd "$1" && ctest -N -L "$sanitized_labels" | sed -n 's/^Total Tests: //p')

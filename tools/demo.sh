@@ -11,8 +11,11 @@ bash tools/setup.sh
 cmake -S "$root" -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target ringlbd ringlb
 
-config=tools/demo/ringlb-demo.toml
 dir=$(mktemp -d /tmp/ringlb-demo.XXXXXX)
+# The demo config holds a hash_seed, a secret: ringlbd wants its file private (0600),
+# which a git checkout cannot give, so the demo runs from a private copy.
+config=$dir/ringlb-demo.toml
+install -m 600 tools/demo/ringlb-demo.toml "$config"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

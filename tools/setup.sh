@@ -10,9 +10,11 @@ packages=(
   liburing-dev libbpf-dev libelf-dev zlib1g-dev bpftool
   libtomlplusplus-dev libcli11-dev libfuse3-dev fuse3
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
+  libcpp-httplib-dev  # ringlbd's /metrics HTTP endpoint
   # test and benchmark tools: namespaces, clients, peer balancers
   iproute2 ethtool procps curl socat wrk iperf3
   nginx-light libnginx-mod-stream haproxy python3 python3-matplotlib python3-jsonschema
+  prometheus  # promtool and a real server scrape /metrics (tests/ops)
 )
 
 missing=()

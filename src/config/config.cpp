@@ -192,7 +192,7 @@ void read_daemon(Checker& check, const toml::table& table, DaemonConfig& daemon)
   const std::string path = "daemon";
   check.check_keys(table, path,
                    {"workers", "control_dir", "max_connections", "drain_timeout_ms",
-                    "maglev_table_size", "hash_seed"});
+                    "maglev_table_size", "hash_seed", "metrics_listen", "control_group"});
   check.read_uint(table, path, "workers", 0, 1024, daemon.workers);
   check.read_uint(table, path, "max_connections", 1, 10'000'000, daemon.max_connections);
   check.read_uint(table, path, "drain_timeout_ms", 0, 3'600'000, daemon.drain_timeout_ms);
@@ -210,6 +210,30 @@ void read_daemon(Checker& check, const toml::table& table, DaemonConfig& daemon)
                   "expected an absolute path, got \"" + *dir + "\"");
     } else {
       daemon.control_dir = *dir;
+    }
+  }
+  if (auto group = check.read_string(table, table.source(), path, "control_group", false)) {
+    const bool valid = !group->empty() && group->size() <= 32 &&
+                       group->find_first_not_of(
+                           "abcdefghijklmnopqrstuvwxyz"
+                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == std::string::npos &&
+                       group->front() != '-';
+    if (valid) {
+      daemon.control_group = *group;
+    } else {
+      check.error(table.get("control_group")->source(), "daemon.control_group",
+                  "expected a group name (letters, digits, '_', '.', '-'; at most 32), got \"" +
+                      *group + "\"");
+    }
+  }
+  // An empty metrics_listen is the same as none: no HTTP endpoint.
+  if (auto listen = check.read_string(table, table.source(), path, "metrics_listen", false);
+      listen && !listen->empty()) {
+    if (auto parsed = parse_listen(*listen)) {
+      daemon.metrics_listen = *parsed;
+    } else {
+      check.error(table.get("metrics_listen")->source(), "daemon.metrics_listen",
+                  parsed.error().message);
     }
   }
   if (auto seed = check.read_string(table, table.source(), path, "hash_seed", false)) {
@@ -432,28 +456,6 @@ Config read_config(Checker& check, const toml::table& root, std::string_view sou
 }
 
 }  // namespace
-
-std::optional<ringlb_hash_key> parse_hash_seed(std::string_view hex) {
-  if (hex.size() != 32) {
-    return std::nullopt;
-  }
-  uint64_t words[2] = {0, 0};
-  for (size_t i = 0; i < 32; ++i) {
-    const char c = hex[i];
-    uint64_t digit;
-    if (c >= '0' && c <= '9') {
-      digit = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      digit = c - 'a' + 10;
-    } else if (c >= 'A' && c <= 'F') {
-      digit = c - 'A' + 10;
-    } else {
-      return std::nullopt;
-    }
-    words[i / 16] = (words[i / 16] << 4) | digit;
-  }
-  return ringlb_hash_key{words[0], words[1]};
-}
 
 Result<Config> parse_config(std::string_view text, std::string_view source) {
   toml::table root;

@@ -28,6 +28,8 @@ constexpr int kWakeSignal = SIGUSR2;
 
 // Every node shows the time the filesystem was mounted, as sysfs shows boot time.
 timespec mount_time{};
+// The group that may read the tree (config control_group); one mount per process.
+std::optional<gid_t> readers_gid;
 
 // What one open file sees: the value rendered at open, so that a read in several chunks
 // is consistent.
@@ -41,14 +43,16 @@ int fs_getattr(const char* path, struct stat* st, fuse_file_info*) {
     return -info.error().code;
   }
   std::memset(st, 0, sizeof(*st));
-  st->st_uid = ::getuid();
-  st->st_gid = ::getgid();
+  // Root's, whoever serves it; the readers' group, when there is one, may read.
+  st->st_uid = 0;
+  st->st_gid = readers_gid.value_or(0);
+  const mode_t group_read = readers_gid ? 0040 : 0;
   st->st_atim = st->st_mtim = st->st_ctim = mount_time;
   if (info->kind == NodeKind::directory) {
-    st->st_mode = S_IFDIR | 0700;
+    st->st_mode = S_IFDIR | 0700 | (readers_gid ? 0050 : 0);
     st->st_nlink = 2;
   } else {
-    st->st_mode = S_IFREG | (info->readable ? 0400 : 0) | (info->writable ? 0200 : 0);
+    st->st_mode = S_IFREG | (info->readable ? 0400 | group_read : 0) | (info->writable ? 0200 : 0);
     st->st_nlink = 1;
     st->st_size = 4096;  // sysfs does the same: the real size is known only on read
   }
@@ -167,7 +171,9 @@ void detach_stale_mount(const std::string& dir) {
 
 }  // namespace
 
-Result<std::unique_ptr<ControlFs>> ControlFs::mount(ControlTree& tree, const std::string& dir) {
+Result<std::unique_ptr<ControlFs>> ControlFs::mount(ControlTree& tree, const std::string& dir,
+                                                    std::optional<gid_t> readers) {
+  readers_gid = readers;
   if (::access("/dev/fuse", R_OK | W_OK) != 0) {
     return system_error("control filesystem needs /dev/fuse", errno);
   }
@@ -184,9 +190,11 @@ Result<std::unique_ptr<ControlFs>> ControlFs::mount(ControlTree& tree, const std
   fs->dir_ = dir;
   static const fuse_operations ops = make_operations();
   fuse_args args = FUSE_ARGS_INIT(0, nullptr);
-  // fsname shows in /proc/mounts; no allow_other: only the mounting user (root) gets in.
+  // fsname shows in /proc/mounts. allow_other lets root (and the readers' group) in when
+  // ringlbd runs as its own user; default_permissions makes the kernel check each access
+  // against the attributes above, so nobody else opens anything.
   fuse_opt_add_arg(&args, "ringlbd");
-  fuse_opt_add_arg(&args, "-ofsname=ringlb,subtype=ringlb");
+  fuse_opt_add_arg(&args, "-ofsname=ringlb,subtype=ringlb,allow_other,default_permissions");
   fs->fuse_ = fuse_new(&args, &ops, sizeof(ops), &tree);
   fuse_opt_free_args(&args);
   if (fs->fuse_ == nullptr) {

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "node.h"
+#include "ringlb/config/config.h"
 #include "ringlb/telemetry/writers.h"
 
 namespace ringlb::control {
@@ -27,6 +28,21 @@ Result<std::string> show_metrics(const Ctx& ctx, const Node&) {
 
 Result<void> store_reload(Ctx& ctx, const Node&, std::string_view) {
   return ctx.tree.reload();
+}
+
+// ---- pid, warnings ----
+
+Result<std::string> show_pid(const Ctx&, const Node&) {
+  return line(static_cast<uint64_t>(::getpid()));
+}
+
+// What the operator should fix, one "topic: text" line each; empty when nothing.
+Result<std::string> show_warnings(const Ctx& ctx, const Node&) {
+  std::string out;
+  if (!ctx.tree.runtime.config()->daemon.hash_seed_set) {
+    out += std::string("hash_seed: ") + kNoHashSeedWarning + "\n";
+  }
+  return out;
 }
 
 // ---- workers/<n>/ ----
@@ -98,10 +114,12 @@ const Dir& workers_dir() {
 const Dir& root_dir() {
   static const Dir dir{.nodes = {
                            {.name = "metrics", .show = show_metrics},
+                           {.name = "pid", .show = show_pid},
                            {.name = "reload", .store = store_reload},
                            {.name = "stats", .show = show_stats},
                            {.name = "stats.json", .show = show_stats_json},
                            {.name = "vips", .dir = &vips_dir()},
+                           {.name = "warnings", .show = show_warnings},
                            {.name = "workers", .dir = &workers_dir()},
                            {.name = "xdp", .dir = &xdp_dir()},
                        }};

@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 
+#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -8,13 +9,18 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <future>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "daemon/caps.h"
+#include "daemon/instance_lock.h"
+#include "daemon/metrics_http.h"
+#include "daemon/notify.h"
 #include "daemon/steering.h"
 #include "daemon/xdp_sync.h"
 #include "ringlb/config/config.h"
@@ -90,6 +96,36 @@ bool drop_privileges(const DaemonOptions& options) {
   return true;
 }
 
+// hash_seed is a secret: the file holding it must be private (config.h). A config
+// without one is served, with a warning at every start and reload.
+Result<void> check_seed(const std::string& path, const Config& config) {
+  if (!config.daemon.hash_seed_set) {
+    log("warning: %s", kNoHashSeedWarning);
+    return {};
+  }
+  return check_secret_file(path, ::geteuid());
+}
+
+std::string control_dir_of(const DaemonOptions& options, const Config& config) {
+  return options.control_dir.empty() ? config.daemon.control_dir : options.control_dir;
+}
+
+// Before anything is bound: the seed's file is private, and no other ringlbd serves this
+// control_dir (the lock, held until exit; none without a control filesystem).
+Result<std::optional<InstanceLock>> preflight(const DaemonOptions& options, const Config& config) {
+  if (auto secret = check_seed(options.config_path, config); !secret) {
+    return secret.error();
+  }
+  if (!options.control) {
+    return std::optional<InstanceLock>();
+  }
+  auto lock = InstanceLock::take(control_dir_of(options, config));
+  if (!lock) {
+    return lock.error();
+  }
+  return std::optional<InstanceLock>(std::move(*lock));
+}
+
 // Signals are taken synchronously by the main thread; workers never see them.
 sigset_t block_signals() {
   sigset_t signals;
@@ -146,25 +182,52 @@ std::vector<std::thread> start_workers(Runtime& runtime, const DaemonOptions& op
   return threads;
 }
 
+// Whether every worker's loop ticked within `limit_ms` (the watchdog's test).
+bool workers_alive(const Runtime& runtime, uint64_t limit_ms) {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  const uint64_t now_ms = static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  for (size_t i = 0; i < runtime.worker_count(); ++i) {
+    const uint64_t beat = runtime.worker_stats(i).heartbeat_ms.load(std::memory_order_relaxed);
+    if (beat + limit_ms < now_ms) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Until SIGTERM or SIGINT (then the runtime drains): SIGHUP reloads, SIGUSR1 writes the
-// stats file, and every 10 s the forward-mode next hops are kept resolved
-// (bpf_fib_lookup needs the kernel's neighbour entry for each backend's next hop, and
-// entries age out; the XDP program drops, and counts, packets whose next hop has none).
+// stats file, every 10 s the forward-mode next hops are kept resolved (bpf_fib_lookup
+// needs the kernel's neighbour entry for each backend's next hop, and entries age out;
+// the XDP program drops, and counts, packets whose next hop has none), and under a
+// systemd watchdog WATCHDOG=1 goes out every half interval while every worker ticks.
 void serve_signals(Runtime& runtime, const DaemonOptions& options, const sigset_t& signals,
                    const std::function<Result<void>()>& reload) {
-  const timespec kNextHopInterval{.tv_sec = 10, .tv_nsec = 0};
+  constexpr uint64_t kNextHopMs = 10000;
+  const uint64_t watchdog_ms = watchdog_usec() / 1000;
+  const uint64_t wake_ms = watchdog_ms != 0 ? std::min(kNextHopMs, watchdog_ms / 2) : kNextHopMs;
+  const timespec wake{.tv_sec = static_cast<time_t>(wake_ms / 1000),
+                      .tv_nsec = static_cast<long>(wake_ms % 1000) * 1000000};
+  uint64_t since_next_hops_ms = 0;
   while (true) {
     siginfo_t info;
-    const int sig = sigtimedwait(&signals, &info, &kNextHopInterval);
+    const int sig = sigtimedwait(&signals, &info, &wake);
+    if (watchdog_ms != 0 && workers_alive(runtime, std::max<uint64_t>(watchdog_ms / 2, 1000))) {
+      notify("WATCHDOG=1");
+    }
     if (sig < 0) {
-      const auto current = runtime.config();
-      if (current->xdp.enabled) {
-        xdp::resolve_next_hops(*current);
+      since_next_hops_ms += wake_ms;
+      if (since_next_hops_ms >= kNextHopMs && runtime.config()->xdp.enabled) {
+        since_next_hops_ms = 0;
+        xdp::resolve_next_hops(*runtime.config());
       }
       continue;
     }
     if (sig == SIGHUP) {
-      if (auto reloaded = reload(); !reloaded) {
+      notify("RELOADING=1");
+      auto reloaded = reload();
+      notify("READY=1");
+      if (!reloaded) {
         log("reload failed, keeping the running config: %s", reloaded.error().message.c_str());
         continue;
       }
@@ -173,6 +236,7 @@ void serve_signals(Runtime& runtime, const DaemonOptions& options, const sigset_
     } else if (sig == SIGUSR1) {
       write_stats(runtime, options.stats_file);
     } else if (sig == SIGTERM || sig == SIGINT) {
+      notify("STOPPING=1");
       log("draining (up to %u ms)", runtime.config()->daemon.drain_timeout_ms);
       runtime.begin_drain();
       return;
@@ -189,15 +253,75 @@ std::unique_ptr<control::ControlFs> mount_control(control::ControlTree& tree,
   if (!options.control) {
     return nullptr;
   }
-  const std::string dir =
-      options.control_dir.empty() ? config.daemon.control_dir : options.control_dir;
-  auto mounted = control::ControlFs::mount(tree, dir);
+  const std::string dir = control_dir_of(options, config);
+  std::optional<gid_t> readers;
+  if (!config.daemon.control_group.empty()) {
+    const group* found = ::getgrnam(config.daemon.control_group.c_str());
+    if (found == nullptr) {
+      log("control_group %s: no such group; the control tree stays root-only",
+          config.daemon.control_group.c_str());
+    } else {
+      readers = found->gr_gid;
+    }
+  }
+  auto mounted = control::ControlFs::mount(tree, dir, readers);
   if (!mounted) {
     log("control filesystem not mounted: %s", mounted.error().message.c_str());
     return nullptr;
   }
   log("control filesystem at %s", dir.c_str());
   return std::move(*mounted);
+}
+
+// Steer mode ([xdp] with steer on): each VIP's listeners get the reuseport program.
+void steer(Steering& steering, Runtime& runtime, const Config& config, uint32_t workers) {
+  if (!config.xdp.enabled || !config.xdp.steer) {
+    return;
+  }
+  if (auto steered = steering.update(runtime, config, workers); !steered) {
+    log("%s (connections are spread by the kernel instead)", steered.error().message.c_str());
+  }
+}
+
+// "serving ...": the tests and the operator wait for this line.
+void log_serving(const Runtime& runtime, const DaemonOptions& options, uint32_t workers,
+                 const Steering& steering) {
+  const size_t proxy_vips = runtime.vips().load()->vips.size();
+  log("io_uring setup flags: %s", runtime.worker_info(0).ring_flags.c_str());
+  log("serving %zu proxy VIPs with %u workers (config %s)%s", proxy_vips, workers,
+      options.config_path.c_str(), steering.steered() != 0 ? ", steered by client hash" : "");
+  notify("READY=1\nSTATUS=serving " + std::to_string(proxy_vips) + " proxy VIPs");
+}
+
+// [daemon] metrics_listen: GET /metrics over HTTP, the body the control tree's `metrics`
+// file shows (one renderer). Started after the capabilities are dropped: a port below
+// 1024 needs CAP_NET_BIND_SERVICE, which ringlbd keeps. False when it was asked for and
+// cannot bind: a monitoring endpoint asked for and silently missing is worse than no start.
+// It serves through the drain and stops when `http` goes (before the control tree).
+bool serve_metrics(MetricsHttp& http, const control::ControlTree& tree, const Config& config) {
+  if (!config.daemon.metrics_listen) {
+    return true;
+  }
+  auto started = http.start(
+      MetricsHttpOptions{.listen = *config.daemon.metrics_listen},
+      [&tree] { return tree.read("/metrics"); },
+      [](const std::string& trouble) { log("metrics_listen: %s", trouble.c_str()); });
+  if (!started) {
+    log("[daemon] metrics_listen: %s", started.error().message.c_str());
+    return false;
+  }
+  log("metrics at http://%s/metrics", http.address().to_string().c_str());
+  return true;
+}
+
+// metrics_listen is read at start only: a reload that asks for another address is told so.
+void check_metrics_listen(const Config& started, const Config& next) {
+  const auto& now = started.daemon.metrics_listen;
+  const auto& asked = next.daemon.metrics_listen;
+  if (now != asked) {
+    log("reload: [daemon] metrics_listen changes to %s only at the next start; serving %s",
+        asked ? asked->to_string().c_str() : "none", now ? now->to_string().c_str() : "none");
+  }
 }
 
 }  // namespace
@@ -210,6 +334,11 @@ int run_daemon(const DaemonOptions& options) {
   auto config = load_config(options.config_path);
   if (!config) {
     log("%s", config.error().message.c_str());
+    return 1;
+  }
+  auto instance = preflight(options, *config);
+  if (!instance) {
+    log("%s", instance.error().message.c_str());
     return 1;
   }
   const auto cpus = static_cast<uint32_t>(std::thread::hardware_concurrency());
@@ -228,17 +357,8 @@ int run_daemon(const DaemonOptions& options) {
     log("%s", applied.error().message.c_str());
     return 1;
   }
-  // Steer mode ([xdp] with steer on): each VIP's listeners get the reuseport program.
   Steering steering;
-  auto steer = [&](const Config& c) {
-    if (!c.xdp.enabled || !c.xdp.steer) {
-      return;
-    }
-    if (auto steered = steering.update(runtime, c, workers); !steered) {
-      log("%s (connections are spread by the kernel instead)", steered.error().message.c_str());
-    }
-  };
-  steer(*config);
+  steer(steering, runtime, *config, workers);
   // Set-up that needs more privilege is done (listeners bound, programs loaded).
   if (!drop_privileges(options)) {
     return 1;
@@ -249,14 +369,22 @@ int run_daemon(const DaemonOptions& options) {
     if (!next) {
       return Error{next.error().message, EINVAL};
     }
+    if (auto secret = check_seed(options.config_path, *next); !secret) {
+      return Error{secret.error().message, EINVAL};
+    }
     if (auto applied = runtime.apply(*next); !applied) {
       return Error{applied.error().message, EINVAL};
     }
-    steer(*next);
+    steer(steering, runtime, *next, workers);
+    check_metrics_listen(*config, *next);
     return {};
   };
   control::ControlTree tree(runtime, reload, options.pin_path);
   auto control_fs = mount_control(tree, options, *config);
+  MetricsHttp metrics;
+  if (!serve_metrics(metrics, tree, *config)) {
+    return 1;
+  }
 
   // Health checks, passive ejection, panic threshold, slow start: a thread of their own
   // (started after the capabilities are dropped, like the workers).
@@ -269,10 +397,7 @@ int run_daemon(const DaemonOptions& options) {
   if (threads.empty()) {
     return 1;
   }
-  size_t proxy_vips = runtime.vips().load()->vips.size();
-  log("io_uring setup flags: %s", runtime.worker_info(0).ring_flags.c_str());
-  log("serving %zu proxy VIPs with %u workers (config %s)%s", proxy_vips, workers,
-      options.config_path.c_str(), steering.steered() != 0 ? ", steered by client hash" : "");
+  log_serving(runtime, options, workers, steering);
 
   serve_signals(runtime, options, signals, reload);
   for (auto& t : threads) {

@@ -246,6 +246,12 @@ Result<void> Runtime::apply_locked(const Config& config) {
       next.push_back(*existing);
       continue;
     }
+    // An address none of our VIPs holds must be free: a second ringlbd would share it.
+    const bool ours = std::any_of(current->vips.begin(), current->vips.end(),
+                                  [&](const auto& v) { return v->listen() == spec.listen; });
+    if (auto free = ours ? Result<void>{} : check_address_free(spec.listen); !free) {
+      return Error{"vip " + spec.name + ": " + free.error().message, free.error().code};
+    }
     std::vector<UniqueFd> listeners;
     for (size_t w = 0; w < worker_count(); ++w) {
       auto fd = bind_listener(spec.listen, 4096);

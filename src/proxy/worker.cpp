@@ -282,6 +282,7 @@ void WorkerLoop::close_if_quiet(Connection& c) {
 }
 
 void WorkerLoop::on_tick() {
+  stats_.heartbeat_ms.store(now_ms_, std::memory_order_relaxed);
   refresh_vips();
   if (!draining_ && runtime_.draining()) {
     draining_ = true;

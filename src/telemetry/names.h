@@ -10,15 +10,16 @@ namespace ringlb::telemetry {
 
 struct LatencyName {
   std::string_view name;    // in `stats` and JSON: "proxy.<name>.p50"
-  std::string_view metric;  // the Prometheus histogram
+  std::string_view metric;  // the Prometheus histogram, in seconds (Prometheus's base unit)
   std::string_view help;
   Latency ProxyRows::*member;
+  uint64_t per_second;  // recorded values per second: 1000000 for us, 1000 for ms
 };
 inline constexpr std::array<LatencyName, 2> kLatencies{{
-    {"connect_time_us", "ringlb_connect_time_microseconds",
-     "accept to backend connected, retries included", &ProxyRows::connect_time_us},
-    {"connection_duration_ms", "ringlb_connection_duration_milliseconds", "accept to close",
-     &ProxyRows::connection_duration_ms},
+    {"connect_time_us", "ringlb_connect_time_seconds",
+     "accept to backend connected, retries included", &ProxyRows::connect_time_us, 1'000'000},
+    {"connection_duration_ms", "ringlb_connection_duration_seconds", "accept to close",
+     &ProxyRows::connection_duration_ms, 1'000},
 }};
 
 struct PercentileName {

@@ -1,4 +1,9 @@
 // prometheus_text: the Prometheus text exposition format, version 0.0.4.
+//
+// Names follow Prometheus's conventions: base units (seconds, bytes) named last before
+// `_total`, `_total` on every counter, labels worker, vip, backend and verdict only (no
+// label whose values grow with traffic, such as client addresses).
+#include <array>
 #include <string>
 
 #include "names.h"
@@ -32,7 +37,10 @@ class Exposition {
   }
   // One sample; `labels` is "" or `{a="x",b="y"}`.
   void sample(std::string_view name, std::string_view labels, uint64_t value) {
-    out_.append(name).append(labels).append(" ").append(std::to_string(value)).append("\n");
+    sample(name, labels, std::to_string(value));
+  }
+  void sample(std::string_view name, std::string_view labels, std::string_view value) {
+    out_.append(name).append(labels).append(" ").append(value).append("\n");
   }
   std::string take() { return std::move(out_); }
 
@@ -40,9 +48,36 @@ class Exposition {
   std::string out_;
 };
 
-// ringlb_worker_accepted_total for a counter, ringlb_backend_active for a gauge.
+// The counters whose table name (shared with `stats` and JSON) does not end in their
+// unit, by the name Prometheus wants: what is counted, then the unit.
+struct UnitName {
+  std::string_view counter;
+  std::string_view metric;
+};
+constexpr std::array<UnitName, 2> kUnitNames{{
+    {"bytes_in", "client_to_backend_bytes"},
+    {"bytes_out", "backend_to_client_bytes"},
+}};
+
+// ringlb_worker_accepted_total for a counter, ringlb_backend_active for a gauge,
+// ringlb_worker_client_to_backend_bytes_total for bytes_in.
 std::string metric_name(std::string_view prefix, const CounterInfo& info) {
-  return std::string(prefix) + std::string(info.name) + (info.kind == Kind::gauge ? "" : "_total");
+  std::string_view name = info.name;
+  for (const auto& unit : kUnitNames) {
+    name = unit.counter == info.name ? unit.metric : name;
+  }
+  return std::string(prefix) + std::string(name) + (info.kind == Kind::gauge ? "" : "_total");
+}
+
+// `value` units of which `per_second` (a power of ten) make a second, as exact decimal
+// seconds: 1023 at 1000000 per second is "0.001023".
+std::string seconds(uint64_t value, uint64_t per_second) {
+  std::string out = std::to_string(value / per_second);
+  std::string fraction = std::to_string(value % per_second + per_second).substr(1);
+  while (!fraction.empty() && fraction.back() == '0') {
+    fraction.pop_back();
+  }
+  return fraction.empty() ? out : out + "." + fraction;
 }
 
 std::string_view type_name(Kind kind) {
@@ -53,13 +88,14 @@ void histogram(Exposition& out, const LatencyName& latency, const Histogram& h) 
   const std::string name(latency.metric);
   out.family(name, "histogram", latency.help);
   uint64_t cumulative = 0;
+  // Values are whole units, so a bucket's largest value is its exact upper bound.
   for (size_t i = 0; i < h.buckets.size(); ++i) {
     cumulative += h.buckets[i];
-    out.sample(name + "_bucket", "{le=\"" + std::to_string(bucket_upper_bound(i)) + "\"}",
-               cumulative);
+    const std::string le = seconds(bucket_upper_bound(i), latency.per_second);
+    out.sample(name + "_bucket", "{le=\"" + le + "\"}", cumulative);
   }
   out.sample(name + "_bucket", "{le=\"+Inf\"}", cumulative);
-  out.sample(name + "_sum", "", h.sum);
+  out.sample(name + "_sum", "", seconds(h.sum, latency.per_second));
   out.sample(name + "_count", "", cumulative);
 }
 
@@ -88,6 +124,11 @@ void proxy_metrics(Exposition& out, const ProxyRows& rows) {
   for (const auto& vip : rows.vips) {
     out.sample("ringlb_vip_health_panic", "{vip=" + quoted(vip.name) + "}",
                vip.health_panic ? 1 : 0);
+  }
+  out.family("ringlb_vip_health_panics_total", "counter", "times the pool entered panic");
+  for (const auto& vip : rows.vips) {
+    out.sample("ringlb_vip_health_panics_total", "{vip=" + quoted(vip.name) + "}",
+               vip.health_panics);
   }
   for (size_t k = 0; k < kBackendCounters.size(); ++k) {
     const std::string name = metric_name("ringlb_backend_", kBackendCounters[k]);

@@ -2,6 +2,7 @@
 # ringlbd with its own control filesystem. Every process started here is killed by PID
 # and the mount is detached on exit, also when the test fails.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+umask 077  # configs that hold hash_seed must be private (ringlbd refuses them otherwise)
 dir=$(mktemp -d /tmp/ringlb-cli.XXXXXX)
 pids=()
 cleanup() {
@@ -35,10 +36,11 @@ start_backend() {
   fail "backend $1 did not start"
 }
 
-# start_ringlbd RINGLBD CONFIG: ringlbd with its control filesystem at $dir/ctl.
+# start_ringlbd RINGLBD CONFIG [ARGS...]: ringlbd with its control filesystem at $dir/ctl
+# (and any further arguments); returns once it serves. Sets ringlbd_pid.
 start_ringlbd() {
   mkdir -p "$dir/ctl"
-  "$1" --config "$2" --control-dir "$dir/ctl" >"$dir/ringlbd.log" 2>&1 &
+  "$1" --config "$2" --control-dir "$dir/ctl" "${@:3}" >"$dir/ringlbd.log" 2>&1 &
   ringlbd_pid=$!
   pids+=($ringlbd_pid)
   for _ in $(seq 200); do

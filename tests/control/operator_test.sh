@@ -55,14 +55,18 @@ grep -q "control filesystem at $ctl" "$dir/log" || fail "no control filesystem"
 web=$ctl/vips/web
 
 # The tree, and root-only permissions.
-[[ $(ls "$ctl" | tr '\n' ' ') == "metrics reload stats stats.json vips workers xdp " ]] || fail "root: $(ls "$ctl")"
+[[ $(ls "$ctl" | tr '\n' ' ') == "metrics pid reload stats stats.json vips warnings workers xdp " ]] || fail "root: $(ls "$ctl")"
 [[ $(ls "$web/backends" | tr '\n' ' ') == "one two " ]] || fail "backends: $(ls "$web/backends")"
 [[ $(stat -c %a "$web") == 700 ]] || fail "vip dir mode $(stat -c %a "$web")"
 [[ $(stat -c %a "$web/backends/one/weight") == 600 ]] || fail "weight mode"
 [[ $(stat -c %a "$web/backends/one/active") == 400 ]] || fail "active mode"
 [[ $(stat -c %a "$web/backends/one/shutdown") == 200 ]] || fail "shutdown mode"
 grep -q "^ringlb $ctl fuse.ringlb .*user_id=0" /proc/mounts || fail "mount options: $(grep "$ctl" /proc/mounts)"
-[[ $(grep "$ctl" /proc/mounts) != *allow_other* ]] || fail "mounted with allow_other"
+# The kernel enforces the modes above (default_permissions); allow_other lets root in
+# when ringlbd runs as its own user.
+[[ $(grep "$ctl" /proc/mounts) == *default_permissions*allow_other* ]] ||
+  fail "not mounted with default_permissions,allow_other: $(grep "$ctl" /proc/mounts)"
+[[ $(stat -c %U "$web/backends/one/weight") == root ]] || fail "weight not root's"
 
 # Reads.
 [[ $(cat "$web/listen") == "127.0.0.1:$port" ]] || fail "listen: $(cat "$web/listen")"

@@ -48,8 +48,9 @@ class Tree : public testing::Test {
 };
 
 TEST_F(Tree, ListsTheDocumentedTree) {
-  EXPECT_EQ(*tree_.list("/"), (std::vector<std::string>{"metrics", "reload", "stats", "stats.json",
-                                                        "vips", "workers", "xdp"}));
+  EXPECT_EQ(*tree_.list("/"),
+            (std::vector<std::string>{"metrics", "pid", "reload", "stats", "stats.json", "vips",
+                                      "warnings", "workers", "xdp"}));
   EXPECT_EQ(*tree_.list("/xdp"),
             (std::vector<std::string>{"interface", "pin_path", "program", "verdicts", "vips"}));
   EXPECT_EQ(tree_.list("/xdp/verdicts")->front(), "pass_not_ip");
@@ -198,7 +199,7 @@ TEST_F(Tree, StatsAndMetricsCarryEveryCounter) {
   const std::string metrics = get("/metrics");
   for (const char* text :
        {"# TYPE ringlb_worker_accepted_total counter", "ringlb_worker_active{worker=\"0\"} 0",
-        "ringlb_connect_time_microseconds_bucket{le=\"+Inf\"} 0",
+        "ringlb_connect_time_seconds_bucket{le=\"+Inf\"} 0",
         "ringlb_backend_active{vip=\"web\",backend=\"a\"} 0"}) {
     EXPECT_NE(metrics.find(text), std::string::npos) << text;
   }

@@ -386,6 +386,8 @@ void Ringlbd::write_config(const std::string& text) {
     std::ofstream out(tmp, std::ios::trunc);
     out << text;
   }
+  // A config with hash_seed must be private, as ringlbd requires (config.h).
+  ::chmod(tmp.c_str(), 0600);
   std::rename(tmp.c_str(), config_path_.c_str());
 }
 

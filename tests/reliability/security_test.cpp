@@ -2,6 +2,7 @@
 // a reload that still binds a privileged port, the control mount's modes and options,
 // and the pinned maps' modes. Needs root; skips, saying why, otherwise.
 #include <bpf/bpf.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -168,7 +169,7 @@ TEST_F(Security, ReloadAfterTheDropStillBindsAPrivilegedPort) {
   EXPECT_EQ(conn.read_exact(10).value_or("?"), "privileged");
 }
 
-TEST_F(Security, ControlFilesystemIsRootOnlyWithoutAllowOther) {
+TEST_F(Security, ControlFilesystemIsRootOnlyThroughItsPermissions) {
   // No Backend here: this process must stay single-threaded for as_nobody().
   Ringlbd lb("[daemon]\nworkers = 1\n[[vip]]\nname = \"v\"\nlisten = \"127.0.0.1:" +
              std::to_string(free_port()) +
@@ -181,22 +182,26 @@ TEST_F(Security, ControlFilesystemIsRootOnlyWithoutAllowOther) {
   ASSERT_EQ(::stat(dir.c_str(), &st), 0) << strerror(errno);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
   EXPECT_EQ(st.st_uid, 0u);
+  ASSERT_EQ(::stat((dir + "/stats").c_str(), &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_mode & 07777, 0400u);
+  EXPECT_EQ(st.st_uid, 0u);
+  // allow_other lets root in when ringlbd runs as its own user; default_permissions has
+  // the kernel enforce the modes above for everyone else.
   std::ifstream mounts("/proc/self/mounts");
   std::string line;
   bool found = false;
   while (std::getline(mounts, line)) {
     if (line.find(" " + dir + " ") != std::string::npos) {
       found = true;
-      EXPECT_EQ(line.find("allow_other"), std::string::npos) << line;
-      EXPECT_NE(line.find("user_id=0"), std::string::npos) << line;
+      EXPECT_NE(line.find("default_permissions"), std::string::npos) << line;
+      EXPECT_NE(line.find("allow_other"), std::string::npos) << line;
     }
   }
   EXPECT_TRUE(found) << "no mount at " << dir;
-  // Another user gets nothing: not the directory, and not a file even by its full path.
+  // Another user gets nothing: no listing, and no file even by its full path.
   const std::string stats = dir + "/stats";
   EXPECT_EQ(as_nobody([&] {
-              struct stat s {};
-              if (::stat(dir.c_str(), &s) == 0) {
+              if (::opendir(dir.c_str()) != nullptr) {
                 return 1;
               }
               const int fd = ::open(stats.c_str(), O_RDONLY);

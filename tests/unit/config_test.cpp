@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <fstream>
 #include <string>
 
@@ -177,6 +181,13 @@ const BadCase kBadCases[] = {
      "xdp.flow_entries: expected an integer in 8..4194304, got a string"},
     {"relative control dir", "[daemon]\ncontrol_dir = 'run/ringlb'\n",
      "daemon.control_dir: expected an absolute path"},
+    {"metrics listen without port", "[daemon]\nmetrics_listen = '127.0.0.1'\n",
+     "bad.toml:2:18: daemon.metrics_listen: expected ip:port (\"192.0.2.1:80\" or "
+     "\"[2001:db8::1]:80\"), got \"127.0.0.1\""},
+    {"metrics listen by name", "[daemon]\nmetrics_listen = 'localhost:9464'\n",
+     "bad.toml:2:18: daemon.metrics_listen: expected ip:port"},
+    {"metrics listen not a string", "[daemon]\nmetrics_listen = 9464\n",
+     "bad.toml:2:18: daemon.metrics_listen: expected a string, got an integer"},
     {"forward mode with another policy",
      "[[vip]]\nname='w'\nlisten='192.0.2.1:80'\nmode='forward'\npolicy='random'\n[[vip.backend]]\n"
      "name='b'\naddress='192.0.2.2'",
@@ -206,6 +217,24 @@ INSTANTIATE_TEST_SUITE_P(Cases, BadConfig, testing::ValuesIn(kBadCases), [](cons
   return name;
 });
 
+TEST(Config, MetricsListenIsAnAddressOrNothing) {
+  constexpr const char* kVip =
+      "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'\n";
+  auto absent = parse_config(kVip, "absent.toml");
+  ASSERT_TRUE(absent) << absent.error().message;
+  EXPECT_FALSE(absent->daemon.metrics_listen);
+  auto empty = parse_config(std::string("[daemon]\nmetrics_listen = ''\n") + kVip, "empty.toml");
+  ASSERT_TRUE(empty) << empty.error().message;
+  EXPECT_FALSE(empty->daemon.metrics_listen);
+  for (const char* address : {"127.0.0.1:9464", "[::1]:9464", "0.0.0.0:80"}) {
+    auto set = parse_config(std::string("[daemon]\nmetrics_listen = '") + address + "'\n" + kVip,
+                            "set.toml");
+    ASSERT_TRUE(set) << set.error().message;
+    ASSERT_TRUE(set->daemon.metrics_listen) << address;
+    EXPECT_EQ(set->daemon.metrics_listen->to_string(), address);
+  }
+}
+
 TEST(Config, ReportsEveryErrorAtOnce) {
   auto config = parse_config(
       "[[vip]]\nname='w'\nlisten='nowhere'\npolicy='x'\n[[vip.backend]]\nname='b'\n"
@@ -234,7 +263,9 @@ TEST(Config, TheDemoConfigIsValid) {
 TEST(Config, TheInstalledExampleConfigIsValid) {
   auto config = load_config(RINGLB_SOURCE_DIR "/tools/demo/ringlb.example.toml");
   ASSERT_TRUE(config) << config.error().message;
-  EXPECT_TRUE(config->daemon.hash_seed_set);
+  // No seed ships in it: a shared example seed would be a public one. The package writes
+  // a fresh one into the real config; without one ringlbd warns.
+  EXPECT_FALSE(config->daemon.hash_seed_set);
 }
 
 TEST(HashSeed, ParsesHexAndRejectsOther) {
@@ -316,6 +347,45 @@ TEST(XdpConfig, RejectsConflictingSeedsBadAttachMissingInterfaceUnknownKey) {
       << m;
   EXPECT_NE(m.find("xdp.hash_seed: differs from daemon.hash_seed"), std::string::npos) << m;
   EXPECT_NE(m.find("xdp.mtu: unknown key"), std::string::npos) << m;
+}
+
+// The file holding hash_seed is treated as ssh treats a private key.
+TEST(SecretFile, OnlyAPrivateFileOfRootOrTheDaemonPasses) {
+  char path[] = "/tmp/ringlb-secret-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  ::chmod(path, 0600);
+  const unsigned me = ::geteuid();
+  EXPECT_TRUE(check_secret_file(path, me));
+  for (const mode_t mode : {0640, 0604, 0620, 0644, 0666}) {
+    ::chmod(path, mode);
+    auto checked = check_secret_file(path, me);
+    ASSERT_FALSE(checked) << std::oct << mode;
+    EXPECT_NE(checked.error().message.find("open to group or others"), std::string::npos);
+    EXPECT_NE(checked.error().message.find(std::string("chmod 600 ") + path), std::string::npos)
+        << checked.error().message;
+  }
+  ::chmod(path, 0600);
+  if (me == 0) {  // another owner, neither root nor the daemon
+    ASSERT_EQ(::chown(path, 12345, 12345), 0);
+    auto checked = check_secret_file(path, 4242);
+    ASSERT_FALSE(checked);
+    EXPECT_NE(checked.error().message.find("belongs to uid 12345"), std::string::npos)
+        << checked.error().message;
+    EXPECT_TRUE(check_secret_file(path, 12345));  // the daemon's own file
+  }
+  ::unlink(path);
+  EXPECT_FALSE(check_secret_file(path, me));  // gone: an error, not a pass
+}
+
+TEST(SecretFile, NewSeedsAreValidAndDiffer) {
+  auto a = random_hash_seed();
+  auto b = random_hash_seed();
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->size(), 32u);
+  EXPECT_TRUE(parse_hash_seed(*a).has_value());
+  EXPECT_NE(*a, *b);
 }
 
 }  // namespace

@@ -4,6 +4,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -98,6 +103,91 @@ TEST(Telemetry, PrometheusHasHelpAndTypeForEveryFamilyAndOneSamplePerRow) {
   EXPECT_NE(text.find("ringlb_xdp_packets_total{verdict=\"tx_forward\"} 7\n"), std::string::npos)
       << text;
   EXPECT_NE(text.find("vip=\"web.eu\""), std::string::npos);
+}
+
+// Prometheus's conventions: base units (seconds, bytes) last before _total, _total on
+// every counter; the latency histograms in seconds, their bounds converted exactly.
+TEST(Telemetry, PrometheusNamesUseBaseUnitsAndHistogramsCountInSeconds) {
+  const std::string text = prometheus_text(sample_snapshot());
+  for (const char* want : {
+           "# TYPE ringlb_connect_time_seconds histogram\n",
+           // 300 us is in the bucket of 256..511 us; 5000 us in 4096..8191 us.
+           "ringlb_connect_time_seconds_bucket{le=\"0.000255\"} 0\n",
+           "ringlb_connect_time_seconds_bucket{le=\"0.000511\"} 5\n",
+           "ringlb_connect_time_seconds_bucket{le=\"0.008191\"} 6\n",
+           "ringlb_connect_time_seconds_bucket{le=\"+Inf\"} 6\n",
+           "ringlb_connect_time_seconds_sum 0.0065\n",
+           "ringlb_connect_time_seconds_count 6\n",
+           "# TYPE ringlb_connection_duration_seconds histogram\n",
+           "ringlb_connection_duration_seconds_bucket{le=\"0\"} 0\n",
+           "ringlb_connection_duration_seconds_bucket{le=\"0.511\"} 5\n",
+           "ringlb_connection_duration_seconds_bucket{le=\"549755813.887\"} 6\n",
+           "ringlb_connection_duration_seconds_sum 6.5\n",
+           "ringlb_worker_client_to_backend_bytes_total{worker=\"1\"} 1048576\n",
+           "# TYPE ringlb_worker_backend_to_client_bytes_total counter\n",
+           "# TYPE ringlb_backend_client_to_backend_bytes_total counter\n",
+           "# TYPE ringlb_removed_backends_backend_to_client_bytes_total counter\n",
+           "ringlb_vip_health_panics_total{vip=\"web.eu\"} 1\n",
+       }) {
+    EXPECT_NE(text.find(want), std::string::npos) << want << "in:\n" << text;
+  }
+  for (const char* gone : {"microseconds", "milliseconds", "bytes_in", "bytes_out"}) {
+    EXPECT_EQ(text.find(gone), std::string::npos) << gone;
+  }
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("# TYPE ", 0) == 0 && line.ends_with(" counter")) {
+      EXPECT_NE(line.find("_total counter"), std::string::npos) << line;
+    }
+  }
+}
+
+// Every family the writer has (the XDP verdicts too, which tests/ops cannot show without
+// an XDP program) passes `promtool check metrics`: the format and Prometheus's lint.
+TEST(Telemetry, PromtoolFindsNoProblemInAnyFamily) {
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "no promtool (Debian package prometheus; tools/setup.sh installs it)";
+  }
+  const std::string path = testing::TempDir() + "ringlb-telemetry-metrics.txt";
+  std::ofstream(path) << prometheus_text(sample_snapshot());
+  FILE* promtool = popen(("promtool check metrics < " + path + " 2>&1").c_str(), "r");
+  ASSERT_NE(promtool, nullptr);
+  std::string said;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof(buffer), promtool) != nullptr) {
+    said += buffer;
+  }
+  const int status = pclose(promtool);
+  std::remove(path.c_str());
+  EXPECT_EQ(status, 0) << said;
+  EXPECT_EQ(said, "");
+}
+
+// docs/grafana-ringlb.json queries only names the writer has (a renamed metric fails here
+// before a dashboard shows nothing).
+TEST(Telemetry, TheGrafanaDashboardNamesOnlyMetricsThatExist) {
+  std::ifstream file(RINGLB_SOURCE_DIR "/docs/grafana-ringlb.json");
+  ASSERT_TRUE(file);
+  std::stringstream dashboard;
+  dashboard << file.rdbuf();
+  std::set<std::string> names;  // families and sample names (with _bucket, _sum, _count)
+  std::istringstream text(prometheus_text(sample_snapshot()));
+  std::string line;
+  while (std::getline(text, line)) {
+    const std::string name = line.rfind("# TYPE ", 0) == 0
+                                 ? line.substr(7, line.find(' ', 7) - 7)
+                                 : line.substr(0, line.find_first_of("{ "));
+    names.insert(name);
+  }
+  const std::string json = dashboard.str();
+  const std::regex metric("ringlb_[a-z0-9_]+");
+  size_t used = 0;
+  for (auto it = std::sregex_iterator(json.begin(), json.end(), metric);
+       it != std::sregex_iterator(); ++it, ++used) {
+    EXPECT_EQ(names.count(it->str()), 1u) << it->str() << " is no metric ringlbd serves";
+  }
+  EXPECT_GT(used, 20u);
 }
 
 TEST(Telemetry, ATextThatIsNoStatsJsonIsRefusedWithAReason) {

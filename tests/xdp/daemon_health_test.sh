@@ -23,6 +23,7 @@ pins=$tmp/bpffs
 pin=$pins/ringlb
 ctl=$tmp/ctl
 source "$(dirname "$0")/lib.sh"
+umask 077  # the config holds hash_seed: ringlbd wants it private
 fail_log=$tmp/ringlbd.log
 
 need_root "XDP, bpffs, FUSE" ip mount fusermount3 socat python3

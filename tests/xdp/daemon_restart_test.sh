@@ -47,6 +47,7 @@ proxy_vip=10.83.0.2
 clients=()  # the forward connections' client addresses
 daemon_pid=""
 source "$(dirname "$0")/lib.sh"
+umask 077  # the config holds hash_seed: ringlbd wants it private
 
 need_root "network namespaces, XDP, bpffs, FUSE" ip socat ethtool mount nsenter fusermount3 \
   bpftool timeout pgrep ps

@@ -31,6 +31,8 @@ inline void ok_or_throw(const Result<void>& result) {
 // returns the process exit code.
 using CommandRunner = std::function<int()>;
 void add_simulate_command(CLI::App& app, CommandRunner& run);
+// seed: a new random hash_seed (seed.cpp).
+void add_seed_command(CLI::App& app, CommandRunner& run);
 // attach, detach, decap attach|detach (xdp_commands.cpp).
 void add_xdp_commands(CLI::App& app, CommandRunner& run);
 // stats (stats.cpp), top (top.cpp), status (status.cpp).

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   ringlb::cli::add_status_command(app, run);
   ringlb::cli::add_which_command(app, run);
   ringlb::cli::add_xdp_edit_commands(app, run);
+  ringlb::cli::add_seed_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -115,6 +116,13 @@ void print_daemon(const std::string& control_dir) {
       "daemon: control filesystem at %s, %zu workers, %zu proxy VIPs, %llu active "
       "connections, %llu accepted\n",
       control_dir.c_str(), workers->rows.size(), vips.size(), total("active"), total("accepted"));
+  // What the daemon asks its operator to fix (the control tree's `warnings`).
+  std::ifstream warnings(control_dir + "/warnings");
+  for (std::string line; std::getline(warnings, line);) {
+    if (!line.empty()) {
+      std::printf("daemon warning: %s\n", line.c_str());
+    }
+  }
 }
 
 int run_status(const StatusOptions& options) {

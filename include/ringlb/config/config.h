@@ -5,6 +5,7 @@
 // A config with any error is rejected whole: nothing starts, nothing changes.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,14 @@ struct DaemonConfig {
   // it out, a fixed public default is used: stable across restarts, but not secret.
   ringlb_hash_key hash_key{};
   bool hash_seed_set = false;
+  // metrics_listen: where ringlbd serves GET /metrics (Prometheus) over HTTP, ip:port;
+  // nullopt (absent or "") serves none. Read at start only: a reload that changes it is
+  // logged and ignored until ringlbd restarts.
+  std::optional<SocketAddress> metrics_listen;
+  // control_group: a group whose members may read the control tree (not write it); empty:
+  // root alone. ringlbd looks the name up at start; an unknown group is logged and the
+  // tree stays root-only (it fails closed). Read at start only, like metrics_listen.
+  std::string control_group;
 };
 
 // [xdp] flow_entries: the default equals RINGLB_DEFAULT_FLOW_ENTRIES (src/xdp checks it);
@@ -78,5 +87,22 @@ inline PoolOptions pool_options(const Config& config) {
 
 // Parses a 32-hex-digit seed into a SipHash key.
 std::optional<ringlb_hash_key> parse_hash_seed(std::string_view hex);
+
+// hash_seed is a secret: whoever knows it predicts each client's backend, worker and
+// flow-table bucket. The file that holds it is treated as ssh treats a private key: it
+// must not be readable or writable by group or others, and must belong to root or to
+// `uid` (the user ringlbd runs as). The error names the file, its mode and owner, and the
+// commands that fix it. A config without hash_seed passes (see kNoHashSeedWarning).
+Result<void> check_secret_file(const std::string& path, unsigned uid);
+
+// What ringlbd logs at every start, and `ringlb status` shows, when the config sets no
+// hash_seed.
+inline constexpr const char* kNoHashSeedWarning =
+    "no hash_seed in the config: client hashing uses a public default key, so anyone can "
+    "predict each client's backend, worker and flow-table bucket; put the output of "
+    "`ringlb seed` in [daemon] hash_seed (and make the file mode 0600)";
+
+// A new random hash_seed: 32 hexadecimal digits from getrandom(2).
+Result<std::string> random_hash_seed();
 
 }  // namespace ringlb

@@ -1,8 +1,12 @@
 // ControlFs: the ControlTree mounted with libfuse3 at the daemon's control_dir.
 //
-// Only root can use it: the mount has no allow_other, directories are 0700 and files
-// 0600/0400/0200. The mount goes away with the daemon even when the daemon is killed:
-// a small guardian process, forked before the workers start, waits for the daemon's end
+// Only root can change it, whichever user ringlbd runs as: the mount has allow_other
+// and default_permissions, so the kernel checks every access against the attributes
+// the tree reports: owner root, directories 0700 and files 0600/0400/0200, or, with a
+// readers' group (config control_group), group-readable (directories 0750, readable
+// files 0440 or 0640): its members read counters and settings, never write. Others
+// open nothing. The mount goes away with the daemon even when the daemon is killed: a
+// small guardian process, forked before the workers start, waits for the daemon's end
 // and detaches the mount; and a mount left behind by an older crash (ENOTCONN) is
 // detached before mounting again.
 #pragma once
@@ -11,6 +15,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -25,7 +30,9 @@ namespace ringlb::control {
 class ControlFs {
  public:
   // Mounts `tree` at `dir` (created 0700 if missing) and serves it on its own threads.
-  static Result<std::unique_ptr<ControlFs>> mount(ControlTree& tree, const std::string& dir);
+  // `readers`: the gid of the group that may read it, or nullopt for root alone.
+  static Result<std::unique_ptr<ControlFs>> mount(ControlTree& tree, const std::string& dir,
+                                                  std::optional<gid_t> readers = std::nullopt);
   ~ControlFs();  // unmounts and stops serving
   ControlFs(const ControlFs&) = delete;
   ControlFs& operator=(const ControlFs&) = delete;

@@ -206,4 +206,10 @@ class Runtime {
 // Binds a listening TCP socket with SO_REUSEPORT (non-blocking, close-on-exec).
 Result<UniqueFd> bind_listener(const SocketAddress& address, int backlog);
 
+// Fails (EADDRINUSE) when some socket already listens on `address`: another ringlbd (its
+// SO_REUSEPORT listeners would share the clients with ours) or any other program. The
+// error names the listening process when /proc shows it. Runtime::apply checks every
+// VIP address it has not bound itself before binding it.
+Result<void> check_address_free(const SocketAddress& address);
+
 }  // namespace ringlb

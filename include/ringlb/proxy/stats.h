@@ -55,6 +55,9 @@ struct alignas(64) WorkerStats {
 #undef RINGLB_DECLARE_COUNTER
   LogHistogram connect_time_us;         // accept to backend connected (retries included)
   LogHistogram connection_duration_ms;  // accept to close
+  // CLOCK_MONOTONIC ms of the worker loop's last tick: the daemon's watchdog pings systemd
+  // only while every worker's is recent (a stuck worker stops the pings).
+  std::atomic<uint64_t> heartbeat_ms{0};
 };
 
 // The values of `s`'s counters, of `b`'s, and `histogram`'s buckets and sum: what a
