@@ -15,6 +15,7 @@ packages=(
   iproute2 ethtool procps curl socat wrk iperf3
   nginx-light libnginx-mod-stream haproxy python3 python3-matplotlib python3-jsonschema
   prometheus  # promtool and a real server scrape /metrics (tests/ops)
+  lintian man-db  # the Debian package and its man pages (tests/cli/package_test.sh)
 )
 
 missing=()
