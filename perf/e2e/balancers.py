@@ -99,13 +99,14 @@ stream {{
 """
 
 
-def ringlbd_conf(d, http_vip, bulk_vip):
+def ringlbd_conf(d, http_vip, bulk_vip, daemon_extra=""):
     backends = "".join(f'\n[[vip.backend]]\nname = "b{i + 1}"\naddress = "{HOST}:{p}"\n'
                        for i, p in enumerate(HTTP_PORTS))
     return f"""# ringlb e2e: one worker (pinned to CPU 0), round robin
 [daemon]
 workers = 1
 control_dir = "{d}/ringlb-control"
+{daemon_extra.replace("{dir}", d)}
 
 [[vip]]
 name = "http"
@@ -152,7 +153,8 @@ def start_balancer(name, procs, d, args):
         argv = ["nginx", "-c", cfg, "-p", d + "/", "-e", os.path.join(d, "nginx-lb.err"),
                 "-g", "daemon off;"]
     else:
-        cfg = write(os.path.join(d, f"{name}.toml"), ringlbd_conf(d, http_vip, bulk_vip))
+        daemon = args.ringlbd_daemon if name == "ringlbd" else args.ringlbd2_daemon
+        cfg = write(os.path.join(d, f"{name}.toml"), ringlbd_conf(d, http_vip, bulk_vip, daemon))
         extra = args.ringlbd_args if name == "ringlbd" else args.ringlbd2_args
         binary = args.ringlbd if name == "ringlbd" else args.ringlbd2
         argv = [binary, "--config", cfg] + shlex.split(extra)

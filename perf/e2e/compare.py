@@ -73,6 +73,12 @@ def main():
     ap.add_argument("--ringlbd2", default=None,
                     help="the daemon of target ringlbd2 (default: --ringlbd), e.g. an older "
                          "build to compare against (added to the targets when given)")
+    ap.add_argument("--ringlbd-daemon", default="",
+                    help="TOML lines added to ringlbd's [daemon] table; {dir} is the run's "
+                         "directory, e.g. 'access_log = \"{dir}/access.log\"'")
+    ap.add_argument("--ringlbd2-daemon", default="",
+                    help="the same for target ringlbd2 (with --ringlbd2-args '' it measures "
+                         "one setting against the default in the same run)")
     ap.add_argument("--state-dir", required=True, help=argparse.SUPPRESS)
     args = ap.parse_args()
     idle_given = args.idle is not None
@@ -101,6 +107,8 @@ def main():
         common.LABELS["ringlbd2"] = f"ringlbd {args.ringlbd2_args}".strip()
     if args.ringlbd2:
         common.LABELS["ringlbd2"] = f"{args.ringlbd2} {args.ringlbd2_args}".strip()
+    if args.ringlbd2_daemon:
+        common.LABELS["ringlbd2"] += " [" + args.ringlbd2_daemon.replace("\n", "; ") + "]"
     chart = args.chart or (os.path.join(args.out, "chart.png") if args.quick else os.path.join(HERE, "chart.png"))
 
     signal.signal(signal.SIGINT, on_signal)

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/access_log.h"
 #include "daemon/caps.h"
 #include "daemon/instance_lock.h"
 #include "daemon/metrics_http.h"
@@ -130,7 +131,7 @@ Result<std::optional<InstanceLock>> preflight(const DaemonOptions& options, cons
 sigset_t block_signals() {
   sigset_t signals;
   sigemptyset(&signals);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) {
     sigaddset(&signals, sig);
   }
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
@@ -141,7 +142,8 @@ sigset_t block_signals() {
 // Starts `workers` worker threads and waits until each has set up its ring. On a
 // failed start-up the others are drained and joined, and the result is empty.
 std::vector<std::thread> start_workers(Runtime& runtime, const DaemonOptions& options,
-                                       const Config& config, uint32_t workers, uint32_t cpus) {
+                                       const Config& config, uint32_t workers, uint32_t cpus,
+                                       const AccessLog* access_log) {
   std::vector<std::thread> threads;
   std::vector<std::future<Result<void>>> started;
   for (uint32_t i = 0; i < workers; ++i) {
@@ -154,6 +156,7 @@ std::vector<std::thread> start_workers(Runtime& runtime, const DaemonOptions& op
         .pipe_size = options.pipe_size,
         .drain_timeout_ms = config.daemon.drain_timeout_ms,
         .pump = options.splice_only ? PumpMode::splice : PumpMode::auto_,
+        .log = access_log != nullptr ? access_log->sink(i) : proxy::AccessLogSink{},
     };
     threads.emplace_back([&runtime, worker_options, ready = std::move(ready)]() mutable {
       Worker worker(runtime, worker_options);
@@ -197,12 +200,12 @@ bool workers_alive(const Runtime& runtime, uint64_t limit_ms) {
 }
 
 // Until SIGTERM or SIGINT (then the runtime drains): SIGHUP reloads, SIGUSR1 writes the
-// stats file, every 10 s the forward-mode next hops are kept resolved (bpf_fib_lookup
-// needs the kernel's neighbour entry for each backend's next hop, and entries age out;
-// the XDP program drops, and counts, packets whose next hop has none), and under a
+// stats file, SIGUSR2 reopens the connection log, every 10 s the forward-mode next hops are kept
+// resolved (bpf_fib_lookup needs the kernel's neighbour entry for each backend's next hop, and
+// entries age out; the XDP program drops, and counts, packets whose next hop has none), and under a
 // systemd watchdog WATCHDOG=1 goes out every half interval while every worker ticks.
 void serve_signals(Runtime& runtime, const DaemonOptions& options, const sigset_t& signals,
-                   const std::function<Result<void>()>& reload) {
+                   AccessLog* access_log, const std::function<Result<void>()>& reload) {
   constexpr uint64_t kNextHopMs = 10000;
   const uint64_t watchdog_ms = watchdog_usec() / 1000;
   const uint64_t wake_ms = watchdog_ms != 0 ? std::min(kNextHopMs, watchdog_ms / 2) : kNextHopMs;
@@ -233,6 +236,10 @@ void serve_signals(Runtime& runtime, const DaemonOptions& options, const sigset_
       }
       log("reloaded %s: %zu proxy VIPs", options.config_path.c_str(),
           runtime.vips().load()->vips.size());
+    } else if (sig == SIGUSR2) {
+      if (access_log != nullptr) {
+        access_log->reopen();
+      }
     } else if (sig == SIGUSR1) {
       write_stats(runtime, options.stats_file);
     } else if (sig == SIGTERM || sig == SIGINT) {
@@ -314,14 +321,43 @@ bool serve_metrics(MetricsHttp& http, const control::ControlTree& tree, const Co
   return true;
 }
 
-// metrics_listen is read at start only: a reload that asks for another address is told so.
-void check_metrics_listen(const Config& started, const Config& next) {
+// metrics_listen and the connection log are read at start only: a reload that asks for
+// other settings is told so.
+void check_start_only(const Config& started, const Config& next) {
   const auto& now = started.daemon.metrics_listen;
   const auto& asked = next.daemon.metrics_listen;
   if (now != asked) {
     log("reload: [daemon] metrics_listen changes to %s only at the next start; serving %s",
         asked ? asked->to_string().c_str() : "none", now ? now->to_string().c_str() : "none");
   }
+  const auto& log_now = started.daemon.access_log;
+  const auto& log_asked = next.daemon.access_log;
+  if (log_now.target != log_asked.target || log_now.format != log_asked.format ||
+      log_now.sample != log_asked.sample || log_now.rate_limit != log_asked.rate_limit ||
+      log_now.buffer != log_asked.buffer) {
+    log("reload: the connection log's settings (access_log, access_log_format, log_*) change "
+        "only at the next start");
+  }
+}
+
+// SIGHUP and the control filesystem's `reload` file take the same path: the file is
+// read, its seed checked, the config applied and steered; `started` is the config ringlbd
+// started with (for the settings read at start only).
+Result<void> reload_config(Runtime& runtime, Steering& steering, const DaemonOptions& options,
+                           const Config& started, uint32_t workers) {
+  auto next = load_config(options.config_path);
+  if (!next) {
+    return Error{next.error().message, EINVAL};
+  }
+  if (auto secret = check_seed(options.config_path, *next); !secret) {
+    return Error{secret.error().message, EINVAL};
+  }
+  if (auto applied = runtime.apply(*next); !applied) {
+    return Error{applied.error().message, EINVAL};
+  }
+  steer(steering, runtime, *next, workers);
+  check_start_only(started, *next);
+  return {};
 }
 
 }  // namespace
@@ -363,22 +399,7 @@ int run_daemon(const DaemonOptions& options) {
   if (!drop_privileges(options)) {
     return 1;
   }
-  // SIGHUP and the control filesystem's `reload` file take the same path.
-  auto reload = [&]() -> Result<void> {
-    auto next = load_config(options.config_path);
-    if (!next) {
-      return Error{next.error().message, EINVAL};
-    }
-    if (auto secret = check_seed(options.config_path, *next); !secret) {
-      return Error{secret.error().message, EINVAL};
-    }
-    if (auto applied = runtime.apply(*next); !applied) {
-      return Error{applied.error().message, EINVAL};
-    }
-    steer(steering, runtime, *next, workers);
-    check_metrics_listen(*config, *next);
-    return {};
-  };
+  auto reload = [&] { return reload_config(runtime, steering, options, *config, workers); };
   control::ControlTree tree(runtime, reload, options.pin_path);
   auto control_fs = mount_control(tree, options, *config);
   MetricsHttp metrics;
@@ -393,15 +414,23 @@ int run_daemon(const DaemonOptions& options) {
     log("%s", begun.error().message.c_str());
     return 1;
   }
-  auto threads = start_workers(runtime, options, *config, workers, cpus);
+  auto access_log = AccessLog::start(config->daemon.access_log, workers, runtime);
+  if (!access_log) {
+    log("%s", access_log.error().message.c_str());
+    return 1;
+  }
+  auto threads = start_workers(runtime, options, *config, workers, cpus, access_log->get());
   if (threads.empty()) {
     return 1;
   }
   log_serving(runtime, options, workers, steering);
 
-  serve_signals(runtime, options, signals, reload);
+  serve_signals(runtime, options, signals, access_log->get(), reload);
   for (auto& t : threads) {
     t.join();
+  }
+  if (*access_log) {
+    (*access_log)->stop();  // after the workers: their last records are written
   }
   write_stats(runtime, options.stats_file);
   control_fs.reset();

@@ -15,7 +15,8 @@ namespace ringlb::proxy {
 
 void WorkerLoop::start_connect(Connection& c) {
   const VipState& state = *c.state;
-  if (state.spec.policy == PolicyKind::ip_hash || state.spec.send_proxy_v2) {
+  if (state.spec.policy == PolicyKind::ip_hash || state.spec.send_proxy_v2 ||
+      options_.log.ring != nullptr) {
     sockaddr_storage peer;
     socklen_t len = sizeof(peer);
     if (::getpeername(c.client, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
@@ -33,7 +34,7 @@ void WorkerLoop::start_connect(Connection& c) {
   }
   if (!try_backend(c)) {
     stats_.no_backend.add();
-    close_connection(c, true);
+    close_connection(c, true, End::no_backend);
   }
 }
 
@@ -131,10 +132,11 @@ void WorkerLoop::on_connect(Connection& c, int res) {
   bstats.active.fetch_sub(1, std::memory_order_relaxed);
   ::close(c.backend);
   c.backend = -1;
+  c.last_tried = c.target;
   c.target = nullptr;
   if (draining_ || !try_backend(c)) {
     stats_.no_backend.add();
-    close_connection(c, true);
+    close_connection(c, true, draining_ ? End::drain : End::connect_failed);
   }
 }
 
@@ -144,7 +146,7 @@ void WorkerLoop::established(Connection& c) {
   if (options_.pump == PumpMode::splice &&
       (!pipes_.get_pipe(c.up.pipe) || !pipes_.get_pipe(c.down.pipe))) {
     stats_.resets.add();
-    close_connection(c, true);
+    close_connection(c, true, End::local_error);
     return;
   }
   c.phase = Phase::established;
@@ -156,11 +158,12 @@ void WorkerLoop::established(Connection& c) {
     c.target->stats->consecutive_failures.store(0, std::memory_order_relaxed);
   }
   c.shutdown_epoch = c.target->stats->shutdown_epoch.load(std::memory_order_relaxed);
-  stats_.connect_time_us.record((monotonic_ns() - c.accepted_ns) / 1000);
+  c.connected_ns = monotonic_ns();
+  stats_.connect_time_us.record((c.connected_ns - c.accepted_ns) / 1000);
   // The client socket has TCP_NODELAY from its listener.
   if (c.state->spec.send_proxy_v2 && !send_proxy_header(c)) {
     stats_.resets.add();
-    close_connection(c, true);
+    close_connection(c, true, End::local_error);
     return;
   }
   arm_poll(c, Side::client);

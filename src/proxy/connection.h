@@ -51,6 +51,7 @@ struct Connection {
   uint32_t vip_tag = 0;
   uint64_t cut_deadline_ms = 0;  // its VIP was removed: reset if still open by then
   const Backend* target = nullptr;
+  const Backend* last_tried = nullptr;  // the last backend whose connect failed
   Client client_info;
   TriedBackends tried;
   sockaddr_storage backend_address{};
@@ -61,6 +62,7 @@ struct Connection {
   bool poll_armed[2] = {false, false};
   bool ready = false;  // on the ready list
   uint64_t accepted_ns = 0;
+  uint64_t connected_ns = 0;    // 0: never connected
   uint64_t shutdown_epoch = 0;  // the backend's epoch when connected
   uint64_t last_activity_ms = 0;
   uint64_t age_deadline_ms = 0;  // 0: none
@@ -68,6 +70,10 @@ struct Connection {
   uint64_t bytes_in = 0;         // not yet added to the backend's counters
   uint64_t bytes_out = 0;
   bool client_spoke_last = false;  // the last bytes moved went client -> backend
+  // For the connection log: the bytes moved each way, and whose FIN came first.
+  uint64_t total_in = 0;
+  uint64_t total_out = 0;
+  bool backend_fin_first = false;
 };
 
 }  // namespace ringlb::proxy

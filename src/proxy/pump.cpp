@@ -49,7 +49,7 @@ void WorkerLoop::on_poll(Connection& c, Side side, int res, unsigned flags) {
   if (res < 0) {
     if (res != -ECANCELED) {
       stats_.resets.add();
-      close_connection(c, true);
+      close_connection(c, true, client ? End::client_reset : End::backend_reset);
     }
     return;
   }
@@ -81,7 +81,7 @@ void WorkerLoop::on_pollout(Connection& c, Side side, int res) {
   (up ? c.up : c.down).pollout_armed = false;
   if (res < 0 && res != -ECANCELED) {
     stats_.resets.add();
-    close_connection(c, true);
+    close_connection(c, true, up ? End::backend_reset : End::client_reset);
     return;
   }
   if (pump(c, up) && aged(c)) {
@@ -100,11 +100,22 @@ void WorkerLoop::account(Connection& c, bool up, uint64_t n) {
   c.client_spoke_last = up;
   if (up) {
     c.bytes_in += n;
+    c.total_in += n;
     stats_.bytes_in.add(n);
   } else {
     c.bytes_out += n;
+    c.total_out += n;
     stats_.bytes_out.add(n);
   }
+}
+
+// The source of direction `d` said EOF (the first of the two, for the log, decides
+// whose FIN came first).
+void WorkerLoop::source_ended(Connection& c, Direction& d, bool up) {
+  if (!c.up.eof && !c.down.eof) {
+    c.backend_fin_first = !up;
+  }
+  d.eof = true;
 }
 
 // One copy-mode step of PumpMode::auto_: recv into the scratch buffer, send it on.
@@ -115,7 +126,7 @@ int WorkerLoop::copy_once(Connection& c, Direction& d, int src, int dst, bool up
   const ssize_t n = ::recv(src, scratch_.data(), scratch_.size(), MSG_DONTWAIT);
   stats_.copy_calls.add();
   if (n == 0) {
-    d.eof = true;
+    source_ended(c, d, up);
     return 1;
   }
   if (n < 0) {
@@ -123,7 +134,7 @@ int WorkerLoop::copy_once(Connection& c, Direction& d, int src, int dst, bool up
       return errno == EINTR ? 1 : 0;
     }
     stats_.resets.add();
-    close_connection(c, true);
+    close_connection(c, true, up ? End::client_reset : End::backend_reset);
     return -1;
   }
   ssize_t sent = ::send(dst, scratch_.data(), static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -131,7 +142,7 @@ int WorkerLoop::copy_once(Connection& c, Direction& d, int src, int dst, bool up
   if (sent < 0) {
     if (errno != EAGAIN) {
       stats_.resets.add();
-      close_connection(c, true);
+      close_connection(c, true, up ? End::backend_reset : End::client_reset);
       return -1;
     }
     sent = 0;
@@ -142,7 +153,7 @@ int WorkerLoop::copy_once(Connection& c, Direction& d, int src, int dst, bool up
     // least the scratch buffer; the pipe is drained by splice once it is writable.
     if (d.pipe.read < 0 && !pipes_.get_pipe(d.pipe)) {
       stats_.resets.add();
-      close_connection(c, true);
+      close_connection(c, true, End::local_error);
       return -1;
     }
     const size_t rest = static_cast<size_t>(n - sent);
@@ -150,7 +161,7 @@ int WorkerLoop::copy_once(Connection& c, Direction& d, int src, int dst, bool up
     stats_.copy_calls.add();
     if (parked != static_cast<ssize_t>(rest)) {
       stats_.resets.add();
-      close_connection(c, true);
+      close_connection(c, true, End::local_error);
       return -1;
     }
     d.in_pipe += static_cast<uint32_t>(rest);
@@ -175,7 +186,7 @@ bool WorkerLoop::forward_eof(Connection& c, Direction& d, int dst) {
     ::shutdown(dst, SHUT_WR);
     d.shut = true;
     if (c.up.shut && c.down.shut) {
-      close_connection(c, false);
+      close_connection(c, false, c.backend_fin_first ? End::backend_fin : End::client_fin);
       return false;
     }
   }
@@ -206,7 +217,7 @@ bool WorkerLoop::pump(Connection& c, bool up) {
         continue;
       }
       stats_.resets.add();  // EPIPE, ECONNRESET, ...
-      close_connection(c, true);
+      close_connection(c, true, up ? End::backend_reset : End::client_reset);
       return false;
     }
     if (d.eof) {
@@ -224,7 +235,7 @@ bool WorkerLoop::pump(Connection& c, bool up) {
     }
     if (d.pipe.read < 0 && !pipes_.get_pipe(d.pipe)) {
       stats_.resets.add();  // out of descriptors: no way to move this direction's bytes
-      close_connection(c, true);
+      close_connection(c, true, End::local_error);
       return false;
     }
     const ssize_t n = ::splice(src, nullptr, d.pipe.write, nullptr, options_.pipe_size,
@@ -238,7 +249,7 @@ bool WorkerLoop::pump(Connection& c, bool up) {
       continue;
     }
     if (n == 0) {
-      d.eof = true;
+      source_ended(c, d, up);
       continue;
     }
     if (errno == EAGAIN) {
@@ -248,7 +259,7 @@ bool WorkerLoop::pump(Connection& c, bool up) {
       continue;
     }
     stats_.resets.add();
-    close_connection(c, true);
+    close_connection(c, true, up ? End::client_reset : End::backend_reset);
     return false;
   }
   // Budget spent with work left: come back after the other connections' events.

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <string>
 
 #include "perf_counter.h"
@@ -62,7 +63,7 @@ WorkerLoop::~WorkerLoop() {
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     Connection& c = slots_.slot(i);
     if (c.phase != Phase::free) {
-      close_connection(c, true);
+      close_connection(c, true, End::shutdown);
     }
   }
   io_uring_submit(ring_.get());  // their cancellations and closes
@@ -174,9 +175,45 @@ void WorkerLoop::flush_bytes(Connection& c) {
   }
 }
 
-void WorkerLoop::close_connection(Connection& c, bool reset) {
+// The connection log's record of `c`, unless sampling skips it; a full ring drops it
+// (counted): the worker never waits for the log thread.
+void WorkerLoop::log_close(const Connection& c, bool reset, End end) {
+  if (closes_++ % options_.log.sample_every != 0) {
+    return;
+  }
+  AccessRecord r;
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  r.closed_unix_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000u + now.tv_nsec;
+  r.duration_us = (monotonic_ns() - c.accepted_ns) / 1000;
+  r.connect_us =
+      c.connected_ns != 0 ? static_cast<int64_t>((c.connected_ns - c.accepted_ns) / 1000) : -1;
+  r.bytes_client_to_backend = c.total_in;
+  r.bytes_backend_to_client = c.total_out;
+  r.client = SocketAddress{.ip = c.client_info.address, .port = c.client_info.port};
+  r.worker = static_cast<uint16_t>(options_.index);
+  r.retries = static_cast<uint8_t>(c.tried.size() > 1 ? c.tried.size() - 1 : 0);
+  r.end = end;
+  r.reset = reset;
+  const auto copy = [](char* out, const std::string& name) {
+    name.copy(out, std::min(name.size(), kMaxNameLength));
+  };
+  copy(r.vip, c.state->spec.name);
+  if (const Backend* backend = c.target != nullptr ? c.target : c.last_tried) {
+    r.backend_address = backend->spec.address;
+    copy(r.backend, backend->spec.name);
+  }
+  if (!options_.log.ring->push(r)) {
+    stats_.log_dropped.add();
+  }
+}
+
+void WorkerLoop::close_connection(Connection& c, bool reset, End end) {
   if (c.phase == Phase::free) {
     return;
+  }
+  if (options_.log.ring != nullptr) {
+    log_close(c, reset, end);
   }
   // Cancel each request still armed on the sockets by its exact user_data, which the
   // kernel finds through its hash of polls. (Cancelling by fd walks every armed request
@@ -274,10 +311,10 @@ void WorkerLoop::close_if_quiet(Connection& c) {
   }
   if (!close_would_truncate(c)) {
     stats_.age_closes.add();
-    close_connection(c, false);
+    close_connection(c, false, End::age);
   } else if (now_ms_ >= c.age_give_up_ms) {
     stats_.age_resets.add();
-    close_connection(c, true);
+    close_connection(c, true, End::age);
   }
 }
 
@@ -301,7 +338,7 @@ void WorkerLoop::on_tick() {
     }
     if (cut || (c.cut_deadline_ms != 0 && now_ms_ >= c.cut_deadline_ms)) {
       stats_.drain_closes.add();
-      close_connection(c, true);
+      close_connection(c, true, cut ? End::drain : End::vip_removed);
       continue;
     }
     if (c.phase != Phase::established) {
@@ -310,7 +347,7 @@ void WorkerLoop::on_tick() {
     flush_bytes(c);
     if (c.target->stats->shutdown_epoch.load(std::memory_order_relaxed) != c.shutdown_epoch) {
       stats_.shutdown_closes.add();
-      close_connection(c, true);
+      close_connection(c, true, End::backend_shutdown);
       continue;
     }
     const uint32_t idle = c.state->spec.idle_timeout_ms;
@@ -318,7 +355,7 @@ void WorkerLoop::on_tick() {
       stats_.idle_timeouts.add();
       // A close that would cut something short (bytes in flight, an unanswered
       // request) resets both peers: they must not see a clean end.
-      close_connection(c, close_would_truncate(c));
+      close_connection(c, close_would_truncate(c), End::idle);
       continue;
     }
     if (aged(c)) {

@@ -53,7 +53,9 @@ class WorkerLoop {
   // Events, closing and timers (worker.cpp).
   void handle_cqe(const io_uring_cqe* cqe);
   void on_tick();
-  void close_connection(Connection& c, bool reset);
+  // Closes `c`: with resets (SO_LINGER 0) or FINs; `end` says why (the connection log).
+  void close_connection(Connection& c, bool reset, End end);
+  void log_close(const Connection& c, bool reset, End end);
   void flush_bytes(Connection& c);
   bool close_would_truncate(const Connection& c) const;
   bool aged(const Connection& c) const {
@@ -88,6 +90,7 @@ class WorkerLoop {
   int copy_once(Connection& c, Direction& d, int src, int dst, bool up);
   bool forward_eof(Connection& c, Direction& d, int dst);
   void account(Connection& c, bool up, uint64_t n);
+  void source_ended(Connection& c, Direction& d, bool up);
   void mark_bulk(Direction& d, int dst);
   void run_ready();
 
@@ -105,6 +108,7 @@ class WorkerLoop {
   PipePool pipes_;
   std::vector<uint8_t> scratch_;  // copy-mode buffer, at most one pipe's capacity
   uint64_t active_ = 0;
+  uint64_t closes_ = 0;  // for the connection log's sampling
 
   uint64_t now_ms_ = 0;
   uint64_t next_tick_ms_ = 0;

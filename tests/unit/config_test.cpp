@@ -186,6 +186,15 @@ const BadCase kBadCases[] = {
      "\"[2001:db8::1]:80\"), got \"127.0.0.1\""},
     {"metrics listen by name", "[daemon]\nmetrics_listen = 'localhost:9464'\n",
      "bad.toml:2:18: daemon.metrics_listen: expected ip:port"},
+    {"access log relative", "[daemon]\naccess_log = 'access.log'\n",
+     "bad.toml:2:14: daemon.access_log: expected an absolute file path or \"journal\", got "
+     "\"access.log\""},
+    {"access log format", "[daemon]\naccess_log_format = 'csv'\n",
+     "bad.toml:2:21: daemon.access_log_format: expected one of text, json"},
+    {"log sample zero", "[daemon]\nlog_sample = 0\n",
+     "bad.toml:2:14: daemon.log_sample: expected an integer in 1..1000000, got 0"},
+    {"log buffer tiny", "[daemon]\nlog_buffer = 4\n",
+     "bad.toml:2:14: daemon.log_buffer: expected an integer in 16..1048576, got 4"},
     {"metrics listen not a string", "[daemon]\nmetrics_listen = 9464\n",
      "bad.toml:2:18: daemon.metrics_listen: expected a string, got an integer"},
     {"forward mode with another policy",
@@ -233,6 +242,29 @@ TEST(Config, MetricsListenIsAnAddressOrNothing) {
     ASSERT_TRUE(set->daemon.metrics_listen) << address;
     EXPECT_EQ(set->daemon.metrics_listen->to_string(), address);
   }
+}
+
+TEST(Config, TheConnectionLogIsOffUntilAskedFor) {
+  constexpr const char* kVip =
+      "[[vip]]\nname='w'\nlisten='127.0.0.1:1'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:2'\n";
+  auto absent = parse_config(kVip, "absent.toml");
+  ASSERT_TRUE(absent) << absent.error().message;
+  EXPECT_EQ(absent->daemon.access_log.target, "");
+  auto set = parse_config(std::string("[daemon]\naccess_log = '/var/log/ringlb/access.log'\n"
+                                      "access_log_format = 'json'\nlog_sample = 10\n"
+                                      "log_rate_limit = 1000\nlog_buffer = 65536\n") +
+                              kVip,
+                          "set.toml");
+  ASSERT_TRUE(set) << set.error().message;
+  const AccessLogConfig& log = set->daemon.access_log;
+  EXPECT_EQ(log.target, "/var/log/ringlb/access.log");
+  EXPECT_EQ(log.format, AccessLogFormat::json);
+  EXPECT_EQ(log.sample, 10u);
+  EXPECT_EQ(log.rate_limit, 1000u);
+  EXPECT_EQ(log.buffer, 65536u);
+  auto journal = parse_config(std::string("[daemon]\naccess_log = 'journal'\n") + kVip, "j.toml");
+  ASSERT_TRUE(journal) << journal.error().message;
+  EXPECT_EQ(journal->daemon.access_log.target, "journal");
 }
 
 TEST(Config, ReportsEveryErrorAtOnce) {

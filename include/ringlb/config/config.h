@@ -22,6 +22,17 @@ namespace ringlb {
 // told otherwise.
 inline constexpr const char* kDefaultControlDir = "/run/ringlb";
 
+// The connection log: one line per closed client connection (docs/running.md, "The
+// connection log"). Read at start only, like metrics_listen.
+enum class AccessLogFormat : uint8_t { text, json };
+struct AccessLogConfig {
+  std::string target;  // access_log: "" off, "journal", or an absolute file path
+  AccessLogFormat format = AccessLogFormat::text;  // access_log_format
+  uint32_t sample = 1;                             // log_sample: one connection in N
+  uint32_t rate_limit = 0;                         // log_rate_limit: lines/s, 0: no cap
+  uint32_t buffer = 4096;                          // log_buffer: records per worker
+};
+
 struct DaemonConfig {
   uint32_t workers = 0;  // 0: one per CPU
   std::string control_dir = kDefaultControlDir;
@@ -40,6 +51,7 @@ struct DaemonConfig {
   // root alone. ringlbd looks the name up at start; an unknown group is logged and the
   // tree stays root-only (it fails closed). Read at start only, like metrics_listen.
   std::string control_group;
+  AccessLogConfig access_log;
 };
 
 // [xdp] flow_entries: the default equals RINGLB_DEFAULT_FLOW_ENTRIES (src/xdp checks it);

@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "ringlb/proxy/access_log.h"
 #include "ringlb/proxy/runtime.h"
 #include "ringlb/result.h"
 
@@ -61,6 +62,7 @@ struct WorkerOptions {
   uint32_t drain_timeout_ms = 30000;
   uint32_t tick_ms = 50;  // idle/age sweeps, accept resumption, drain checks
   PumpMode pump = PumpMode::auto_;
+  AccessLogSink log;  // the connection log, when [daemon] access_log is set
 };
 
 // The loop itself, private to src/proxy (worker_loop.h). Its files, one job each:

@@ -48,7 +48,8 @@ struct CounterInfo {
   X(splice_calls, counter, "splice(2) calls made by the pumps")                               \
   X(copy_calls, counter, "recv/send/write calls of the small-message copy path")              \
   X(pipes_created, counter, "pipes created (empty pipes are reused)")                         \
-  X(shutdown_closes, counter, "connections reset by a backend's shutdown control")
+  X(shutdown_closes, counter, "connections reset by a backend's shutdown control")            \
+  X(log_dropped, counter, "connection log records dropped: the log thread fell behind")
 
 // One backend's counters: X(name, kind). `stats` shows them as
 // "vip.<vip>.backend.<b>.<name> <value>"; the monotonic ones, summed over the backends
