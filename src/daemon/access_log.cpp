@@ -14,6 +14,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "ringlb/clock.h"
+
 namespace ringlb::daemon {
 
 namespace {
@@ -22,12 +24,6 @@ constexpr std::chrono::milliseconds kRound{20};
 constexpr size_t kBatch = 256;  // records taken from one ring at a time
 // How long stop() waits for a blocked output before it gives up the rest.
 constexpr uint64_t kStopGraceMs = 1000;
-
-uint64_t monotonic_ms() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
 
 // RFC 3339 in UTC with microseconds: 2026-12-07T12:00:00.123456Z.
 std::string rfc3339(uint64_t unix_ns) {
@@ -39,12 +35,6 @@ std::string rfc3339(uint64_t unix_ns) {
                 utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
                 utc.tm_sec, (unix_ns % 1000000000u) / 1000);
   return out;
-}
-
-uint64_t realtime_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 std::string backend_address(const proxy::AccessRecord& r) {

@@ -24,6 +24,7 @@
 #include "daemon/notify.h"
 #include "daemon/steering.h"
 #include "daemon/xdp_sync.h"
+#include "ringlb/clock.h"
 #include "ringlb/config/config.h"
 #include "ringlb/control/fuse_fs.h"
 #include "ringlb/control/tree.h"
@@ -187,9 +188,7 @@ std::vector<std::thread> start_workers(Runtime& runtime, const DaemonOptions& op
 
 // Whether every worker's loop ticked within `limit_ms` (the watchdog's test).
 bool workers_alive(const Runtime& runtime, uint64_t limit_ms) {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  const uint64_t now_ms = static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  const uint64_t now_ms = coarse_monotonic_ms();  // the workers' clock
   for (size_t i = 0; i < runtime.worker_count(); ++i) {
     const uint64_t beat = runtime.worker_stats(i).heartbeat_ms.load(std::memory_order_relaxed);
     if (beat + limit_ms < now_ms) {

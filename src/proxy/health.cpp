@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 
+#include "ringlb/clock.h"
 #include "ringlb/model/health.h"
 
 namespace ringlb::proxy {
@@ -21,12 +22,6 @@ namespace {
 // Longest sleep of the loop when nothing is due: bounds how late a missed wake-up
 // (there should be none) would be noticed.
 constexpr uint64_t kMaxSleepMs = 1000;
-
-uint64_t monotonic_ms() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
 
 enum class Phase : uint8_t { idle, connecting, sending, reading };
 

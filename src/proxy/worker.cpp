@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <ctime>
 #include <string>
 
 #include "perf_counter.h"
@@ -182,9 +181,7 @@ void WorkerLoop::log_close(const Connection& c, bool reset, End end) {
     return;
   }
   AccessRecord r;
-  timespec now{};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  r.closed_unix_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000u + now.tv_nsec;
+  r.closed_unix_ns = realtime_ns();
   r.duration_us = (monotonic_ns() - c.accepted_ns) / 1000;
   r.connect_us =
       c.connected_ns != 0 ? static_cast<int64_t>((c.connected_ns - c.accepted_ns) / 1000) : -1;

@@ -13,23 +13,12 @@
 #include "connection.h"
 #include "connection_slab.h"
 #include "pipe_pool.h"
+#include "ringlb/clock.h"
 #include "ringlb/proxy/ring.h"
 #include "ringlb/proxy/runtime.h"
 #include "ringlb/proxy/worker.h"
 
 namespace ringlb::proxy {
-
-inline uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-inline uint64_t monotonic_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 // Makes the next close() send a reset instead of a FIN.
 inline void set_reset_on_close(int fd) {
@@ -62,7 +51,7 @@ class WorkerLoop {
     return c.age_deadline_ms != 0 && now_ms_ >= c.age_deadline_ms;
   }
   void close_if_quiet(Connection& c);
-  void update_clock() { now_ms_ = monotonic_ms(); }
+  void update_clock() { now_ms_ = coarse_monotonic_ms(); }
 
   // Listeners (listeners.cpp).
   void refresh_vips();

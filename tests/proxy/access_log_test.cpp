@@ -25,6 +25,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "harness.h"
@@ -428,11 +429,20 @@ TEST(AccessLog, TheJournalGetsTheLineAndItsFields) {
   address.sun_family = AF_UNIX;
   socket_path.copy(address.sun_path, socket_path.size());
   ASSERT_EQ(::bind(journal.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ::setenv("RINGLB_JOURNAL_SOCKET", socket_path.c_str(), 1);  // ringlbd inherits it
+  // ringlbd inherits it; unset again even when the start throws.
+  struct JournalEnv {
+    explicit JournalEnv(const std::string& path) {
+      ::setenv("RINGLB_JOURNAL_SOCKET", path.c_str(), 1);
+    }
+    ~JournalEnv() { ::unsetenv("RINGLB_JOURNAL_SOCKET"); }
+  };
   Backend a("a", BackendMode::echo);
   const uint16_t port = free_port();
-  Ringlbd lb(proxy_config(port, {&a}, "", "workers = 1\naccess_log = \"journal\"\n"));
-  ::unsetenv("RINGLB_JOURNAL_SOCKET");
+  std::optional<Ringlbd> started;
+  {
+    JournalEnv env(socket_path);
+    started.emplace(proxy_config(port, {&a}, "", "workers = 1\naccess_log = \"journal\"\n"));
+  }
   run_exchanges(port, 1);
   pollfd p{.fd = journal.get(), .events = POLLIN, .revents = 0};
   ASSERT_EQ(::poll(&p, 1, 5000), 1) << "no datagram";
