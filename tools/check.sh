@@ -41,16 +41,32 @@ run_sanitized() {  # dir, ctest prefix command...
       "add the missing executable to sanitized_targets in tools/check.sh"; return 1; }
 }
 
+# A failed test's output is printed again at the very end (a CI log is often read from
+# its tail): the gtest failure lines and the last lines of each failed test's output.
+failed_dirs=()
+recap_failures() {
+  local dir log
+  for dir in "${failed_dirs[@]}"; do
+    log=$dir/Testing/Temporary/LastTest.log
+    [[ -f $dir/Testing/Temporary/LastTestsFailed.log && -f $log ]] || continue
+    while IFS=: read -r _ name; do
+      echo "==== $dir: $name (failed) ===="
+      awk -v t="$name" '$0 ~ "Testing: " t "$" {on=1} on {print} on && $0 ~ "^\"" t "\" end time" {exit}' \
+        "$log" | grep -v '^\[ *\(RUN\|OK\) ' | tail -n 60
+    done <"$dir/Testing/Temporary/LastTestsFailed.log"
+  done
+}
+
 status=0
 configure_and_build build ""
-(cd build && ctest --output-on-failure -j1 --timeout 900) || status=1
+(cd build && ctest --output-on-failure -j1 --timeout 900) || { status=1; failed_dirs+=(build); }
 
 if [[ ${RINGLB_SKIP_SANITIZERS:-0} != 1 ]]; then
   configure_and_build build-asan "$sanitized_targets" -DRINGLB_SANITIZE=ON -DRINGLB_BENCHMARKS=OFF
-  run_sanitized build-asan || status=1
+  run_sanitized build-asan || { status=1; failed_dirs+=(build-asan); }
   configure_and_build build-tsan "$sanitized_targets" -DRINGLB_TSAN=ON -DRINGLB_BENCHMARKS=OFF
   # TSan needs the usual address-space layout; setarch -R keeps high-entropy ASLR off it.
-  run_sanitized build-tsan setarch "$(uname -m)" -R || status=1
+  run_sanitized build-tsan setarch "$(uname -m)" -R || { status=1; failed_dirs+=(build-tsan); }
 fi
 
 # libFuzzer targets (clang, ASan+UBSan; tests/fuzz): only they are built, and each runs
@@ -66,5 +82,8 @@ if [[ ${RINGLB_SKIP_FUZZ:-0} != 1 ]]; then
     cat build-fuzz/configure.log
     status=1
   fi
+fi
+if ((${#failed_dirs[@]})); then
+  recap_failures
 fi
 exit $status

@@ -153,8 +153,9 @@ void slow_clients_main(int control) {
   // In waves, as a ramping attacker does: a wave's handshakes finish before the next
   // starts, so the test's own backend (one thread, accept queue capped by somaxconn)
   // is never handed more than a few waves at once. As one burst, on a slower CI VM, 99
-  // of 9500 never reached the backend: most likely its accept queue overflowed (the
-  // failure message now shows the kernel's listen-overflow count to tell).
+  // of 9500 never reached the backend: most likely an accept queue overflowed (the
+  // failure message shows the kernel's listen-overflow count to tell), and a client
+  // that sends nothing never repairs a handshake whose last ACK was dropped.
   const auto connect_deadline = Clock::now() + 30s;
   std::vector<bool> up;
   for (uint32_t i = 0; i < order.count; ++i) {
@@ -182,10 +183,18 @@ void slow_clients_main(int control) {
         if (!up[j] && (fds[j].revents & POLLOUT) && !(fds[j].revents & (POLLERR | POLLHUP))) {
           up[j] = true;
           ++report.connected;
-          fds[j].events = POLLIN;
+          // The start of a request, then nothing (the echo is read in the watch below).
+          // It also makes the handshake whole: had ringlbd's kernel dropped the final
+          // ACK (an accept queue full for a moment, or a SYN cookie), a client that never
+          // sends would stay half-open for ever, while this byte is retransmitted.
+          (void)!::send(fds[j].fd, "G", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+          fds[j].events = 0;
         }
       }
     }
+  }
+  for (auto& p : fds) {
+    p.events = POLLIN;
   }
   (void)!::write(control, &report, sizeof(report));
   // Trickle, and watch ringlbd close the idle ones.
