@@ -1,6 +1,5 @@
 #include "daemon/daemon.h"
 
-#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -19,10 +18,13 @@
 
 #include "daemon/access_log.h"
 #include "daemon/caps.h"
+#include "daemon/handover.h"
 #include "daemon/instance_lock.h"
+#include "daemon/log.h"
 #include "daemon/metrics_http.h"
 #include "daemon/notify.h"
 #include "daemon/steering.h"
+#include "daemon/surface.h"
 #include "daemon/xdp_sync.h"
 #include "ringlb/clock.h"
 #include "ringlb/config/config.h"
@@ -43,12 +45,6 @@ using proxy::Worker;
 using proxy::WorkerOptions;
 
 namespace {
-
-void log(const char* format, auto... args) {
-  std::fprintf(stderr, "ringlbd: ");
-  std::fprintf(stderr, format, args...);
-  std::fprintf(stderr, "\n");
-}
 
 void write_stats(const Runtime& runtime, const std::string& path) {
   if (path.empty()) {
@@ -108,18 +104,14 @@ Result<void> check_seed(const std::string& path, const Config& config) {
   return check_secret_file(path, ::geteuid());
 }
 
-std::string control_dir_of(const DaemonOptions& options, const Config& config) {
-  return options.control_dir.empty() ? config.daemon.control_dir : options.control_dir;
-}
-
 // Before anything is bound: the seed's file is private, and no other ringlbd serves this
 // control_dir (the lock, held until exit; none without a control filesystem).
 Result<std::optional<InstanceLock>> preflight(const DaemonOptions& options, const Config& config) {
   if (auto secret = check_seed(options.config_path, config); !secret) {
     return secret.error();
   }
-  if (!options.control) {
-    return std::optional<InstanceLock>();
+  if (!options.control || options.handover) {
+    return std::optional<InstanceLock>();  // a hand-over takes the lock once released
   }
   auto lock = InstanceLock::take(control_dir_of(options, config));
   if (!lock) {
@@ -203,7 +195,9 @@ bool workers_alive(const Runtime& runtime, uint64_t limit_ms) {
 // resolved (bpf_fib_lookup needs the kernel's neighbour entry for each backend's next hop, and
 // entries age out; the XDP program drops, and counts, packets whose next hop has none), and under a
 // systemd watchdog WATCHDOG=1 goes out every half interval while every worker ticks.
-void serve_signals(Runtime& runtime, const DaemonOptions& options, const sigset_t& signals,
+// Returns true for a hand-over (the successor's "taken" arrives as a SIGTERM this
+// process queued to itself with kHandoverValue), false for a plain stop.
+bool serve_signals(Runtime& runtime, const DaemonOptions& options, const sigset_t& signals,
                    AccessLog* access_log, const std::function<Result<void>()>& reload) {
   constexpr uint64_t kNextHopMs = 10000;
   const uint64_t watchdog_ms = watchdog_usec() / 1000;
@@ -243,40 +237,10 @@ void serve_signals(Runtime& runtime, const DaemonOptions& options, const sigset_
       write_stats(runtime, options.stats_file);
     } else if (sig == SIGTERM || sig == SIGINT) {
       notify("STOPPING=1");
-      log("draining (up to %u ms)", runtime.config()->daemon.drain_timeout_ms);
-      runtime.begin_drain();
-      return;
+      return sig == SIGTERM && info.si_code == SI_QUEUE && info.si_pid == ::getpid() &&
+             info.si_value.sival_int == kHandoverValue;
     }
   }
-}
-
-// The control filesystem, when asked for; nullptr when not (or when it cannot be
-// mounted: traffic matters more than the control surface, so ringlbd serves without it,
-// loudly).
-std::unique_ptr<control::ControlFs> mount_control(control::ControlTree& tree,
-                                                  const DaemonOptions& options,
-                                                  const Config& config) {
-  if (!options.control) {
-    return nullptr;
-  }
-  const std::string dir = control_dir_of(options, config);
-  std::optional<gid_t> readers;
-  if (!config.daemon.control_group.empty()) {
-    const group* found = ::getgrnam(config.daemon.control_group.c_str());
-    if (found == nullptr) {
-      log("control_group %s: no such group; the control tree stays root-only",
-          config.daemon.control_group.c_str());
-    } else {
-      readers = found->gr_gid;
-    }
-  }
-  auto mounted = control::ControlFs::mount(tree, dir, readers);
-  if (!mounted) {
-    log("control filesystem not mounted: %s", mounted.error().message.c_str());
-    return nullptr;
-  }
-  log("control filesystem at %s", dir.c_str());
-  return std::move(*mounted);
 }
 
 // Steer mode ([xdp] with steer on): each VIP's listeners get the reuseport program.
@@ -297,27 +261,6 @@ void log_serving(const Runtime& runtime, const DaemonOptions& options, uint32_t 
   log("serving %zu proxy VIPs with %u workers (config %s)%s", proxy_vips, workers,
       options.config_path.c_str(), steering.steered() != 0 ? ", steered by client hash" : "");
   notify("READY=1\nSTATUS=serving " + std::to_string(proxy_vips) + " proxy VIPs");
-}
-
-// [daemon] metrics_listen: GET /metrics over HTTP, the body the control tree's `metrics`
-// file shows (one renderer). Started after the capabilities are dropped: a port below
-// 1024 needs CAP_NET_BIND_SERVICE, which ringlbd keeps. False when it was asked for and
-// cannot bind: a monitoring endpoint asked for and silently missing is worse than no start.
-// It serves through the drain and stops when `http` goes (before the control tree).
-bool serve_metrics(MetricsHttp& http, const control::ControlTree& tree, const Config& config) {
-  if (!config.daemon.metrics_listen) {
-    return true;
-  }
-  auto started = http.start(
-      MetricsHttpOptions{.listen = *config.daemon.metrics_listen},
-      [&tree] { return tree.read("/metrics"); },
-      [](const std::string& trouble) { log("metrics_listen: %s", trouble.c_str()); });
-  if (!started) {
-    log("[daemon] metrics_listen: %s", started.error().message.c_str());
-    return false;
-  }
-  log("metrics at http://%s/metrics", http.address().to_string().c_str());
-  return true;
 }
 
 // metrics_listen and the connection log are read at start only: a reload that asks for
@@ -359,21 +302,36 @@ Result<void> reload_config(Runtime& runtime, Steering& steering, const DaemonOpt
   return {};
 }
 
+// The io_uring probe, then the config.
+Result<Config> start_config(const DaemonOptions& options) {
+  if (auto probe = probe_io_uring(); !probe) {
+    return probe.error();
+  }
+  return load_config(options.config_path);
+}
+
+// After the drain: the workers' last records logged, the final counters written.
+void finish(std::vector<std::thread>& threads, AccessLog* access_log, const Runtime& runtime,
+            const DaemonOptions& options) {
+  for (auto& t : threads) {
+    t.join();
+  }
+  if (access_log != nullptr) {
+    access_log->stop();  // after the workers: their last records are written
+  }
+  write_stats(runtime, options.stats_file);
+}
+
 }  // namespace
 
 int run_daemon(const DaemonOptions& options) {
-  if (auto probe = probe_io_uring(); !probe) {
-    log("%s", probe.error().message.c_str());
-    return 1;
-  }
-  auto config = load_config(options.config_path);
-  if (!config) {
-    log("%s", config.error().message.c_str());
-    return 1;
-  }
-  auto instance = preflight(options, *config);
-  if (!instance) {
-    log("%s", instance.error().message.c_str());
+  auto config = start_config(options);
+  auto instance =
+      config ? preflight(options, *config) : Result<std::optional<InstanceLock>>(config.error());
+  auto handover = instance ? request_handover(options, *config)
+                           : Result<std::optional<Handover>>(instance.error());
+  if (!handover) {
+    log("%s", handover.error().message.c_str());
     return 1;
   }
   const auto cpus = static_cast<uint32_t>(std::thread::hardware_concurrency());
@@ -383,6 +341,9 @@ int run_daemon(const DaemonOptions& options) {
   raise_fd_limit();
 
   Runtime runtime(workers);
+  if (*handover) {
+    runtime.adopt_listeners((*handover)->take_listeners());
+  }
   // Every applied change of a forward-mode VIP also goes to the pinned XDP maps.
   XdpSync xdp_sync(options.pin_path);
   runtime.set_publish_hook([&xdp_sync](const Config& c, const Runtime::BackendHealth& healthy) {
@@ -400,9 +361,9 @@ int run_daemon(const DaemonOptions& options) {
   }
   auto reload = [&] { return reload_config(runtime, steering, options, *config, workers); };
   control::ControlTree tree(runtime, reload, options.pin_path);
-  auto control_fs = mount_control(tree, options, *config);
-  MetricsHttp metrics;
-  if (!serve_metrics(metrics, tree, *config)) {
+  Surface surface;
+  surface.lock = std::move(*instance);
+  if (!*handover && !open_surface(surface, tree, options, *config)) {
     return 1;
   }
 
@@ -422,17 +383,19 @@ int run_daemon(const DaemonOptions& options) {
   if (threads.empty()) {
     return 1;
   }
+  if (*handover) {
+    take_over(surface, **handover, tree, options, *config);
+  }
+  serve_handovers(surface, runtime, options, *config);
   log_serving(runtime, options, workers, steering);
 
-  serve_signals(runtime, options, signals, access_log->get(), reload);
-  for (auto& t : threads) {
-    t.join();
+  if (serve_signals(runtime, options, signals, access_log->get(), reload)) {
+    step_down(surface, runtime);
   }
-  if (*access_log) {
-    (*access_log)->stop();  // after the workers: their last records are written
-  }
-  write_stats(runtime, options.stats_file);
-  control_fs.reset();
+  log("draining (up to %u ms)", runtime.config()->daemon.drain_timeout_ms);
+  runtime.begin_drain();
+  finish(threads, access_log->get(), runtime, options);
+  surface.control_fs.reset();
   log("drained, exiting");
   return 0;
 }

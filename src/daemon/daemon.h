@@ -15,6 +15,9 @@ struct DaemonOptions {
   uint32_t pipe_size = 65536;
   bool pin = true;           // pin worker n to CPU n (mod the CPUs available)
   bool splice_only = false;  // PumpMode::splice instead of auto
+  // Take the listeners of the ringlbd serving this control_dir, then let it drain
+  // (handover.h).
+  bool handover = false;
 };
 
 // Runs ringlbd until SIGTERM/SIGINT has drained it. Returns the process exit code:
@@ -23,6 +26,9 @@ struct DaemonOptions {
 //            breaking established connections; a bad config is reported and ignored.
 //   SIGUSR1  write every counter to the stats file.
 //   SIGTERM, SIGINT  stop accepting, let connections finish up to drain_timeout_ms.
+//   SIGUSR2  reopen the connection log file.
+// With --handover it starts on the listening sockets of the ringlbd serving its
+// control_dir, which then stops accepting and drains (handover.h): nothing is refused.
 int run_daemon(const DaemonOptions& options);
 
 }  // namespace ringlb::daemon

@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
   app.add_option("--pin-path", options.pin_path,
                  "bpffs directory of the XDP program's pinned maps (its counters are shown)")
       ->capture_default_str();
+  app.add_flag("--handover", options.handover,
+               "Take the listening sockets of the ringlbd serving the same control_dir, "
+               "then let it drain: a restart that refuses no client");
   std::string pump = "auto";
   app.add_option("--pump", pump,
                  "auto: copy small messages, splice bulk; splice: splice everything")

@@ -13,7 +13,7 @@ constexpr std::array<std::string_view, kEndCount> kEndNames{
     "backend_reset", "idle",           "age",
     "drain",         "vip_removed",    "backend_shutdown",
     "no_backend",    "connect_failed", "local_error",
-    "shutdown",
+    "shutdown",      "overload",
 };
 
 }  // namespace

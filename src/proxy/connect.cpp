@@ -141,6 +141,7 @@ void WorkerLoop::on_connect(Connection& c, int res) {
 }
 
 void WorkerLoop::established(Connection& c) {
+  c.connected_ns = monotonic_ns();  // the log's connect time, even if it ends right here
   // In auto mode pipes come when a direction first needs one (bulk, or a send that
   // fell short), so idle and small-message connections hold two descriptors, not six.
   if (options_.pump == PumpMode::splice &&
@@ -158,7 +159,6 @@ void WorkerLoop::established(Connection& c) {
     c.target->stats->consecutive_failures.store(0, std::memory_order_relaxed);
   }
   c.shutdown_epoch = c.target->stats->shutdown_epoch.load(std::memory_order_relaxed);
-  c.connected_ns = monotonic_ns();
   stats_.connect_time_us.record((c.connected_ns - c.accepted_ns) / 1000);
   // The client socket has TCP_NODELAY from its listener.
   if (c.state->spec.send_proxy_v2 && !send_proxy_header(c)) {

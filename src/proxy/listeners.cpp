@@ -173,6 +173,9 @@ void WorkerLoop::on_accept(UserData ud, int res, unsigned flags) {
   stats_.accepted.add();
   if (active_ >= options_.max_connections) {
     stats_.rejected_overload.add();
+    if (options_.log.ring != nullptr) {
+      log_rejected(fd, vip->vip->name());
+    }
     set_reset_on_close(fd);
     ::close(fd);
     if (!overloaded_) {

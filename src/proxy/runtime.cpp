@@ -246,22 +246,12 @@ Result<void> Runtime::apply_locked(const Config& config) {
       next.push_back(*existing);
       continue;
     }
-    // An address none of our VIPs holds must be free: a second ringlbd would share it.
-    const bool ours = std::any_of(current->vips.begin(), current->vips.end(),
-                                  [&](const auto& v) { return v->listen() == spec.listen; });
-    if (auto free = ours ? Result<void>{} : check_address_free(spec.listen); !free) {
-      return Error{"vip " + spec.name + ": " + free.error().message, free.error().code};
-    }
-    std::vector<UniqueFd> listeners;
-    for (size_t w = 0; w < worker_count(); ++w) {
-      auto fd = bind_listener(spec.listen, 4096);
-      if (!fd) {
-        return Error{"vip " + spec.name + ": " + fd.error().message, fd.error().code};
-      }
-      listeners.push_back(std::move(*fd));
+    auto listeners = listeners_for(spec, *current);
+    if (!listeners) {
+      return listeners.error();
     }
     next.push_back(
-        std::make_shared<VipRuntime>(spec.name, spec.listen, std::move(listeners), state));
+        std::make_shared<VipRuntime>(spec.name, spec.listen, std::move(*listeners), state));
   }
 
   // The XDP plane (ringlbd's hook) takes the same change, or the change is rejected.
@@ -291,14 +281,75 @@ Result<void> Runtime::apply_locked(const Config& config) {
   retire_backend_stats(std::move(next_stats));
   config_.publish(std::make_shared<const Config>(config));
   applied_once_ = true;
+  inherited_.clear();  // sockets no VIP took
   return {};
+}
+
+Result<std::vector<UniqueFd>> Runtime::listeners_for(const VipSpec& spec, const VipSet& current) {
+  if (listeners_released()) {
+    return Error{"vip " + spec.name + ": this ringlbd handed its listeners over and is draining",
+                 EBUSY};
+  }
+  std::vector<UniqueFd> listeners;
+  const auto inherited = std::find_if(inherited_.begin(), inherited_.end(),
+                                      [&](const auto& i) { return i.address == spec.listen; });
+  if (inherited != inherited_.end()) {
+    if (inherited->fds.size() > worker_count()) {
+      return Error{"vip " + spec.name + ": the running ringlbd accepts on " +
+                       spec.listen.to_string() + " with " + std::to_string(inherited->fds.size()) +
+                       " workers, this one has " + std::to_string(worker_count()) +
+                       ": a socket left without a worker would keep the clients queued on it; "
+                       "start this one with --workers " +
+                       std::to_string(inherited->fds.size()) + " or more",
+                   EINVAL};
+    }
+    // Moved out only once every check passed: a failed apply keeps them for the next.
+    listeners = std::move(inherited->fds);
+    inherited_.erase(inherited);
+  } else {
+    // An address none of our VIPs holds must be free: a second ringlbd would share it.
+    const bool ours = std::any_of(current.vips.begin(), current.vips.end(),
+                                  [&](const auto& v) { return v->listen() == spec.listen; });
+    if (auto free = ours ? Result<void>{} : check_address_free(spec.listen); !free) {
+      return Error{"vip " + spec.name + ": " + free.error().message, free.error().code};
+    }
+  }
+  while (listeners.size() < worker_count()) {
+    auto fd = bind_listener(spec.listen, 4096);
+    if (!fd) {
+      return Error{"vip " + spec.name + ": " + fd.error().message, fd.error().code};
+    }
+    listeners.push_back(std::move(*fd));
+  }
+  return listeners;
 }
 
 void VipRuntime::shutdown_listeners() {
   listening_.store(false, std::memory_order_release);
   for (const auto& fd : listeners_) {
-    ::shutdown(fd.get(), SHUT_RDWR);
+    if (!released_) {
+      ::shutdown(fd.get(), SHUT_RDWR);
+    }
   }
+}
+
+void VipRuntime::release() {
+  released_ = true;
+  listening_.store(false, std::memory_order_release);
+}
+
+void Runtime::adopt_listeners(std::vector<InheritedListeners> inherited) {
+  std::lock_guard lock(writer_mu_);
+  inherited_ = std::move(inherited);
+}
+
+void Runtime::release_listeners() {
+  std::lock_guard lock(writer_mu_);
+  const auto set = vips_.load();
+  for (const auto& vip : set->vips) {
+    vip->release();
+  }
+  released_.store(true, std::memory_order_release);
 }
 
 void Runtime::begin_drain() {

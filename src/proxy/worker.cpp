@@ -174,6 +174,14 @@ void WorkerLoop::flush_bytes(Connection& c) {
   }
 }
 
+namespace {
+
+void copy_name(char* out, const std::string& name) {
+  name.copy(out, std::min(name.size(), kMaxNameLength));
+}
+
+}  // namespace
+
 // The connection log's record of `c`, unless sampling skips it; a full ring drops it
 // (counted): the worker never waits for the log thread.
 void WorkerLoop::log_close(const Connection& c, bool reset, End end) {
@@ -192,14 +200,35 @@ void WorkerLoop::log_close(const Connection& c, bool reset, End end) {
   r.retries = static_cast<uint8_t>(c.tried.size() > 1 ? c.tried.size() - 1 : 0);
   r.end = end;
   r.reset = reset;
-  const auto copy = [](char* out, const std::string& name) {
-    name.copy(out, std::min(name.size(), kMaxNameLength));
-  };
-  copy(r.vip, c.state->spec.name);
+  copy_name(r.vip, c.state->spec.name);
   if (const Backend* backend = c.target != nullptr ? c.target : c.last_tried) {
     r.backend_address = backend->spec.address;
-    copy(r.backend, backend->spec.name);
+    copy_name(r.backend, backend->spec.name);
   }
+  if (!options_.log.ring->push(r)) {
+    stats_.log_dropped.add();
+  }
+}
+
+// The record of a client refused at accept (max_connections): it never had a slot, so
+// it has no duration, backend or bytes; sampled like every other close.
+void WorkerLoop::log_rejected(int fd, const std::string& vip) {
+  if (closes_++ % options_.log.sample_every != 0) {
+    return;
+  }
+  AccessRecord r;
+  r.closed_unix_ns = realtime_ns();
+  sockaddr_storage peer;
+  socklen_t len = sizeof(peer);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    if (auto address = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), len)) {
+      r.client = *address;
+    }
+  }
+  r.worker = static_cast<uint16_t>(options_.index);
+  r.end = End::overload;
+  r.reset = true;
+  copy_name(r.vip, vip);
   if (!options_.log.ring->push(r)) {
     stats_.log_dropped.add();
   }
@@ -315,9 +344,23 @@ void WorkerLoop::close_if_quiet(Connection& c) {
   }
 }
 
+// Hand-over: the listeners belong to the next ringlbd now. The cancels go out with the
+// loop's next submit, which also reaps every accept the kernel completed before them;
+// so a tick later nothing more can arrive, and the worker says so a tick after that.
+void WorkerLoop::follow_release() {
+  ++ticks_;
+  if (released_tick_ == 0 && runtime_.listeners_released()) {
+    released_tick_ = ticks_;
+    cancel_accepts();
+  } else if (released_tick_ != 0 && ticks_ > released_tick_ + 1) {
+    stats_.accepts_stopped.store(true, std::memory_order_release);
+  }
+}
+
 void WorkerLoop::on_tick() {
   stats_.heartbeat_ms.store(now_ms_, std::memory_order_relaxed);
   refresh_vips();
+  follow_release();
   if (!draining_ && runtime_.draining()) {
     draining_ = true;
     drain_deadline_ms_ = now_ms_ + options_.drain_timeout_ms;

@@ -42,9 +42,11 @@ class WorkerLoop {
   // Events, closing and timers (worker.cpp).
   void handle_cqe(const io_uring_cqe* cqe);
   void on_tick();
+  void follow_release();
   // Closes `c`: with resets (SO_LINGER 0) or FINs; `end` says why (the connection log).
   void close_connection(Connection& c, bool reset, End end);
   void log_close(const Connection& c, bool reset, End end);
+  void log_rejected(int fd, const std::string& vip);
   void flush_bytes(Connection& c);
   bool close_would_truncate(const Connection& c) const;
   bool aged(const Connection& c) const {
@@ -107,6 +109,10 @@ class WorkerLoop {
   bool draining_ = false;
   uint64_t drain_deadline_ms_ = 0;
   bool stopped_ = false;
+  // Hand-over (Runtime::release_listeners): the tick at which this worker cancelled its
+  // accepts; 0 before. accepts_stopped is reported two ticks later.
+  uint64_t released_tick_ = 0;
+  uint64_t ticks_ = 0;
 };
 
 }  // namespace ringlb::proxy

@@ -28,6 +28,7 @@
 #include <optional>
 #include <thread>
 
+#include "access_log_helpers.h"
 #include "harness.h"
 
 namespace ringlb::test {
@@ -36,52 +37,6 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/ringlb-log-test-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-std::string log_settings(const std::string& path, const std::string& more = "") {
-  return "access_log = \"" + path + "\"\naccess_log_format = \"json\"\n" + more;
-}
-
-// The JSON lines of `path` (each must parse).
-std::vector<json> read_lines(const std::string& path) {
-  std::vector<json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    out.push_back(json::parse(line));
-  }
-  return out;
-}
-
-// Waits (up to 5 s) until `path` holds at least `n` lines; returns them all.
-std::vector<json> wait_lines(const std::string& path, size_t n) {
-  const auto deadline = Clock::now() + 5s;
-  auto lines = read_lines(path);
-  while (lines.size() < n && Clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-    lines = read_lines(path);
-  }
-  return lines;
-}
-
-uint16_t local_port(const Conn& conn) {
-  sockaddr_in self{};
-  socklen_t len = sizeof(self);
-  ::getsockname(conn.fd(), reinterpret_cast<sockaddr*>(&self), &len);
-  return ntohs(self.sin_port);
-}
 
 // One exchange: sends `text`, reads it back (echo), then half-closes and reads the EOF.
 void exchange(Conn& conn, const std::string& text) {
@@ -234,9 +189,14 @@ TEST(AccessLog, RinglbdsOwnClosesSayWhy) {
   Conn aged = Conn::open("127.0.0.1", age_port);
   Conn refused = Conn::open("127.0.0.1", refused_port);
   Conn down = Conn::open("127.0.0.1", down_port);
+  // Each ends on its own. ringlbd resets `refused` and `down` right after accepting
+  // them, which may be before the client has seen its handshake through (Conn::open
+  // then fails): they are logged either way.
   for (Conn* c : {&idle, &aged, &refused, &down}) {
-    ASSERT_TRUE(c->ok());
-    c->read_to_eof(3000);  // each ends on its own
+    ASSERT_TRUE(c->ok() || c == &refused || c == &down);
+    if (c->ok()) {
+      c->read_to_eof(3000);
+    }
   }
   Conn drained = Conn::open("127.0.0.1", plain_port);  // still open at the drain deadline
   ASSERT_TRUE(drained.send_all("z"));

@@ -301,7 +301,7 @@ void Backend::loop() {
 // ---- Ringlbd ---------------------------------------------------------------------------
 
 Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_args,
-                 int nofile_limit) {
+                 int nofile_limit, const std::string& control_dir) {
   char tmpl[] = "/tmp/ringlbd-test-XXXXXX";
   dir_ = ::mkdtemp(tmpl);
   config_path_ = dir_ + "/ringlb.toml";
@@ -309,7 +309,8 @@ Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_
   log_path_ = dir_ + "/log";
   write_config(config_text);
   // Each daemon gets its own control mount, so tests never meet at /run/ringlb.
-  control_dir_ = dir_ + "/control";
+  control_dir_ = control_dir.empty() ? dir_ + "/control" : control_dir;
+  own_control_dir_ = control_dir.empty();
   std::vector<std::string> args = {RINGLBD_PATH, "--config",      config_path_, "--stats-file",
                                    stats_path_,  "--control-dir", control_dir_};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
@@ -375,7 +376,9 @@ Ringlbd::~Ringlbd() {
   }
   // The daemon unmounts at exit (its guardian does even after SIGKILL); a mount still
   // present here would make remove_all fail, so detach it to be sure.
-  ::umount2(control_dir_.c_str(), MNT_DETACH);
+  if (own_control_dir_) {
+    ::umount2(control_dir_.c_str(), MNT_DETACH);
+  }
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
 }

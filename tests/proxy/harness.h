@@ -74,8 +74,9 @@ class Ringlbd {
  public:
   // Starts ringlbd and waits until it serves (its listeners are bound).
   // `nofile_limit` > 0 sets RLIMIT_NOFILE (soft and hard) of the daemon.
+  // `control_dir`: another daemon's (for a hand-over); it is left alone at the end.
   Ringlbd(const std::string& config_text, std::vector<std::string> extra_args = {},
-          int nofile_limit = 0);
+          int nofile_limit = 0, const std::string& control_dir = "");
   ~Ringlbd();
   Ringlbd(const Ringlbd&) = delete;
   Ringlbd& operator=(const Ringlbd&) = delete;
@@ -93,6 +94,7 @@ class Ringlbd {
   uint64_t worker_total(const std::string& name);
   std::string log() const;
   const std::string& control_dir() const { return control_dir_; }
+  const std::string& config_path() const { return config_path_; }
   // Open descriptors of the daemon (/proc/<pid>/fd).
   size_t open_fds() const;
 
@@ -102,6 +104,7 @@ class Ringlbd {
   std::string stats_path_;
   std::string log_path_;
   std::string control_dir_;
+  bool own_control_dir_ = true;
   pid_t pid_ = -1;
 };
 

@@ -33,8 +33,9 @@ enum class End : uint8_t {
   connect_failed,    // every backend tried refused or timed out (connect_retries)
   local_error,       // ringlbd could not go on (no pipe, PROXY header not sent)
   shutdown,          // the worker stopped with the connection open
+  overload,          // refused at accept: the worker was at max_connections (reset)
 };
-inline constexpr size_t kEndCount = static_cast<size_t>(End::shutdown) + 1;
+inline constexpr size_t kEndCount = static_cast<size_t>(End::overload) + 1;
 
 std::string_view end_name(End end);
 

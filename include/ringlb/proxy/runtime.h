@@ -63,6 +63,7 @@ class VipRuntime {
   const SocketAddress& listen() const { return listen_; }
   // The listening socket of worker `index`.
   int listener(size_t index) const { return listeners_.at(index).get(); }
+  size_t listener_count() const { return listeners_.size(); }
   SnapshotCell<VipState>& state() { return state_; }
   // Stops accepting on every worker's listener: new connections are refused (the
   // kernel resets the SYN), connections still in the accept queue are reset, and
@@ -70,8 +71,13 @@ class VipRuntime {
   // once every worker has let go of it. Writers only (they hold the writer lock), or
   // the drain.
   void shutdown_listeners();
-  // False once shutdown_listeners() ran: workers arm no accept on it any more.
+  // False once shutdown_listeners() or release() ran: workers arm no accept on it any
+  // more.
   bool listening() const { return listening_.load(std::memory_order_acquire); }
+  // Hand-over (daemon/handover.h): stops accepting but leaves the sockets as they are,
+  // because another ringlbd holds them too and accepts from their queues now; a later
+  // shutdown_listeners() then leaves them alone as well.
+  void release();
   const SnapshotCell<VipState>& state() const { return state_; }
   VipHealthStats& health() { return health_; }
   const VipHealthStats& health() const { return health_; }
@@ -83,6 +89,14 @@ class VipRuntime {
   SnapshotCell<VipState> state_;
   VipHealthStats health_;
   std::atomic<bool> listening_{true};
+  bool released_ = false;  // writers only
+};
+
+// The listening sockets of one VIP address that a running ringlbd handed over, in its
+// worker order (daemon/handover.h).
+struct InheritedListeners {
+  SocketAddress address;
+  std::vector<UniqueFd> fds;
 };
 
 struct VipSet {
@@ -156,6 +170,18 @@ class Runtime {
   // The VIP named `name`, or nullptr.
   std::shared_ptr<VipRuntime> find_vip(std::string_view name) const;
 
+  // Before the first apply(): listening sockets handed over by the ringlbd this one
+  // replaces. apply() gives a new VIP on one of those addresses the inherited sockets
+  // (worker w the w-th) instead of binding, and binds only what is missing; sockets of
+  // an address no VIP takes are closed by the first apply().
+  void adopt_listeners(std::vector<InheritedListeners> inherited);
+
+  // Hand-over, the old side: every VIP stops accepting without touching its sockets
+  // (release()). Each worker cancels its accepts at its next tick and then sets its
+  // WorkerStats::accepts_stopped; from then on it accepts nothing more.
+  void release_listeners();
+  bool listeners_released() const { return released_.load(std::memory_order_acquire); }
+
   // Main thread: refuse new connections everywhere and let workers drain.
   void begin_drain();
   bool draining() const { return draining_.load(std::memory_order_acquire); }
@@ -170,6 +196,9 @@ class Runtime {
   using BackendStatsMap =
       std::map<std::pair<std::string, std::string>, std::shared_ptr<BackendStats>>;
   Result<void> apply_locked(const Config& config);
+  // The listeners of a VIP new to this runtime: inherited ones for its address, bound
+  // ones for the rest (after checking that no other process listens there).
+  Result<std::vector<UniqueFd>> listeners_for(const VipSpec& spec, const VipSet& current);
   // `spec`'s backends as a pool takes them, with their counters (kept from
   // backend_stats_, or new ones entered in `next_stats`).
   std::vector<Backend> backends_of(const VipSpec& spec, BackendStatsMap& next_stats) const;
@@ -184,9 +213,11 @@ class Runtime {
   SnapshotCell<Config> config_;
   std::mutex writer_mu_;
   std::atomic<bool> draining_{false};
-  UniqueFd health_events_;     // eventfd, see notify_health()
-  bool applied_once_ = false;  // writers only: a config was applied before
-  PublishHook publish_hook_;   // writers only
+  std::atomic<bool> released_{false};
+  std::vector<InheritedListeners> inherited_;  // writers only; emptied by the first apply
+  UniqueFd health_events_;                     // eventfd, see notify_health()
+  bool applied_once_ = false;                  // writers only: a config was applied before
+  PublishHook publish_hook_;                   // writers only
   // Backend counters by (vip, backend) name, kept across reloads, of proxy and forward
   // VIPs. Writers only.
   BackendStatsMap backend_stats_;

@@ -58,6 +58,8 @@ struct alignas(64) WorkerStats {
   // CLOCK_MONOTONIC ms of the worker loop's last tick: the daemon's watchdog pings systemd
   // only while every worker's is recent (a stuck worker stops the pings).
   std::atomic<uint64_t> heartbeat_ms{0};
+  // Set once the worker accepts nothing more after Runtime::release_listeners().
+  std::atomic<bool> accepts_stopped{false};
 };
 
 // The values of `s`'s counters, of `b`'s, and `histogram`'s buckets and sum: what a
