@@ -16,6 +16,8 @@ packages=(
   nginx-light libnginx-mod-stream haproxy python3 python3-matplotlib python3-jsonschema
   prometheus  # promtool and a real server scrape /metrics (tests/ops)
   lintian man-db  # the Debian package and its man pages (tests/cli/package_test.sh)
+  # the package's unit under a real systemd in a container (tests/ops/nspawn_test.sh)
+  systemd-container debootstrap libcap2-bin
 )
 
 missing=()

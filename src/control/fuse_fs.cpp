@@ -30,6 +30,7 @@ constexpr int kWakeSignal = SIGUSR2;
 timespec mount_time{};
 // The group that may read the tree (config control_group); one mount per process.
 std::optional<gid_t> readers_gid;
+constexpr mode_t kRootMode = 0711;  // tools/systemd/ringlbd.service's RuntimeDirectoryMode
 
 // What one open file sees: the value rendered at open, so that a read in several chunks
 // is consistent.
@@ -48,7 +49,19 @@ int fs_getattr(const char* path, struct stat* st, fuse_file_info*) {
   st->st_gid = readers_gid.value_or(0);
   const mode_t group_read = readers_gid ? 0040 : 0;
   st->st_atim = st->st_mtim = st->st_ctim = mount_time;
-  if (info->kind == NodeKind::directory) {
+  if (std::strcmp(path, "/") == 0) {
+    // The mount point is the unit's RuntimeDirectory=, which systemd sets up again for
+    // each command it starts (ExecReload= too): it leaves the directory alone only when
+    // it already has the service's user, group and RuntimeDirectoryMode (0711), and
+    // otherwise chowns the whole tree, which a control tree refuses. So the root shows
+    // exactly that: the daemon's own uid and gid, 0711. Anyone may pass through it,
+    // nobody but root and the daemon may list it, and what lies below keeps the modes
+    // below.
+    st->st_uid = ::geteuid();
+    st->st_gid = ::getegid();
+    st->st_mode = S_IFDIR | kRootMode;
+    st->st_nlink = 2;
+  } else if (info->kind == NodeKind::directory) {
     st->st_mode = S_IFDIR | 0700 | (readers_gid ? 0050 : 0);
     st->st_nlink = 2;
   } else {

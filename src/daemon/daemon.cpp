@@ -221,14 +221,8 @@ bool serve_signals(Runtime& runtime, const DaemonOptions& options, const sigset_
     }
     if (sig == SIGHUP) {
       notify("RELOADING=1");
-      auto reloaded = reload();
+      (void)reload();  // it logs the outcome
       notify("READY=1");
-      if (!reloaded) {
-        log("reload failed, keeping the running config: %s", reloaded.error().message.c_str());
-        continue;
-      }
-      log("reloaded %s: %zu proxy VIPs", options.config_path.c_str(),
-          runtime.vips().load()->vips.size());
     } else if (sig == SIGUSR2) {
       if (access_log != nullptr) {
         access_log->reopen();
@@ -284,9 +278,9 @@ void check_start_only(const Config& started, const Config& next) {
 
 // SIGHUP and the control filesystem's `reload` file take the same path: the file is
 // read, its seed checked, the config applied and steered; `started` is the config ringlbd
-// started with (for the settings read at start only).
-Result<void> reload_config(Runtime& runtime, Steering& steering, const DaemonOptions& options,
-                           const Config& started, uint32_t workers) {
+// started with (for the settings read at start only)...
+Result<void> apply_config_file(Runtime& runtime, Steering& steering, const DaemonOptions& options,
+                               const Config& started, uint32_t workers) {
   auto next = load_config(options.config_path);
   if (!next) {
     return Error{next.error().message, EINVAL};
@@ -300,6 +294,20 @@ Result<void> reload_config(Runtime& runtime, Steering& steering, const DaemonOpt
   steer(steering, runtime, *next, workers);
   check_start_only(started, *next);
   return {};
+}
+
+// ... and says how it went, whichever way it was asked for (SIGHUP, the tree's `reload`
+// file, which the unit's ExecReload= writes).
+Result<void> reload_config(Runtime& runtime, Steering& steering, const DaemonOptions& options,
+                           const Config& started, uint32_t workers) {
+  auto reloaded = apply_config_file(runtime, steering, options, started, workers);
+  if (!reloaded) {
+    log("reload failed, keeping the running config: %s", reloaded.error().message.c_str());
+  } else {
+    log("reloaded %s: %zu proxy VIPs", options.config_path.c_str(),
+        runtime.vips().load()->vips.size());
+  }
+  return reloaded;
 }
 
 // The io_uring probe, then the config.

@@ -51,7 +51,8 @@ echo "ok 2 - installed binaries run; the example config validates"
 # 3. The unit.
 unit=$root/lib/systemd/system/ringlbd.service
 grep -qx "Restart=on-failure" "$unit" || fail "unit: no Restart=on-failure"
-grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit" || fail "unit: reload is not SIGHUP"
+grep -qx "ExecReload=+/bin/sh -c 'echo 1 >/run/ringlb/reload'" "$unit" ||
+  fail "unit: reload does not go through the control tree's reload file"
 grep -q "^ExecStart=$prefix/sbin/ringlbd " "$unit" || fail "unit: ExecStart is not $prefix/sbin/ringlbd"
 kept=$(grep -o '{CAP_[A-Z_]*, "cap_[a-z_]*"}' "$source_dir/src/daemon/caps.cpp" |
   sed 's/{\(CAP_[A-Z_]*\),.*/\1/' | sort | tr '\n' ' ')

@@ -115,8 +115,10 @@ CONF
   chmod 600 "$1"
 }
 write_config "$dir/ringlb.toml" "$port"
-# RuntimeDirectory=ringlb, RuntimeDirectoryMode=0700, owned by the user.
-install -d -m 700 -o "$user" -g "$user" "$dir/run"
+# RuntimeDirectory=ringlb with the unit's RuntimeDirectoryMode, owned by the user.
+runtime_mode=$(value RuntimeDirectoryMode)
+[[ -n $runtime_mode ]] || fail "the unit has no RuntimeDirectoryMode"
+install -d -m "$runtime_mode" -o "$user" -g "$user" "$dir/run"
 
 # The notification socket systemd would listen on; READY=1 is checked against the VIP.
 python3 - "$dir/notify.sock" "$port" >"$dir/notify.log" 2>&1 <<'PY' &
@@ -156,6 +158,10 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 grep -q " $dir/run " /proc/mounts || fail "the host does not see the control mount"
+# What systemd checks before each command it runs (ExecReload=): the runtime directory's
+# user, group and mode as the unit gives them, or it chowns the tree (and fails).
+[[ $(stat -c '%U:%G %a' "$dir/run") == "$user:$user ${runtime_mode#0}" ]] ||
+  fail "the control tree's root is $(stat -c '%U:%G %a' "$dir/run"), the unit's runtime directory $user:$user $runtime_mode"
 
 # 2. The host's view, and the daemon's credentials.
 grep -q "^proxy.accepted " "$dir/run/stats" || fail "root cannot read the control tree"
@@ -207,7 +213,7 @@ echo "ok 4 - READY=1 once the VIP accepts, $pings watchdog pings, STOPPING=1, ex
 # 5. The same daemon under a slave mount namespace serves a tree the host cannot see.
 port2=$(free_port)
 write_config "$dir/ringlb2.toml" "$port2"
-install -d -m 700 -o "$user" -g "$user" "$dir/run2"
+install -d -m "$runtime_mode" -o "$user" -g "$user" "$dir/run2"
 export -f as_unit
 export keep others user umask_value
 unshare --mount --propagation slave bash -c 'as_unit "$@"' unshare "$ringlbd" \

@@ -180,6 +180,11 @@ TEST_F(Security, ControlFilesystemIsRootOnlyThroughItsPermissions) {
   const std::string dir = lb.control_dir();
   struct stat st {};
   ASSERT_EQ(::stat(dir.c_str(), &st), 0) << strerror(errno);
+  // The root: the daemon's (root here), 0711 as the unit's RuntimeDirectoryMode; below
+  // it everything is root's, with no access for others.
+  EXPECT_EQ(st.st_mode & 07777, 0711u);
+  EXPECT_EQ(st.st_uid, 0u);
+  ASSERT_EQ(::stat((dir + "/vips").c_str(), &st), 0) << strerror(errno);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
   EXPECT_EQ(st.st_uid, 0u);
   ASSERT_EQ(::stat((dir + "/stats").c_str(), &st), 0) << strerror(errno);
