@@ -1,6 +1,10 @@
 #include "daemon/xdp_sync.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -43,6 +47,12 @@ std::vector<bool> eligibility(const xdp::XdpState& state, const xdp::BackendFilt
   return out;
 }
 
+// This process's user name (its uid when it has none).
+std::string user_name() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  return pw != nullptr ? std::string(pw->pw_name) : std::to_string(::geteuid());
+}
+
 }  // namespace
 
 Result<void> XdpSync::publish(const Config& config, const Runtime::BackendHealth& healthy) {
@@ -59,7 +69,12 @@ Result<void> XdpSync::publish(const Config& config, const Runtime::BackendHealth
   };
   auto maps = xdp::PinnedMaps::open(pin_root_);
   if (!maps) {
-    say(false, "forward VIPs have no XDP data plane: " + maps.error().message);
+    // Pins made by root are out of reach of ringlbd running as its own user.
+    const std::string hint = maps.error().code == EACCES && ::geteuid() != 0
+                                 ? " (pinned for another user: `ringlb attach --owner " +
+                                       user_name() + "` gives them to this one)"
+                                 : "";
+    say(false, "forward VIPs have no XDP data plane: " + maps.error().message + hint);
     return {};
   }
   auto lock = xdp::StateLock::take(pin_root_, true);

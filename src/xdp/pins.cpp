@@ -4,10 +4,12 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -84,6 +86,56 @@ Result<void> unpin_maps(const std::string& pin_root) {
   // Only if now empty: another program's pins, or a file put there, stay.
   if (::rmdir(pin_root.c_str()) != 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST) {
     return system_error("Failed to remove pin directory " + pin_root, errno);
+  }
+  return {};
+}
+
+Result<void> check_pin_root_reachable(const std::string& pin_root, uid_t uid, gid_t gid) {
+  // Every directory above the pin root must let the user search it (the pin root itself
+  // will be the user's). Without CAP_DAC_READ_SEARCH, which the unit does not give.
+  const std::filesystem::path root = std::filesystem::path(pin_root).lexically_normal();
+  std::filesystem::path above;
+  for (auto part = root.begin(); part != root.end(); ++part) {
+    if (std::next(part) == root.end()) {
+      break;
+    }
+    above /= *part;
+    struct stat st {};
+    if (::stat(above.c_str(), &st) != 0) {
+      if (errno == ENOENT) {
+        break;  // attach creates the rest (0700, then given to the user)
+      }
+      return system_error("Failed to check " + above.string(), errno);
+    }
+    const bool searchable = st.st_uid == uid   ? (st.st_mode & S_IXUSR) != 0
+                            : st.st_gid == gid ? (st.st_mode & S_IXGRP) != 0
+                                               : (st.st_mode & S_IXOTH) != 0;
+    if (!searchable) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%03o", st.st_mode & 0777);
+      return Error{"uid " + std::to_string(uid) + " cannot reach " + pin_root + ": " +
+                       above.string() + " is mode " + mode +
+                       " and not its own; let every user pass through it (chmod o+x " +
+                       above.string() + ", which lists nothing) or pin somewhere it can reach",
+                   EACCES};
+    }
+  }
+  return {};
+}
+
+Result<void> give_pins(const std::string& pin_root, uid_t uid, gid_t gid) {
+  auto names = skeleton_map_names();
+  if (!names) {
+    return names.error();
+  }
+  if (::chown(pin_root.c_str(), uid, gid) != 0) {
+    return system_error("Failed to give " + pin_root + " to uid " + std::to_string(uid), errno);
+  }
+  for (const std::string& name : (*names)->pinned) {
+    const std::string path = pin_root + "/" + name;
+    if (::chown(path.c_str(), uid, gid) != 0) {
+      return system_error("Failed to give " + path + " to uid " + std::to_string(uid), errno);
+    }
   }
   return {};
 }

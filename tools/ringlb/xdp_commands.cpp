@@ -10,10 +10,15 @@
 //   ringlb decap detach DEV [--mode native|generic|tc]
 //       the decap program on the XDP hook (native, generic) or on clsact ingress (tc).
 //       detach removes only ringlb's decap program: without --mode, from both hooks.
+#include <grp.h>
+#include <pwd.h>
+
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "commands.h"
 #include "ringlb/config/config.h"
@@ -36,7 +41,28 @@ struct AttachOptions {
   std::string mode;  // empty: the config's [xdp] attach
   std::string pin_path = xdp::kDefaultPinRoot;
   bool force = false;  // replace another tool's XDP program
+  std::string owner;   // user[:group] to give the pins to; empty: root's
 };
+
+// --owner USER[:GROUP] (GROUP: USER's primary group when not given).
+std::pair<uid_t, gid_t> parse_owner(const std::string& owner) {
+  const auto colon = owner.find(':');
+  const std::string user = owner.substr(0, colon);
+  const passwd* pw = ::getpwnam(user.c_str());
+  if (pw == nullptr) {
+    throw std::runtime_error("--owner: no user " + user);
+  }
+  gid_t gid = pw->pw_gid;
+  if (colon != std::string::npos) {
+    const std::string name = owner.substr(colon + 1);
+    const group* gr = ::getgrnam(name.c_str());
+    if (gr == nullptr) {
+      throw std::runtime_error("--owner: no group " + name);
+    }
+    gid = gr->gr_gid;
+  }
+  return {pw->pw_uid, gid};
+}
 
 int run_attach(const AttachOptions& options) {
   const Config config = load(options.config_path);
@@ -50,14 +76,23 @@ int run_attach(const AttachOptions& options) {
   const int ifindex = value_or_throw(xdp::interface_index(interface));
   // Refused before any map changes: a foreign program stays, and so does the state.
   ok_or_throw(xdp::check_attachable(ifindex, xdp::kXdpProgramName, options.force));
+  std::optional<std::pair<uid_t, gid_t>> owner;
+  if (!options.owner.empty()) {
+    owner = parse_owner(options.owner);
+    ok_or_throw(xdp::check_pin_root_reachable(options.pin_path, owner->first, owner->second));
+  }
   xdp::LoadOptions load_options = xdp::load_options(config);
   load_options.pin_root = options.pin_path;
   ok_or_throw(xdp::set_sources_from_interface(load_options, interface));
   auto program = value_or_throw(xdp::XdpProgram::load(load_options));
   ok_or_throw(program.apply(config));
+  if (owner) {
+    ok_or_throw(xdp::give_pins(options.pin_path, owner->first, owner->second));
+  }
   ok_or_throw(program.attach(ifindex, mode, options.force));
-  std::printf("attached ringlb to %s (%s), maps pinned under %s\n", interface.c_str(),
-              mode == XdpAttach::native ? "native" : "generic", options.pin_path.c_str());
+  std::printf("attached ringlb to %s (%s), maps pinned under %s%s\n", interface.c_str(),
+              mode == XdpAttach::native ? "native" : "generic", options.pin_path.c_str(),
+              owner ? (" for " + options.owner).c_str() : "");
   return 0;
 }
 
@@ -136,6 +171,9 @@ void add_xdp_commands(CLI::App& app, CommandRunner& run) {
         ->capture_default_str();
     cmd->add_flag("--force", options->force,
                   "Replace an XDP program of another tool (ringlb's own is always replaced)");
+    cmd->add_option("--owner", options->owner,
+                    "USER[:GROUP] to give the pinned maps to, so that ringlbd running as "
+                    "that user (the packaged unit's ringlb) can update them");
     cmd->callback([&run, options] { run = [options] { return run_attach(*options); }; });
   }
   {

@@ -3,6 +3,8 @@
 // pin directory holds.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,6 +20,15 @@ Result<std::vector<std::string>> pinned_map_names();
 // Removes the pin of each of pinned_map_names() under `pin_root`, then `pin_root`
 // itself when that left it empty. A pin or directory that is not there is not an error.
 Result<void> unpin_maps(const std::string& pin_root);
+
+// For `ringlb attach --owner`: whether user `uid` (group `gid`) can reach `pin_root`,
+// i.e. search every directory above it (systemd mounts /sys/fs/bpf 0700). The error
+// names the first directory that stops it and how to open it.
+Result<void> check_pin_root_reachable(const std::string& pin_root, uid_t uid, gid_t gid);
+
+// Gives `pin_root` and the data plane's pins in it to `uid`:`gid` (modes stay 0700 and
+// 0600): ringlbd running as that user can then open and update the maps.
+Result<void> give_pins(const std::string& pin_root, uid_t uid, gid_t gid);
 
 // What a pin under a pin root is.
 struct PinnedMapInfo {
