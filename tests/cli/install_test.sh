@@ -30,6 +30,7 @@ libdir=${libdir:-lib}
 for f in sbin/ringlbd sbin/ringlb lib/systemd/system/ringlbd.service \
   etc/ringlb/ringlb.toml.example share/doc/ringlb/README.md share/doc/ringlb/LICENSE \
   share/doc/ringlb/docs/architecture.md share/doc/ringlb/docs/configuration.md \
+  share/doc/ringlb/docs/grafana-ringlb.json \
   "$libdir/ringlb/bpf/ringlb_xdp.bpf.o" "$libdir/ringlb/bpf/ringlb_reuseport.bpf.o" \
   "$libdir/ringlb/bpf/ringlb_decap.bpf.o"; do
   [[ -f $root/$f ]] || fail "missing $prefix/$f (installed: $(cd "$root" && find . -type f | tr '\n' ' '))"

@@ -78,6 +78,7 @@ expect=(
   "$libdir/ringlb/bpf/ringlb_decap.bpf.o"
   /usr/share/doc/ringlb/copyright /usr/share/doc/ringlb/changelog.Debian.gz
   /usr/share/doc/ringlb/README.md /usr/share/doc/ringlb/docs/configuration.md
+  /usr/share/doc/ringlb/docs/grafana-ringlb.json
   /usr/share/man/man8/ringlb.8.gz /usr/share/man/man8/ringlbd.8.gz
   /usr/share/man/man5/ringlb.toml.5.gz
   /etc/ringlb/ringlb.toml.example /usr/share/lintian/overrides/ringlb
