@@ -303,7 +303,8 @@ Result<std::vector<UniqueFd>> Runtime::listeners_for(const VipSpec& spec, const 
                        std::to_string(inherited->fds.size()) + " or more",
                    EINVAL};
     }
-    // Moved out only once every check passed: a failed apply keeps them for the next.
+    // Taken for good: a start whose apply fails exits, and the ringlbd that handed them
+    // over keeps serving on its own copies.
     listeners = std::move(inherited->fds);
     inherited_.erase(inherited);
   } else {
