@@ -344,7 +344,7 @@ Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_
     int status;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      throw std::runtime_error("ringlbd exited at start: " + log());
+      abandon_start("ringlbd exited at start: ");
     }
     // Listeners are bound before this line is logged; connecting to find out would
     // leave a connection in the counters.
@@ -353,7 +353,24 @@ Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_
     }
     ::usleep(20000);
   }
-  throw std::runtime_error("ringlbd did not start listening: " + log());
+  abandon_start("ringlbd did not start listening: ");
+}
+
+// A constructor that throws gets no destructor: the daemon (if still running), its
+// mount and its directory go here, and the exception carries its log.
+void Ringlbd::abandon_start(const std::string& why) {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  const std::string text = why + log();
+  if (own_control_dir_) {
+    ::umount2(control_dir_.c_str(), MNT_DETACH);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+  throw std::runtime_error(text);
 }
 
 Ringlbd::~Ringlbd() {

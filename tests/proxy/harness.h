@@ -99,6 +99,8 @@ class Ringlbd {
   size_t open_fds() const;
 
  private:
+  [[noreturn]] void abandon_start(const std::string& why);
+
   std::string dir_;
   std::string config_path_;
   std::string stats_path_;
