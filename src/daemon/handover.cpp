@@ -11,9 +11,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <sstream>
+
+#include "daemon/instance_lock.h"
 
 namespace ringlb::daemon {
 namespace {
@@ -92,12 +93,6 @@ std::optional<ucred> peer_of(int conn) {
     return std::nullopt;
   }
   return cred;
-}
-
-std::string first_line(const std::string& path) {
-  std::string line;
-  std::getline(std::ifstream(path), line);
-  return line;
 }
 
 }  // namespace
@@ -233,7 +228,8 @@ void HandoverServer::answer(int conn) {
   if (!taken || *taken != "taken") {
     return;  // it failed to start (or gave up): this daemon goes on serving
   }
-  on_taken_(peer_of(conn) ? peer_of(conn)->pid : 0);
+  const auto successor = peer_of(conn);
+  on_taken_(successor ? successor->pid : 0);
   std::unique_lock lock(mu_);
   cv_.wait_for(lock, std::chrono::milliseconds(kReleaseTimeoutMs), [this] { return released_; });
   lock.unlock();
@@ -256,10 +252,7 @@ Result<Handover> Handover::request(const std::string& control_dir) {
   }
   // The process the control_dir names, and none other, may hand its sockets over.
   const auto peer = peer_of(handover.conn_.get());
-  std::string named = first_line(control_dir + "/pid");
-  if (named.empty()) {
-    named = first_line(control_dir + "/.ringlbd.lock");
-  }
+  const std::string named = InstanceLock::holder(control_dir);
   if (!peer || named != std::to_string(peer->pid)) {
     return Error{"--handover: @" + name + " is held by pid " +
                      (peer ? std::to_string(peer->pid) : std::string("?")) + ", but " +

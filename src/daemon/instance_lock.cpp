@@ -31,6 +31,11 @@ Error busy(const std::string& dir, const std::string& pid) {
 
 }  // namespace
 
+std::string InstanceLock::holder(const std::string& control_dir) {
+  std::string pid = first_line(control_dir + "/pid");
+  return pid.empty() ? first_line(control_dir + "/.ringlbd.lock") : pid;
+}
+
 Result<InstanceLock> InstanceLock::take(const std::string& control_dir) {
   // A live control mount answers: its `pid` file names the daemon. A mount whose daemon
   // died answers ENOTCONN: it is detached, as ControlFs::mount would.

@@ -19,6 +19,10 @@ class InstanceLock {
   // pid of the daemon that holds it, when another ringlbd serves that directory.
   static Result<InstanceLock> take(const std::string& control_dir);
 
+  // The pid the daemon serving `control_dir` wrote: its tree's `pid` file, or, with no
+  // tree mounted, the lock file under it; "" when neither names one.
+  static std::string holder(const std::string& control_dir);
+
  private:
   InstanceLock() = default;
   UniqueFd fd_;

@@ -13,17 +13,22 @@
 
 namespace ringlb::proxy {
 
+std::optional<SocketAddress> peer_address(int fd) {
+  sockaddr_storage peer;
+  socklen_t len = sizeof(peer);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) {
+    return std::nullopt;
+  }
+  return SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), len);
+}
+
 void WorkerLoop::start_connect(Connection& c) {
   const VipState& state = *c.state;
   if (state.spec.policy == PolicyKind::ip_hash || state.spec.send_proxy_v2 ||
       options_.log.ring != nullptr) {
-    sockaddr_storage peer;
-    socklen_t len = sizeof(peer);
-    if (::getpeername(c.client, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
-      if (auto address = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), len)) {
-        c.client_info.address = address->ip;
-        c.client_info.port = address->port;
-      }
+    if (auto address = peer_address(c.client)) {
+      c.client_info.address = address->ip;
+      c.client_info.port = address->port;
     }
   }
   if (state.spec.max_connection_age_ms != 0) {

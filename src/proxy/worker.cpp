@@ -218,13 +218,7 @@ void WorkerLoop::log_rejected(int fd, const std::string& vip) {
   }
   AccessRecord r;
   r.closed_unix_ns = realtime_ns();
-  sockaddr_storage peer;
-  socklen_t len = sizeof(peer);
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
-    if (auto address = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), len)) {
-      r.client = *address;
-    }
-  }
+  r.client = peer_address(fd).value_or(SocketAddress{});
   r.worker = static_cast<uint16_t>(options_.index);
   r.end = End::overload;
   r.reset = true;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "connection.h"
@@ -27,6 +28,9 @@ inline void set_reset_on_close(int fd) {
 }
 
 struct LocalVip;  // listeners.cpp
+
+// The address of a connected socket's peer (getpeername), or nullopt (connect.cpp).
+std::optional<SocketAddress> peer_address(int fd);
 
 class WorkerLoop {
  public:
