@@ -32,7 +32,10 @@ labelled_tests() {  # dir: how many tests of the sanitizer labels the build dir 
 run_sanitized() {  # dir, ctest prefix command...
   local dir=$1
   shift
-  (cd "$dir" && "$@" ctest --output-on-failure -L "$sanitized_labels" --timeout 900) || return 1
+  local rc=0
+  (cd "$dir" && "$@" ctest --output-on-failure -L "$sanitized_labels" --timeout 900) || rc=1
+  keep_test_log "$dir"
+  ((rc == 0)) || return 1
   # A test executable missing from the target list would silently drop its tests.
   local want have
   want=$(labelled_tests build) have=$(labelled_tests "$dir")
@@ -43,11 +46,16 @@ run_sanitized() {  # dir, ctest prefix command...
 
 # A failed test's output is printed again at the very end (a CI log is often read from
 # its tail): the gtest failure lines and the last lines of each failed test's output.
+# ctest rewrites LastTest.log on every call, `ctest -N` included, so each run's copy is
+# kept as tests-run.log.
 failed_dirs=()
+keep_test_log() {  # dir
+  cp -f "$1/Testing/Temporary/LastTest.log" "$1/tests-run.log" 2>/dev/null || true
+}
 recap_failures() {
   local dir log
   for dir in "${failed_dirs[@]}"; do
-    log=$dir/Testing/Temporary/LastTest.log
+    log=$dir/tests-run.log
     [[ -f $dir/Testing/Temporary/LastTestsFailed.log && -f $log ]] || continue
     while IFS=: read -r _ name; do
       echo "==== $dir: $name (failed) ===="
@@ -60,6 +68,7 @@ recap_failures() {
 status=0
 configure_and_build build ""
 (cd build && ctest --output-on-failure -j1 --timeout 900) || { status=1; failed_dirs+=(build); }
+keep_test_log build
 
 if [[ ${RINGLB_SKIP_SANITIZERS:-0} != 1 ]]; then
   configure_and_build build-asan "$sanitized_targets" -DRINGLB_SANITIZE=ON -DRINGLB_BENCHMARKS=OFF
@@ -77,7 +86,9 @@ if [[ ${RINGLB_SKIP_FUZZ:-0} != 1 ]]; then
   if CC=clang CXX=clang++ cmake -S "$root" -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DRINGLB_FUZZ=ON -DRINGLB_BENCHMARKS=OFF >build-fuzz/configure.log 2>&1; then
     { cmake --build build-fuzz -j"$jobs" --target fuzz_targets &&
-      (cd build-fuzz && ctest --output-on-failure -L fuzz -j"$jobs"); } || status=1
+      (cd build-fuzz && ctest --output-on-failure -L fuzz -j"$jobs"); } ||
+      { status=1; failed_dirs+=(build-fuzz); }
+    keep_test_log build-fuzz
   else
     cat build-fuzz/configure.log
     status=1
