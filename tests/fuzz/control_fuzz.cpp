@@ -33,7 +33,7 @@ constexpr size_t kMaxOps = 16;
 
 // A loopback port free right now, for the proxy VIP's listener.
 uint16_t free_port() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -30,7 +30,7 @@ SocketAddress loopback(uint16_t port) {
 class Client {
  public:
   explicit Client(const SocketAddress& to, bool wait = true)
-      : fd_(::socket(AF_INET, SOCK_STREAM | (wait ? 0 : SOCK_NONBLOCK), 0)) {
+      : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (wait ? 0 : SOCK_NONBLOCK), 0)) {
     sockaddr_storage sa{};
     const socklen_t length = to.to_sockaddr(sa);
     timeval timeout{.tv_sec = 10, .tv_usec = 0};  // a hung server fails the test, not CI
@@ -225,7 +225,7 @@ TEST_F(MetricsHttpTest, StopDoesNotWaitForAnIdleClient) {
 TEST(MetricsHttp, AnAddressInUseIsRefusedWithTheReason) {
   // A listener as ringlbd's VIPs make them (SO_REUSEPORT): the metrics socket must not
   // share its address.
-  const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const int yes = 1;
   ::setsockopt(taken, SOL_SOCKET, SO_REUSEPORT, &yes, sizeof(yes));
   sockaddr_in sa{};

@@ -94,7 +94,7 @@ class ClosingBackend {
       throw std::runtime_error("closing backend: bind/listen failed");
     }
     thread_ = std::thread([this] {
-      const int c = ::accept(listener_.get(), nullptr, nullptr);
+      const int c = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
       if (c >= 0) {
         (void)!::write(c, "bye", 3);
         ::close(c);

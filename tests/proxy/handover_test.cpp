@@ -4,17 +4,23 @@
 // a connection open through the old daemon finishes byte-exact, and afterwards the
 // control tree is the new daemon's. Refused cleanly (nothing changes) when no daemon
 // runs, and when the new one would leave a listener without a worker.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -53,20 +59,60 @@ int mounts_on(const std::string& dir) {
 }
 
 // Clients that each open a connection, send a request, read the echo and close, in a
-// loop until stopped (at most `limit`): every failure is kept.
+// loop until stopped (at most `limit`): every failure is counted, and the first few are
+// described (what failed, and when, in ms since the clients started).
 class Clients {
  public:
   Clients(uint16_t port, int threads, std::chrono::seconds limit) {
-    const auto deadline = Clock::now() + limit;
+    const auto start = Clock::now();
+    const auto deadline = start + limit;
     for (int t = 0; t < threads; ++t) {
-      threads_.emplace_back([this, port, t, deadline] {
+      threads_.emplace_back([this, port, t, start, deadline] {
         for (int i = 0; !stop_ && Clock::now() < deadline; ++i) {
           const std::string request = "client " + std::to_string(t) + " request " +
                                       std::to_string(i) + std::string(200, 'x');
+          const auto began = Clock::now();
           Conn conn = Conn::open("127.0.0.1", port, 3000);
-          const bool ok = conn.ok() && conn.send_all(request, 3000) &&
-                          conn.read_exact(request.size(), 3000).value_or("") == request;
-          (ok ? served_ : failed_).fetch_add(1);
+          const char* trouble = !conn.ok()                      ? "connect"
+                                : !conn.send_all(request, 3000) ? "send"
+                                                                : nullptr;
+          std::string echo;
+          if (trouble == nullptr) {
+            char buf[512];
+            while (echo.size() < request.size()) {
+              const ssize_t r = conn.read_some(buf, sizeof(buf), 3000);
+              if (r == -EAGAIN || r == -EINTR) {
+                continue;
+              }
+              if (r <= 0) {
+                trouble = r == 0 ? "EOF before the echo" : std::strerror(static_cast<int>(-r));
+                break;
+              }
+              echo.append(buf, static_cast<size_t>(r));
+            }
+          }
+          if (trouble == nullptr && echo != request) {
+            trouble = "a different echo";
+          }
+          if (trouble == nullptr) {
+            served_.fetch_add(1);
+            continue;
+          }
+          failed_.fetch_add(1);
+          auto ms = [start](Clock::time_point at) {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(at - start).count();
+          };
+          std::lock_guard lock(mu_);
+          if (failures_.size() < 8) {
+            sockaddr_in local{};
+            socklen_t local_len = sizeof(local);
+            ::getsockname(conn.fd(), reinterpret_cast<sockaddr*>(&local), &local_len);
+            failures_ += "  client " + std::to_string(t) + " (port " +
+                         std::to_string(ntohs(local.sin_port)) + "): " + trouble + " after " +
+                         std::to_string(echo.size()) + " bytes, began at " +
+                         std::to_string(ms(began)) + " ms, failed at " +
+                         std::to_string(ms(Clock::now())) + " ms\n";
+          }
         }
       });
     }
@@ -82,8 +128,14 @@ class Clients {
   }
   uint64_t served() const { return served_; }
   uint64_t failed() const { return failed_; }
+  std::string failures() const {
+    std::lock_guard lock(mu_);
+    return failures_;
+  }
 
  private:
+  mutable std::mutex mu_;
+  std::string failures_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> served_{0};
   std::atomic<uint64_t> failed_{0};
@@ -123,16 +175,26 @@ TEST(Handover, TakesTheListenersWithoutRefusingAClient) {
   ASSERT_TRUE(echoes(held, "before the hand-over"));
 
   Clients clients(port, 4, 30s);
+  const auto t0 = Clock::now();
+  auto since = [t0] {
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+  };
   std::this_thread::sleep_for(500ms);
   const uint64_t served_before = clients.served();
+  std::string timeline = "  new daemon started at " + since() + " ms";
   Ringlbd new_lb(config, {"--handover"}, 0, old_lb.control_dir());
+  timeline += ", serving at " + since() + " ms";
   std::this_thread::sleep_for(700ms);
   const uint64_t served_during = clients.served();
   // The old one accepts nothing more but still serves what it has.
   EXPECT_TRUE(echoes(held, "after the hand-over, still through the old daemon"));
   held = Conn();
-  EXPECT_EQ(old_lb.wait_exit(5000), 0) << "the old daemon did not drain and exit:\n"
+  // Its connections are short: it exits well inside its drain timeout (5 s), which it
+  // would only reach with a connection it never saw end.
+  EXPECT_EQ(old_lb.wait_exit(3000), 0) << "the old daemon did not drain and exit:\n"
                                        << old_lb.log();
+  timeline += ", the old one had exited at " + since() + " ms\n";
   std::this_thread::sleep_for(300ms);
   clients.stop();
 
@@ -140,7 +202,8 @@ TEST(Handover, TakesTheListenersWithoutRefusingAClient) {
             << served_during - served_before << " in its 700 ms, " << clients.served()
             << " in all; failed " << clients.failed() << "\n";
   EXPECT_EQ(clients.failed(), 0u) << "clients refused or cut during the hand-over; served "
-                                  << clients.served() << "\nold:\n"
+                                  << clients.served() << "\n"
+                                  << timeline << clients.failures() << "old:\n"
                                   << old_lb.log() << "\nnew:\n"
                                   << new_lb.log();
   EXPECT_GT(served_before, 10u);

@@ -66,7 +66,7 @@ void fill_stream(uint64_t seed, uint64_t offset, uint8_t* out, size_t n) {
 }
 
 uint16_t free_port(bool v6) {
-  UniqueFd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0));
+  UniqueFd fd(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   socklen_t len;
   auto address = make_address(v6 ? "::1" : "127.0.0.1", 0, len);
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), len) != 0) {
@@ -120,7 +120,7 @@ Backend::Backend(std::string name, BackendMode mode, bool v6)
   socklen_t bound_len = sizeof(bound);
   ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&bound), &bound_len);
   port_ = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&bound), bound_len)->port;
-  wake_ = UniqueFd(::eventfd(0, EFD_NONBLOCK));
+  wake_ = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -151,7 +151,7 @@ void Backend::loop() {
     bool header_done = false;
     std::string header;
   };
-  UniqueFd ep(::epoll_create1(0));
+  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
   epoll_event ev{.events = EPOLLIN, .data = {.fd = listener_.get()}};
   ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, listener_.get(), &ev);
   ev.data.fd = wake_.get();
@@ -326,7 +326,10 @@ Ringlbd::Ringlbd(const std::string& config_text, std::vector<std::string> extra_
     const int log = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(log, 1);
     ::dup2(log, 2);
-    ::close(log);
+    // Nothing else of this process: a client socket the daemon inherited would keep
+    // that connection open after the client closed it (as a service manager's daemon,
+    // it starts with standard input, output and error only).
+    ::close_range(3, ~0U, 0);
     if (nofile_limit > 0) {
       const rlimit limit{static_cast<rlim_t>(nofile_limit), static_cast<rlim_t>(nofile_limit)};
       ::setrlimit(RLIMIT_NOFILE, &limit);
@@ -483,7 +486,7 @@ Conn Conn::open(const std::string& host, uint16_t port, int timeout_ms, const st
   Conn c;
   socklen_t len;
   auto address = make_address(host, port, len);
-  UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0));
+  UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!source.empty()) {
     socklen_t source_len;
     auto local = make_address(source, 0, source_len);
@@ -595,7 +598,7 @@ EchoResult run_echo_clients(const std::string& host, uint16_t port,
     c.finished = true;
     c.fd.reset();
   };
-  UniqueFd ep(::epoll_create1(0));
+  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
   std::vector<Client> clients(sizes.size());
   socklen_t len;
   auto address = make_address(host, port, len);
@@ -603,7 +606,7 @@ EchoResult run_echo_clients(const std::string& host, uint16_t port,
   for (size_t i = 0; i < sizes.size(); ++i) {
     Client& c = clients[i];
     c.size = sizes[i];
-    c.fd = UniqueFd(::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    c.fd = UniqueFd(::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!sources.empty()) {
       socklen_t source_len;
       auto local = make_address(sources[i % sources.size()], 0, source_len);

@@ -183,7 +183,7 @@ class LateBackend {
         if (::poll(&p, 1, 50) != 1) {
           continue;
         }
-        UniqueFd conn(::accept(fd_.get(), nullptr, nullptr));
+        UniqueFd conn(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
         ++served_;
         char buf[4096];
         ssize_t n;
@@ -521,7 +521,7 @@ ssize_t drain(Conn& conn, uint64_t seed, uint64_t& received) {
 }
 
 UniqueFd small_receive_buffer_socket() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   const int size = 4096;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
   return fd;

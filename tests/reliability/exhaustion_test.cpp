@@ -159,7 +159,7 @@ void slow_clients_main(int control) {
   const auto connect_deadline = Clock::now() + 30s;
   std::vector<bool> up;
   for (uint32_t i = 0; i < order.count; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     // A few source addresses, so ephemeral ports never run out.
     sockaddr_in src{};
     src.sin_family = AF_INET;

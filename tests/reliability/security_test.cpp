@@ -139,7 +139,7 @@ TEST_F(Security, ReloadAfterTheDropStillBindsAPrivilegedPort) {
   }
   uint16_t low = 0;
   for (uint16_t port = 1023; port > 600 && low == 0; --port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);

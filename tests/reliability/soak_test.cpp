@@ -41,7 +41,7 @@ enum class Outcome { ok, failed, corrupt };
 // same bytes back, then EOF. A reset or an early EOF is a failure (a backend died); a
 // wrong or extra byte is corruption.
 Outcome echo_exchange(uint16_t port, uint64_t seed, uint64_t size, int timeout_ms) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);

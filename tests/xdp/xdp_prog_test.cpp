@@ -828,7 +828,7 @@ TEST_F(XdpProgTest, ReuseportHandsEachClientToTheWorkerOwningItsHash) {
   addr.sin_port = htons(kPort);
   addr.sin_addr.s_addr = ip4("127.0.0.1");
   for (int i = 0; i < kWorkers; ++i) {
-    UniqueSocket s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    UniqueSocket s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     ASSERT_GE(s.fd, 0) << strerror(errno);
     int one = 1;
     ASSERT_EQ(setsockopt(s.fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0) << strerror(errno);
@@ -848,7 +848,7 @@ TEST_F(XdpProgTest, ReuseportHandsEachClientToTheWorkerOwningItsHash) {
     const auto owner =
         client_slot(XdpEnv::config().daemon.hash_key, *IpAddress::parse(client), kWorkers);
     for (int attempt = 0; attempt < 3; ++attempt) {  // the same client, again and again
-      UniqueSocket c(::socket(AF_INET, SOCK_STREAM, 0));
+      UniqueSocket c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
       sockaddr_in local{};
       local.sin_family = AF_INET;
       local.sin_addr.s_addr = ip4(client.c_str());
