@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "client_hash.h"
+#include "helpers.h"
 #include "maps.h"
 #include "ringlb/abi/xdp_abi.h"
 
@@ -95,26 +96,83 @@ static __always_inline int flow_find(const struct ringlb_flow_bucket *b,
 	return flow_find_as(b, k, tag, 0);
 }
 
-/* Binds flow `k` to `flow`: its own slot, else an empty one, else the least recently used. */
+/*
+ * used[i]: the jiffy of slot i's last packet, shifted left one bit, with bit 0 set once
+ * the flow is established. A TCP SYN or a first UDP datagram makes an embryonic entry;
+ * the flow's next packet promotes it (the established path writes a stamp with bit 0
+ * set). The shift halves the wrap of the low 32 bits of jiffies: 2^31 jiffies, 24 days
+ * at HZ 1000.
+ */
+#define FLOW_ESTABLISHED 1u
+
+static __always_inline __u32 flow_stamp(__u64 now, __u32 established)
+{
+	return ((__u32)now << 1) | established;
+}
+
+/*
+ * An established entry idle this long may give its slot to a new flow when its bucket
+ * holds no embryonic entry (the loader sets it from xdp.flow_idle_timeout_ms and the
+ * kernel's tick; this default is 60 s at HZ 1000).
+ */
+const volatile __u32 flow_idle_jiffies = 60000;
+
+static __always_inline void flow_event(__u32 event)
+{
+	__u64 *count = bpf_map_lookup_elem(&flow_stats, &event);
+
+	if (count)
+		NO_TEAR_ADD(*count, 1);
+}
+
+/*
+ * Binds flow `k` to `flow`: its own slot, else an empty one, else the oldest embryonic
+ * one, else the least recently used established one if it has been idle for
+ * flow_idle_jiffies. Otherwise the flow gets no entry (Maglev alone balances it): a
+ * flood of SYNs from new sources only ever pushes out its own kind, never a live
+ * established flow.
+ */
 static __always_inline void flow_insert(struct ringlb_flow_bucket *b,
 					const struct ringlb_flow_key *k, __u32 tag,
-					const struct ringlb_flow *flow, __u32 now)
+					const struct ringlb_flow *flow, __u64 now, __u32 established)
 {
-	int i, victim = 0;
+	__u32 stamp = flow_stamp(now, established);
+	int i, victim = -1, embryonic = -1, idle = -1;
 
 #pragma unroll
 	for (i = 0; i < RINGLB_FLOW_WAYS; i++) {
+		__u32 used = b->used[i];
+
 		if (b->tags[i] == 0 || (b->tags[i] == tag && flow_key_equal(&b->slots[i].key, k))) {
 			victim = i;
 			break;
 		}
-		if ((__s32)(b->used[i] - b->used[victim]) < 0)
-			victim = i;
+		if (!(used & FLOW_ESTABLISHED)) {
+			if (embryonic < 0 ||
+			    (__s32)(used - b->used[embryonic & (RINGLB_FLOW_WAYS - 1)]) < 0)
+				embryonic = i;
+		} else if (idle < 0 || (__s32)(used - b->used[idle & (RINGLB_FLOW_WAYS - 1)]) < 0) {
+			idle = i;
+		}
 	}
+	if (victim < 0) {
+		if (embryonic >= 0) {
+			victim = embryonic;
+			flow_event(RINGLB_FE_EVICT_EMBRYONIC);
+		} else if (idle >= 0 && (__s32)(stamp - b->used[idle & (RINGLB_FLOW_WAYS - 1)]) >=
+					    (__s32)(flow_idle_jiffies << 1)) {
+			victim = idle;
+			flow_event(RINGLB_FE_EVICT_IDLE);
+		} else {
+			flow_event(RINGLB_FE_NOT_INSERTED);
+			return;
+		}
+	}
+	flow_event(established ? RINGLB_FE_INSERT_ESTABLISHED : RINGLB_FE_INSERT_EMBRYONIC);
 	victim &= RINGLB_FLOW_WAYS - 1;
 	b->slots[victim].key = *k;
 	b->slots[victim].flow = *flow;
-	b->used[victim] = now;
+	b->used[victim] = stamp;
 	b->tags[victim] = tag;
 }
 

@@ -164,6 +164,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } verdict_stats SEC(".maps");
 
+/* Per-CPU flow-table events (enum ringlb_flow_event): inserts, promotions, evictions. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RINGLB_FE_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flow_stats SEC(".maps");
+
 /*
  * User-space-only state (struct ringlb_lb_state, ringlb_vip_state, ringlb_member): what
  * the maps above were built from, so that the CLI can edit them without the config.

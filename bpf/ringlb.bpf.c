@@ -305,7 +305,9 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *p,
 		entry.backend_id = backend_id;
 		entry.vip_id = info->vip_id;
 		entry.vip_epoch = info->epoch;
-		flow_insert(bucket, &p->flow, tag, &entry, (__u32)now);
+		/* A flow that had an entry is established; a new one is embryonic. */
+		flow_insert(bucket, &p->flow, tag, &entry, now,
+			    stale_flow && !is_syn ? FLOW_ESTABLISHED : 0);
 	}
 	counter_add(&backend_stats, backend_id, bytes);
 	return encap_and_send(ctx, p, be, backend_id, 1, bytes, now);
@@ -491,8 +493,8 @@ int ringlb_xdp(struct xdp_md *ctx)
 			    &bucket->slots[slot & (RINGLB_FLOW_WAYS - 1)].flow;
 			__u32 backend_id = flow->backend_id, vip_id = flow->vip_id;
 			struct ringlb_backend *be;
+			__u32 *epoch, stamp;
 			__u64 now;
-			__u32 *epoch;
 
 			epoch = bpf_map_lookup_elem(&vip_epochs, &vip_id);
 			be = bpf_map_lookup_elem(&backends, &backend_id);
@@ -500,10 +502,15 @@ int ringlb_xdp(struct xdp_md *ctx)
 			    be->family != RINGLB_FAMILY_NONE) {
 				slot &= RINGLB_FLOW_WAYS - 1;
 				now = bpf_jiffies64();
-				if (p.tcp_flags & TCP_FLAG_RST)
+				stamp = flow_stamp(now, FLOW_ESTABLISHED);
+				if (p.tcp_flags & TCP_FLAG_RST) {
 					bucket->tags[slot] = 0;
-				else if (bucket->used[slot] != (__u32)now)
-					bucket->used[slot] = now;
+				} else if (bucket->used[slot] != stamp) {
+					/* The flow's second packet promotes its entry. */
+					if (!(bucket->used[slot] & FLOW_ESTABLISHED))
+						flow_event(RINGLB_FE_PROMOTED);
+					bucket->used[slot] = stamp;
+				}
 				counter_add(&vip_stats, vip_id, bytes);
 				counter_add(&backend_stats, backend_id, bytes);
 				return encap_and_send(ctx, &p, be, backend_id, 1, bytes, now);

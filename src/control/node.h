@@ -142,6 +142,8 @@ telemetry::Snapshot counter_snapshot(const TreeState& tree);
 // The XDP verdict counters pinned under `pin_root`; nullopt when no program pinned them.
 Result<std::optional<std::vector<telemetry::VerdictRow>>> read_verdicts(
     const std::string& pin_root);
+// The flow-table events pinned under `pin_root` (flow_stats); empty when none are.
+std::vector<telemetry::FlowEventRow> read_flow_events(const std::string& pin_root);
 
 // Files any VIP or backend directory may have (vip_nodes.cpp), shown from ctx.spec and
 // ctx.backend_spec; weight and state stores edit the running config's backend.

@@ -133,8 +133,10 @@ telemetry::Snapshot counter_snapshot(const TreeState& tree) {
   tree.runtime.fill_snapshot(snapshot);
   // The XDP plane's counters join the daemon's when a program has pinned its maps.
   if (auto verdicts = read_verdicts(tree.pin_root); verdicts && *verdicts) {
-    snapshot.xdp = telemetry::XdpRows{
-        .pin_path = tree.pin_root, .verdicts = std::move(**verdicts), .maps = std::nullopt};
+    snapshot.xdp = telemetry::XdpRows{.pin_path = tree.pin_root,
+                                      .verdicts = std::move(**verdicts),
+                                      .flow_events = read_flow_events(tree.pin_root),
+                                      .maps = std::nullopt};
   }
   return snapshot;
 }

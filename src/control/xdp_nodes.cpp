@@ -32,6 +32,19 @@ Result<std::optional<std::vector<telemetry::VerdictRow>>> read_verdicts(
   return std::optional(std::move(rows));
 }
 
+std::vector<telemetry::FlowEventRow> read_flow_events(const std::string& pin_root) {
+  std::vector<telemetry::FlowEventRow> rows;
+  UniqueFd map(bpf_obj_get((pin_root + "/flow_stats").c_str()));
+  auto counts = map.valid() ? xdp::read_event_counts(map.get(), RINGLB_FE_MAX)
+                            : Result<std::vector<uint64_t>>(Error{"not pinned"});
+  if (counts) {
+    for (uint32_t e = 0; e < counts->size(); ++e) {
+      rows.push_back({.event = std::string(xdp::flow_event_name(e)), .count = (*counts)[e]});
+    }
+  }
+  return rows;
+}
+
 namespace {
 
 // ---- interface, pin_path, program ----

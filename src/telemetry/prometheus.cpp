@@ -156,6 +156,13 @@ std::string prometheus_text(const Snapshot& snapshot) {
                  v.counters.packets);
     }
   }
+  if (snapshot.xdp && !snapshot.xdp->flow_events.empty()) {
+    out.family("ringlb_xdp_flow_events_total", "counter",
+               "forward-mode flow table inserts, promotions and evictions, all CPUs");
+    for (const auto& e : snapshot.xdp->flow_events) {
+      out.sample("ringlb_xdp_flow_events_total", "{event=" + quoted(e.event) + "}", e.count);
+    }
+  }
   return out.take();
 }
 

@@ -156,6 +156,15 @@ std::vector<Table> tables(const XdpRows& rows) {
     verdicts.rows.push_back(std::move(row));
   }
   out.push_back(std::move(verdicts));
+  if (!rows.flow_events.empty()) {
+    Table flows{.name = "flow_table", .single = true};
+    Row row{.key = "", .prefix = "xdp.flow_table"};
+    for (const auto& e : rows.flow_events) {
+      row.counters[e.event] = e.count;
+    }
+    flows.rows.push_back(std::move(row));
+    out.push_back(std::move(flows));
+  }
   if (rows.maps) {
     for (auto& t : xdp_map_tables(*rows.maps)) {
       out.push_back(std::move(t));

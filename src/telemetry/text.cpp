@@ -61,11 +61,18 @@ std::string stats_text(const Snapshot& snapshot) {
     proxy_text(out, *snapshot.proxy);
   }
   if (snapshot.xdp) {
-    // Every XDP row is packets and bytes under the prefix `ringlb stats` gives it.
+    // XDP rows under the prefix `ringlb stats` gives them: packets and bytes, or (the
+    // flow table's) one count per event.
     for (const auto& table : tables(*snapshot.xdp)) {
       for (const auto& row : table.rows) {
-        line(out, row.prefix, ".packets", row.counters.at("packets"));
-        line(out, row.prefix, ".bytes", row.counters.at("bytes"));
+        if (row.counters.contains("packets")) {
+          line(out, row.prefix, ".packets", row.counters.at("packets"));
+          line(out, row.prefix, ".bytes", row.counters.at("bytes"));
+          continue;
+        }
+        for (const auto& [name, value] : row.counters) {
+          line(out, row.prefix, "." + name, value);
+        }
       }
     }
   }

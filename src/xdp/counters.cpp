@@ -53,6 +53,44 @@ Result<std::vector<ringlb_counter>> read_counters(int map_fd, uint32_t entries) 
   return sums;
 }
 
+Result<std::vector<uint64_t>> read_event_counts(int map_fd, uint32_t entries) {
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) {
+    return libbpf_error("Failed to count CPUs", cpus);
+  }
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
+  std::vector<uint64_t> sums(entries);
+  for (uint32_t i = 0; i < entries; ++i) {
+    if (bpf_map_lookup_elem(map_fd, &i, per_cpu.data()) != 0) {
+      return system_error("Failed to read counter " + std::to_string(i), errno);
+    }
+    for (const uint64_t count : per_cpu) {
+      sums[i] += count;
+    }
+  }
+  return sums;
+}
+
+std::string_view flow_event_name(uint32_t event) {
+  switch (static_cast<ringlb_flow_event>(event)) {
+    case RINGLB_FE_INSERT_EMBRYONIC:
+      return "insert_embryonic";
+    case RINGLB_FE_INSERT_ESTABLISHED:
+      return "insert_established";
+    case RINGLB_FE_PROMOTED:
+      return "promoted";
+    case RINGLB_FE_EVICT_EMBRYONIC:
+      return "evict_embryonic";
+    case RINGLB_FE_EVICT_IDLE:
+      return "evict_idle";
+    case RINGLB_FE_NOT_INSERTED:
+      return "not_inserted";
+    case RINGLB_FE_MAX:
+      break;
+  }
+  return "unknown";
+}
+
 std::string_view verdict_name(uint32_t verdict) {
   // A switch over the enum, not a parallel list: -Wswitch (an error here) names any
   // verdict left out, and no entry can slip by one.

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <ctime>
 #include <optional>
 #include <thread>
 
@@ -75,6 +76,17 @@ Result<void> check_pinned_flow_table(const std::string& pin_root, uint32_t max_e
   return {};
 }
 
+// `ms` in jiffies: the coarse monotonic clock ticks once a jiffy, so its resolution is
+// the kernel's tick (4 ms at HZ 250). 1 ms (HZ 1000) if it cannot be read.
+uint32_t idle_jiffies(uint32_t ms) {
+  timespec tick{};
+  uint64_t tick_ns = 1000000;
+  if (::clock_getres(CLOCK_MONOTONIC_COARSE, &tick) == 0 && tick.tv_sec == 0 && tick.tv_nsec > 0) {
+    tick_ns = static_cast<uint64_t>(tick.tv_nsec);
+  }
+  return static_cast<uint32_t>(std::max<uint64_t>(uint64_t{ms} * 1000000 / tick_ns, 1));
+}
+
 // The rodata: the runtime knobs the verifier then sees as constants.
 void set_rodata(ringlb_xdp& skel, const LoadOptions& options) {
   skel.rodata->hash_key_k0 = options.hash_key.k0;
@@ -84,6 +96,7 @@ void set_rodata(ringlb_xdp& skel, const LoadOptions& options) {
   // flow_entries per CPU, in buckets of RINGLB_FLOW_WAYS: a power of two, at least one.
   skel.rodata->flow_buckets =
       std::bit_floor(std::max<uint32_t>(options.flow_entries / RINGLB_FLOW_WAYS, 1));
+  skel.rodata->flow_idle_jiffies = idle_jiffies(options.flow_idle_ms);
   skel.rodata->encap_source_v4 = options.source_v4;
   for (int i = 0; i < 4; ++i) {
     skel.rodata->encap_source_v6[i] = options.source_v6[i];
@@ -140,6 +153,7 @@ LoadOptions load_options(const Config& config) {
   options.hash_key = config.daemon.hash_key;
   options.maglev_table_size = config.daemon.maglev_table_size;
   options.flow_entries = config.xdp.flow_entries;
+  options.flow_idle_ms = config.xdp.flow_idle_timeout_ms;
   if (config.xdp.enabled && config.xdp.steer) {
     uint32_t workers = config.daemon.workers;
     if (workers == 0) {

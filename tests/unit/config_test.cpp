@@ -179,6 +179,8 @@ const BadCase kBadCases[] = {
      "xdp.flow_entries: expected an integer in 8..4194304, got 4"},
     {"flow entries not an integer", "[xdp]\ninterface = 'eth0'\nflow_entries = '64k'\n",
      "xdp.flow_entries: expected an integer in 8..4194304, got a string"},
+    {"flow idle timeout below a second", "[xdp]\ninterface = 'eth0'\nflow_idle_timeout_ms = 10\n",
+     "bad.toml:3:24: xdp.flow_idle_timeout_ms: expected an integer in 1000..86400000, got 10"},
     {"relative control dir", "[daemon]\ncontrol_dir = 'run/ringlb'\n",
      "daemon.control_dir: expected an absolute path"},
     {"metrics listen without port", "[daemon]\nmetrics_listen = '127.0.0.1'\n",
@@ -339,17 +341,19 @@ TEST(XdpConfig, DefaultsToNativeWithSteer) {
   EXPECT_EQ(config->xdp.attach, XdpAttach::native);
   EXPECT_TRUE(config->xdp.steer);
   EXPECT_EQ(config->xdp.flow_entries, 65536u);
+  EXPECT_EQ(config->xdp.flow_idle_timeout_ms, 60000u);
   EXPECT_FALSE(config->daemon.hash_seed_set);
 }
 
 TEST(XdpConfig, ReadsFlowEntries) {
   auto config = parse_config(
-      "[xdp]\ninterface = \"eth0\"\nflow_entries = 1048576\n"
+      "[xdp]\ninterface = \"eth0\"\nflow_entries = 1048576\nflow_idle_timeout_ms = 300000\n"
       "[[vip]]\nname='w'\nlisten='127.0.0.1:80'\n[[vip.backend]]\nname='b'\naddress='127.0.0.1:1'"
       "\n",
       "x.toml");
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->xdp.flow_entries, 1048576u);
+  EXPECT_EQ(config->xdp.flow_idle_timeout_ms, 300000u);
 }
 
 TEST(XdpConfig, SameSeedInBothTablesIsAccepted) {

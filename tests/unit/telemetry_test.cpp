@@ -43,6 +43,7 @@ Snapshot sample_snapshot() {
   s.proxy = proxy;
   s.xdp = XdpRows{.pin_path = "/sys/fs/bpf/ring\"lb", .verdicts = {}, .maps = std::nullopt};
   s.xdp->verdicts.push_back(VerdictRow{.verdict = "tx_forward", .counters = {7, 700}});
+  s.xdp->flow_events.push_back(FlowEventRow{.event = "evict_embryonic", .count = 12});
   return s;
 }
 
@@ -73,7 +74,7 @@ TEST(Telemetry, TheTextCarriesSumsPerWorkerAndDottedNamesWhole) {
        {"worker.0.accepted 10\n", "worker.1.accepted 11\n", "proxy.accepted 21\n",
         "proxy.active 4\n", "vip.web.eu.backend.b1.rack2.connections 21\n",
         "proxy.removed_backends.connections 3\n", "xdp.verdict.tx_forward.packets 7\n",
-        "xdp.verdict.tx_forward.bytes 700\n"}) {
+        "xdp.verdict.tx_forward.bytes 700\n", "xdp.flow_table.evict_embryonic 12\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "in:\n" << text;
   }
 }
@@ -99,6 +100,9 @@ TEST(Telemetry, PrometheusHasHelpAndTypeForEveryFamilyAndOneSamplePerRow) {
     samples_of_accepted += line.rfind("ringlb_worker_accepted_total{", 0) == 0 ? 1 : 0;
   }
   EXPECT_EQ(samples_of_accepted, 2);
+  EXPECT_NE(text.find("ringlb_xdp_flow_events_total{event=\"evict_embryonic\"} 12\n"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("ringlb_xdp_packets_total{verdict=\"tx_forward\"} 7\n"), std::string::npos)
       << text;
   EXPECT_NE(text.find("vip=\"web.eu\""), std::string::npos);

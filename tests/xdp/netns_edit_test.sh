@@ -182,6 +182,11 @@ packets=$(awk '$1 == "xdp.vip.web.packets" {print $2}' <<<"$stats")
 [[ ${packets:-0} -gt 0 ]] || fail "ringlb stats does not name VIP web, or counts no packet:"$'\n'"$stats"
 inns $ns_l "$ringlb" stats --json --pin-path "$pin" --control-dir "$tmp/no-daemon" |
   grep -q '"names":"web/b1"' || fail "ringlb stats --json does not name backend web/b1"
+# Every client's SYN made an embryonic entry and its next packet promoted it.
+embryonic=$(awk '$1 == "xdp.flow_table.insert_embryonic" {print $2}' <<<"$stats")
+promoted=$(awk '$1 == "xdp.flow_table.promoted" {print $2}' <<<"$stats")
+[[ ${embryonic:-0} -gt 0 && ${promoted:-0} -gt 0 ]] ||
+  fail "ringlb stats shows no embryonic insert or promotion of the flow table:"$'\n'"$stats"
 echo "ok 2 - 31 clients reached the backend the pinned table names (${!seen[*]}); stats names them"
 
 # --- 3. a CLI re-weight keeps established flows ---------------------------------------------

@@ -259,9 +259,21 @@ Source read_xdp_source(const std::string& pin_path) {
   if (!reader) {
     return absent(pin_path, reader.error().message);
   }
-  telemetry::XdpRows rows{.pin_path = pin_path, .verdicts = {}, .maps = telemetry::XdpMapRows{}};
+  telemetry::XdpRows rows{
+      .pin_path = pin_path, .verdicts = {}, .flow_events = {}, .maps = telemetry::XdpMapRows{}};
   if (auto read = read_verdicts(maps->verdicts.get(), *reader, rows); !read) {
     return absent(pin_path, read.error().message);
+  }
+  // Maps pinned by a program older than flow_stats have none: the table is left out.
+  if (UniqueFd flows(bpf_obj_get((pin_path + "/flow_stats").c_str())); flows.valid()) {
+    auto counts = xdp::read_event_counts(flows.get(), RINGLB_FE_MAX);
+    if (!counts) {
+      return absent(pin_path, "cannot read flow_stats: " + counts.error().message);
+    }
+    for (uint32_t e = 0; e < counts->size(); ++e) {
+      rows.flow_events.push_back(
+          {.event = std::string(xdp::flow_event_name(e)), .count = (*counts)[e]});
+    }
   }
   const PinnedNames names = pinned_names(pin_path);
   read_vips(*maps, *reader, names, rows.maps->vips);

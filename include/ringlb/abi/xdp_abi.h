@@ -74,7 +74,9 @@ struct ringlb_backend {
  * holds a tag (more bits of that hash) and a last-use time per slot, each slot one more
  * line: a lookup reads the tag line and, on a tag match, that slot's line; a miss costs
  * one cache line, however full the bucket. No lock, no allocation, no cross-CPU traffic.
- * A new flow takes an empty slot, else the least recently used one. A flow lives in the
+ * A new flow takes an empty slot, else the oldest embryonic one (a SYN's, not yet
+ * answered by the flow's next packet), else an established one idle for
+ * xdp.flow_idle_timeout_ms, else none: a SYN flood cannot push out live flows. A flow lives in the
  * table of the CPU its packets arrive on (RSS and ECMP keep a flow on one CPU); if it
  * moves, the Maglev table still gives the same backend unless the pool changed.
  */
@@ -215,6 +217,20 @@ enum ringlb_decap_verdict {
   RINGLB_DV_PASS_UNSUPPORTED, /* tc only: a tunnel packet skb helpers cannot shrink (a VLAN
                                  tag still in the frame): untouched */
   RINGLB_DV_MAX,
+};
+
+/*
+ * Index of flow_stats (per CPU, a __u64 each): what happened in the forward-mode flow
+ * table. xdp::flow_event_name() (src/xdp/counters.cpp) names each.
+ */
+enum ringlb_flow_event {
+  RINGLB_FE_INSERT_EMBRYONIC = 0, /* a TCP SYN or a first UDP datagram got an entry */
+  RINGLB_FE_INSERT_ESTABLISHED,   /* a flow whose entry went stale got a new one */
+  RINGLB_FE_PROMOTED,             /* an embryonic entry saw its flow's next packet */
+  RINGLB_FE_EVICT_EMBRYONIC,      /* a new flow took the oldest embryonic entry's slot */
+  RINGLB_FE_EVICT_IDLE,           /* a new flow took an idle established entry's slot */
+  RINGLB_FE_NOT_INSERTED,         /* its bucket held only live established flows */
+  RINGLB_FE_MAX,
 };
 
 /*

@@ -59,6 +59,10 @@ struct DaemonConfig {
 inline constexpr uint32_t kDefaultFlowEntries = 65536;
 inline constexpr uint32_t kMinFlowEntries = 8;
 inline constexpr uint32_t kMaxFlowEntries = 1u << 22;
+// [xdp] flow_idle_timeout_ms: 1 s to 1 day, 60 s by default.
+inline constexpr uint32_t kDefaultFlowIdleMs = 60000;
+inline constexpr uint32_t kMinFlowIdleMs = 1000;
+inline constexpr uint32_t kMaxFlowIdleMs = 86400000;
 
 // How the XDP program attaches: in the driver (native) or in the generic hook.
 enum class XdpAttach : uint8_t { native, generic };
@@ -74,6 +78,10 @@ struct XdpConfig {
   // kMaxFlowEntries (72 bytes each). More flows keep more established connections on
   // their backend through pool changes; fewer keep the table in cache.
   uint32_t flow_entries = kDefaultFlowEntries;
+  // An established flow idle this long may give its entry to a new flow when its bucket
+  // is full and holds no embryonic (SYN-only) entry; until then a new flow in that bucket
+  // gets none, so a SYN flood cannot push out live flows.
+  uint32_t flow_idle_timeout_ms = kDefaultFlowIdleMs;
   // xdp.hash_seed is another name for daemon.hash_seed: one key serves both planes (the
   // proxy's ip_hash and the XDP program must agree). Giving both with different values is
   // an error; either one sets DaemonConfig::hash_key.

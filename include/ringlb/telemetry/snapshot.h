@@ -112,9 +112,18 @@ struct XdpMapRows {
   bool operator==(const XdpMapRows&) const = default;
 };
 
+// A forward-mode flow-table event (enum ringlb_flow_event), summed over CPUs.
+struct FlowEventRow {
+  std::string event{};  // "insert_embryonic", "promoted", "evict_embryonic", ...
+  uint64_t count = 0;
+  bool operator==(const FlowEventRow&) const = default;
+};
+
 struct XdpRows {
   std::string pin_path{};              // where the maps are pinned
   std::vector<VerdictRow> verdicts{};  // enum ringlb_verdict order, summed over CPUs
+  // enum ringlb_flow_event order; empty when the pinned maps predate flow_stats
+  std::vector<FlowEventRow> flow_events{};
   std::optional<XdpMapRows> maps{};
   bool operator==(const XdpRows&) const = default;
 };

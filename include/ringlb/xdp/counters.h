@@ -39,4 +39,11 @@ Result<std::vector<ringlb_counter>> read_counters(int map_fd, uint32_t entries);
 // last verdict.
 std::string_view verdict_name(uint32_t verdict);
 
+// Per-index counts of the per-CPU __u64 array `map_fd`, summed over CPUs: entries 0 to
+// `entries` - 1 (flow_stats: index enum ringlb_flow_event, RINGLB_FE_MAX entries).
+Result<std::vector<uint64_t>> read_event_counts(int map_fd, uint32_t entries);
+
+// The name of a flow-table event ("evict_embryonic"); "unknown" past the last.
+std::string_view flow_event_name(uint32_t event);
+
 }  // namespace ringlb::xdp
