@@ -14,13 +14,30 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <unordered_set>
 
 namespace ringlb::control {
 
+namespace {}  // namespace
+
+// What the callbacks see (fuse private_data): the tree, and the file handles open on it.
+// A reader that still has a file open when the mount is torn down never gets its
+// release: ~ControlFs frees what is left.
+struct ControlFs::Served {
+  ControlTree* tree = nullptr;
+  std::mutex mu;
+  std::unordered_set<void*> open;
+};
+
 namespace {
 
+ControlFs::Served& served() {
+  return *static_cast<ControlFs::Served*>(fuse_get_context()->private_data);
+}
+
 ControlTree& tree() {
-  return *static_cast<ControlTree*>(fuse_get_context()->private_data);
+  return *served().tree;
 }
 
 // Interrupts the loop thread's wait when the filesystem stops (see ~ControlFs).
@@ -104,6 +121,8 @@ int fs_open(const char* path, fuse_file_info* fi) {
     handle->content = std::move(*content);
   }
   fi->direct_io = 1;  // sizes are not known ahead: no page cache, reads reach us
+  std::lock_guard lock(served().mu);
+  served().open.insert(handle.get());
   fi->fh = reinterpret_cast<uint64_t>(handle.release());
   return 0;
 }
@@ -136,6 +155,8 @@ int fs_truncate(const char* path, off_t, fuse_file_info*) {
 
 int fs_release(const char*, fuse_file_info* fi) {
   std::unique_ptr<Handle> handle(reinterpret_cast<Handle*>(fi->fh));
+  std::lock_guard lock(served().mu);
+  served().open.erase(handle.get());
   return 0;
 }
 
@@ -197,7 +218,6 @@ Result<std::unique_ptr<ControlFs>> ControlFs::mount(ControlTree& tree, const std
     return Error{"cannot create control_dir " + dir + ": " + ec.message(), ec.value()};
   }
   ::chmod(dir.c_str(), 0700);
-
   clock_gettime(CLOCK_REALTIME, &mount_time);
   std::unique_ptr<ControlFs> fs(new ControlFs());
   fs->dir_ = dir;
@@ -208,7 +228,8 @@ Result<std::unique_ptr<ControlFs>> ControlFs::mount(ControlTree& tree, const std
   // against the attributes above, so nobody else opens anything.
   fuse_opt_add_arg(&args, "ringlbd");
   fuse_opt_add_arg(&args, "-ofsname=ringlb,subtype=ringlb,allow_other,default_permissions");
-  fs->fuse_ = fuse_new(&args, &ops, sizeof(ops), &tree);
+  fs->served_.reset(new Served{.tree = &tree, .mu = {}, .open = {}});
+  fs->fuse_ = fuse_new(&args, &ops, sizeof(ops), fs->served_.get());
   fuse_opt_free_args(&args);
   if (fs->fuse_ == nullptr) {
     return Error{"fuse_new failed for " + dir};
@@ -291,6 +312,11 @@ ControlFs::~ControlFs() {
   if (fuse_ != nullptr) {
     fuse_unmount(fuse_);
     fuse_destroy(fuse_);
+  }
+  if (served_ != nullptr) {
+    for (void* handle : served_->open) {
+      delete static_cast<Handle*>(handle);
+    }
   }
   guardian_pipe_.reset();  // the guardian finds nothing left to detach, and exits
   if (guardian_ > 0) {

@@ -37,9 +37,13 @@ class ControlFs {
   ControlFs(const ControlFs&) = delete;
   ControlFs& operator=(const ControlFs&) = delete;
 
+ public:
+  struct Served;  // what the callbacks see (fuse_fs.cpp)
+
  private:
   ControlFs() = default;
   std::string dir_;
+  std::unique_ptr<Served> served_;
   fuse* fuse_ = nullptr;
   std::thread loop_;
   std::atomic<bool> loop_running_{false};  // fuse_loop_mt has not returned
