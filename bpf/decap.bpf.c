@@ -41,6 +41,30 @@ struct {
 	__type(value, struct ringlb_counter);
 } decap_stats SEC(".maps");
 
+/*
+ * The outer sources the program decapsulates from (ringlb decap attach --allow CIDR):
+ * anything else that is a tunnel packet is dropped and counted (RINGLB_DV_DROP_SOURCE),
+ * so a host that can reach a backend cannot inject packets with spoofed inner sources.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, RINGLB_DECAP_ALLOW_MAX);
+	__type(key, struct ringlb_decap_v4_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} decap_allow_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, RINGLB_DECAP_ALLOW_MAX);
+	__type(key, struct ringlb_decap_v6_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} decap_allow_v6 SEC(".maps");
+
+/* 1: decapsulate from any source (ringlb decap attach --allow-any). Set by the loader. */
+const volatile __u32 decap_allow_any = 0;
+
 /* The outer header of a tunnel packet, as decap_parse() found it. */
 struct decap_hdr {
 	__u32 l3_off;	    /* offset of the outer IP header from the frame's start */
@@ -63,7 +87,8 @@ static __always_inline int decap_verdict(enum ringlb_decap_verdict v, int action
  * packet carrying IPv4 or IPv6 (protocol 4 or 41) whose outer header is whole and valid:
  * IPv4 of version 4, IHL of at least 5, a total length within the frame, not a fragment;
  * IPv6 of version 6 with a payload length within the frame and no extension header
- * (ringlb sends none). Returns RINGLB_DV_PASS_MALFORMED for a tunnel packet that fails
+ * (ringlb sends none). Returns RINGLB_DV_DROP_SOURCE for a tunnel packet whose outer
+ * source is not in the allowlist (unless decap_allow_any), RINGLB_DV_PASS_MALFORMED for a tunnel packet that fails
  * those checks and RINGLB_DV_PASS for anything else.
  */
 static __always_inline enum ringlb_decap_verdict decap_parse(void *data, void *data_end,
@@ -97,6 +122,12 @@ static __always_inline enum ringlb_decap_verdict decap_parse(void *data, void *d
 		l3_len = bpf_ntohs(iph->tot_len);
 		if (l3_len < h->outer_len)
 			return RINGLB_DV_PASS_MALFORMED;
+		if (!decap_allow_any) {
+			struct ringlb_decap_v4_key key = {.prefixlen = 32, .addr = iph->saddr};
+
+			if (!bpf_map_lookup_elem(&decap_allow_v4, &key))
+				return RINGLB_DV_DROP_SOURCE;
+		}
 	} else if (h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6h = nh.pos;
 
@@ -109,6 +140,13 @@ static __always_inline enum ringlb_decap_verdict decap_parse(void *data, void *d
 			return RINGLB_DV_PASS_MALFORMED;
 		h->outer_len = IPV6_HDR_LEN;
 		l3_len = IPV6_HDR_LEN + bpf_ntohs(ip6h->payload_len);
+		if (!decap_allow_any) {
+			struct ringlb_decap_v6_key key = {.prefixlen = 128};
+
+			__builtin_memcpy(key.addr, &ip6h->saddr, sizeof(key.addr));
+			if (!bpf_map_lookup_elem(&decap_allow_v6, &key))
+				return RINGLB_DV_DROP_SOURCE;
+		}
 	} else {
 		return RINGLB_DV_PASS;
 	}
@@ -130,6 +168,8 @@ int ringlb_decap(struct xdp_md *ctx)
 	struct l2_saved l2;
 
 	verdict = decap_parse(data, data_end, bytes, &h);
+	if (verdict == RINGLB_DV_DROP_SOURCE)
+		return decap_verdict(verdict, XDP_DROP, bytes);
 	if (verdict != RINGLB_DV_DECAP)
 		return decap_verdict(verdict, XDP_PASS, bytes);
 	/* adjust_head drops the front of the frame: keep the L2 header to write it back. */
@@ -165,6 +205,8 @@ int ringlb_decap_tc(struct __sk_buff *skb)
 	data_end = (void *)(long)skb->data_end;
 
 	verdict = decap_parse(data, data_end, skb->len, &h);
+	if (verdict == RINGLB_DV_DROP_SOURCE)
+		return decap_verdict(verdict, TC_ACT_SHOT, bytes);
 	if (verdict != RINGLB_DV_DECAP)
 		return decap_verdict(verdict, TC_ACT_OK, bytes);
 	/*

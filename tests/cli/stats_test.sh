@@ -121,6 +121,17 @@ expect_usage stats --interval abc
 expect_usage stats --count 3          # --count needs --interval
 expect_usage stats --bogus
 expect_usage top --iterations 0
+# decap attach names whose tunnels it strips, before it loads anything.
+expect_usage_saying() {  # text, args...
+  local want=$1 err rc
+  shift
+  err=$("$ringlb" "$@" 2>&1); rc=$?
+  [[ $rc == 2 && $err == *"$want"* ]] || fail "ringlb $*: rc=$rc, wanted '$want' in: $err"
+}
+expect_usage_saying "give --allow CIDR" decap attach lo
+expect_usage_saying "exclude each other" decap attach lo --allow-any --allow 10.0.0.0/8
+expect_usage_saying "host bits are set after /8" decap attach lo --allow 10.0.0.1/8
+expect_usage_saying "expected an address or a prefix" decap attach lo --allow eth0
 for cmd in stats top which status attach detach simulate; do
   help=$("$ringlb" $cmd --help) || fail "$cmd --help exits non-zero"
   grep -q "^Usage: .* $cmd" <<<"$help" || fail "$cmd --help"

@@ -113,7 +113,7 @@ for b in "${backends[@]}"; do
   inns "$ns" ip addr add $vip/32 dev lo
   inns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
   inns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
-  inns "$ns" "$ringlb" decap attach eth0 >/dev/null || fail "decap attach in $ns"
+  inns "$ns" "$ringlb" decap attach eth0 --allow 10.83.0.2/32 >/dev/null || fail "decap attach in $ns"
   ip netns exec "$ns" socat TCP-LISTEN:80,bind=$vip,fork,reuseaddr \
     SYSTEM:"while read -r line; do echo $b; done" </dev/null >/dev/null 2>&1 &
   pids+=($!)

@@ -109,7 +109,7 @@ for b in "${backends[@]}"; do
   inns "$ns" ip addr add 10.78.0.10/32 dev lo
   inns "$ns" ip route add 10.81.0.0/24 via 10.82.0.1
   inns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-  inns "$ns" "$ringlb" decap attach eth0 >/dev/null || fail "decap attach in $ns"
+  inns "$ns" "$ringlb" decap attach eth0 --allow 10.82.0.2 --allow 10.82.0.3 >/dev/null || fail "decap attach in $ns"
   ip netns exec "$ns" socat TCP-LISTEN:80,bind=10.78.0.10,fork,reuseaddr \
     SYSTEM:"while read -r line; do echo $b; done" </dev/null >/dev/null 2>&1 &
   n=$((n + 1))

@@ -121,7 +121,7 @@ for b in "${backends[@]}"; do
   if [[ $b == "$tc_backend" ]]; then
     # Twice: attaching again replaces ringlb's filter.
     for _ in 1 2; do
-      inns "$ns" "$ringlb" decap attach eth0 --mode tc >/dev/null || fail "decap attach --mode tc in $ns"
+      inns "$ns" "$ringlb" decap attach eth0 --mode tc --allow 10.77.0.2 --allow fd00:77::2 >/dev/null || fail "decap attach --mode tc in $ns"
     done
     # Outputs are captured before matching: `cmd | grep -q` under pipefail fails when
     # grep exits at its match and cmd still writes (SIGPIPE).
@@ -131,7 +131,7 @@ for b in "${backends[@]}"; do
     link=$(inns "$ns" ip link show eth0)
     ! grep -q xdp <<<"$link" || fail "$ns eth0 has an XDP program"
   else
-    inns "$ns" "$ringlb" decap attach eth0 >/dev/null || fail "decap attach in $ns"
+    inns "$ns" "$ringlb" decap attach eth0 --allow 10.77.0.2 --allow fd00:77::2 >/dev/null || fail "decap attach in $ns"
   fi
   # Each backend answers every line with its name, on a long-lived connection too.
   ip netns exec "$ns" socat TCP-LISTEN:80,bind=10.78.0.10,fork,reuseaddr \

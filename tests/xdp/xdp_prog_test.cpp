@@ -897,17 +897,18 @@ struct VlanTag {
 
 // The balancer's tunnel frame (kLbMac -> kPeerMac, `tags`, an outer IPv4 header with
 // `options` or an outer IPv6 header) around `inner_ip`, an IP packet from its header on.
+// `source`: the outer source, the balancer's (10.99.0.1, fd00:99::1) when empty.
 Bytes tunnel(const Bytes& inner_ip, bool outer_v6, const std::vector<VlanTag>& tags = {},
-             const Bytes& options = {}, uint16_t frag = 0x4000) {
+             const Bytes& options = {}, uint16_t frag = 0x4000, const char* source = nullptr) {
   Packet p;
   p.Eth(kLbMac, kPeerMac);
   for (const auto& tag : tags) {
     p.Vlan(tag.id, tag.tpid);
   }
   if (outer_v6) {
-    p.IPv6("fd00:99::1", "fd00:200::1");
+    p.IPv6(source != nullptr ? source : "fd00:99::1", "fd00:200::1");
   } else {
-    p.IPv4("10.99.0.1", "10.200.0.1", options, frag);
+    p.IPv4(source != nullptr ? source : "10.99.0.1", "10.200.0.1", options, frag);
   }
   Bytes out = p.raw(inner_ip).build();
   // The builder leaves the protocol of a raw payload 0: name the inner family.
@@ -1024,7 +1025,10 @@ class DecapTest : public ::testing::TestWithParam<DecapHook> {
     if (geteuid() != 0) {
       GTEST_SKIP() << "needs root (CAP_BPF)";
     }
-    auto loaded = xdp::DecapProgram::load();
+    // The balancers' encapsulation sources (XdpEnv's lb0), as operators allow them.
+    auto loaded = xdp::DecapProgram::load(
+        {.any = false,
+         .prefixes = {*xdp::parse_prefix("10.99.0.0/24"), *xdp::parse_prefix("fd00:99::1")}});
     ASSERT_TRUE(loaded) << loaded.error().message;
     program_.emplace(std::move(*loaded));
   }
@@ -1093,6 +1097,43 @@ TEST_P(DecapTest, PassesTruncatedTunnelsUntouched) {
   }
 }
 
+TEST_P(DecapTest, TunnelsFromSourcesNotAllowedAreDroppedAndCounted) {
+  const uint32_t drop = tc() ? TC_ACT_SHOT : XDP_DROP;
+  for (const auto& [outer_v6, source] : {std::pair{false, "10.98.0.7"}, {true, "fd00:99::2"}}) {
+    const Bytes in = tunnel(outer_v6 ? inner_v6() : inner_v4(), outer_v6, {}, {}, 0x4000, source);
+    const uint64_t before = count(RINGLB_DV_DROP_SOURCE);
+    const auto r = run(in);
+    ASSERT_EQ(r.err, 0) << source;
+    EXPECT_EQ(r.retval, drop) << source;
+    EXPECT_EQ(count(RINGLB_DV_DROP_SOURCE), before + 1) << source;
+  }
+  // --allow-any: the same packets are decapsulated.
+  auto any = xdp::DecapProgram::load({.any = true, .prefixes = {}});
+  ASSERT_TRUE(any) << any.error().message;
+  program_.emplace(std::move(*any));
+  const auto r = run(tunnel(inner_v4(), false, {}, {}, 0x4000, "10.98.0.7"));
+  EXPECT_EQ(r.retval, pass());
+  EXPECT_EQ(r.out, decapsulated(inner_v4()));
+}
+
+TEST(DecapAllow, PrefixesParseAndBadOnesAreNamed) {
+  const auto v4 = xdp::parse_prefix("192.0.2.0/24");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->length, 24u);
+  const auto host = xdp::parse_prefix("2001:db8::1");
+  ASSERT_TRUE(host);
+  EXPECT_EQ(host->length, 128u);
+  for (const auto& [text, why] : {std::pair{"10.0.0.1/8", "host bits are set after /8"},
+                                  {"10.0.0.0/33", "expected a prefix length in 0..32"},
+                                  {"10.0.0.0/", "expected a prefix length"},
+                                  {"10.0.0.0/8x", "expected a prefix length"},
+                                  {"eth0", "expected an address or a prefix"}}) {
+    const auto bad = xdp::parse_prefix(text);
+    ASSERT_FALSE(bad) << text;
+    EXPECT_NE(bad.error().message.find(why), std::string::npos) << bad.error().message;
+  }
+}
+
 // --- decap on clsact ingress: attach, replace, detach ------------------------------------
 
 // A veth pair in the test's private namespace (XdpEnv's), removed when the test ends.
@@ -1158,13 +1199,13 @@ class DecapTcAttachTest : public ::testing::Test {
 };
 
 TEST_F(DecapTcAttachTest, AttachCreatesClsactAndAgainReplacesRinglbsFilter) {
-  auto first = xdp::DecapProgram::load();
+  auto first = xdp::DecapProgram::load({.any = true, .prefixes = {}});
   ASSERT_TRUE(first) << first.error().message;
   ASSERT_TRUE(first->attach_tc(ifindex_)) << "first attach";
   EXPECT_TRUE(has_clsact());
   EXPECT_EQ(decap_filter(), program_id(first->tc_fd()));
 
-  auto second = xdp::DecapProgram::load();
+  auto second = xdp::DecapProgram::load({.any = true, .prefixes = {}});
   ASSERT_TRUE(second) << second.error().message;
   const auto replaced = second->attach_tc(ifindex_);
   ASSERT_TRUE(replaced) << replaced.error().message;
@@ -1182,7 +1223,7 @@ TEST_F(DecapTcAttachTest, AttachCreatesClsactAndAgainReplacesRinglbsFilter) {
 
 TEST_F(DecapTcAttachTest, DetachLeavesOtherFiltersAndTheirQdisc) {
   const UniqueFd other = attach_other(1, 1);
-  auto program = xdp::DecapProgram::load();
+  auto program = xdp::DecapProgram::load({.any = true, .prefixes = {}});
   ASSERT_TRUE(program) << program.error().message;
   ASSERT_TRUE(program->attach_tc(ifindex_));
   auto detached = xdp::detach_decap_tc(ifindex_);
@@ -1195,7 +1236,7 @@ TEST_F(DecapTcAttachTest, DetachLeavesOtherFiltersAndTheirQdisc) {
 
 TEST_F(DecapTcAttachTest, RefusesAnotherProgramAtRinglbsHandle) {
   const UniqueFd other = attach_other(xdp::kDecapTcHandle, xdp::kDecapTcPriority);
-  auto program = xdp::DecapProgram::load();
+  auto program = xdp::DecapProgram::load({.any = true, .prefixes = {}});
   ASSERT_TRUE(program) << program.error().message;
   const auto attached = program->attach_tc(ifindex_);
   ASSERT_FALSE(attached);

@@ -6,7 +6,8 @@
 //       updates the pinned maps in place (Maglev tables are swapped atomically, the flow
 //       table is kept) and replaces the program.
 //   ringlb detach DEV [--pin-path P] [--unpin]
-//   ringlb decap attach DEV [--mode native|generic|tc] [--force]  (on backends)
+//   ringlb decap attach DEV (--allow CIDR... | --allow-any) [--mode native|generic|tc]
+//                       [--force]                                  (on backends)
 //   ringlb decap detach DEV [--mode native|generic|tc]
 //       the decap program on the XDP hook (native, generic) or on clsact ingress (tc).
 //       detach removes only ringlb's decap program: without --mode, from both hooks.
@@ -19,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "commands.h"
 #include "ringlb/config/config.h"
@@ -117,12 +119,35 @@ struct DecapOptions {
   std::string interface;
   bool force = false;  // attach: replace another tool's XDP program
   std::string mode;    // native | generic | tc; empty: attach native, detach from both hooks
+  std::vector<std::string> allow;  // attach: outer sources decapsulated (CIDRs)
+  bool allow_any = false;          // attach: from anyone
+  xdp::DecapAllow parsed{};        // what allow / allow_any say, checked at parse time
 };
+
+// --allow / --allow-any of `decap attach`: one of them, each prefix valid. A usage error
+// (exit 2) otherwise, before anything is loaded.
+void check_allow(DecapOptions& options) {
+  if (options.allow_any == !options.allow.empty()) {
+    throw CLI::ValidationError("decap attach",
+                               options.allow_any
+                                   ? "--allow-any and --allow exclude each other"
+                                   : "give --allow CIDR for each balancer's encapsulation source "
+                                     "(repeatable), or --allow-any to decapsulate from anyone");
+  }
+  options.parsed.any = options.allow_any;
+  for (const auto& text : options.allow) {
+    auto prefix = xdp::parse_prefix(text);
+    if (!prefix) {
+      throw CLI::ValidationError("--allow", prefix.error().message);
+    }
+    options.parsed.prefixes.push_back(*prefix);
+  }
+}
 
 int run_decap_attach(const DecapOptions& options) {
   const std::string mode = options.mode.empty() ? "native" : options.mode;
   const int ifindex = value_or_throw(xdp::interface_index(options.interface));
-  auto program = value_or_throw(xdp::DecapProgram::load());
+  auto program = value_or_throw(xdp::DecapProgram::load(options.parsed));
   if (mode == "tc") {
     ok_or_throw(program.attach_tc(ifindex));
     std::printf("attached ringlb decap to %s (tc, clsact ingress)\n", options.interface.c_str());
@@ -199,7 +224,13 @@ void add_xdp_commands(CLI::App& app, CommandRunner& run) {
         ->check(CLI::IsMember({"native", "generic", "tc"}));
     attach->add_flag("--force", attach_options->force,
                      "Replace an XDP program of another tool (ringlb's own is always replaced)");
+    attach->add_option("--allow", attach_options->allow,
+                       "Decapsulate only tunnel packets whose outer source is in this prefix "
+                       "(the balancers' addresses; repeatable); others are dropped");
+    attach->add_flag("--allow-any", attach_options->allow_any,
+                     "Decapsulate tunnel packets from any source");
     attach->callback([&run, attach_options] {
+      check_allow(*attach_options);
       run = [attach_options] { return run_decap_attach(*attach_options); };
     });
     auto detach_options = std::make_shared<DecapOptions>();

@@ -216,7 +216,23 @@ enum ringlb_decap_verdict {
   RINGLB_DV_DROP_ERROR,       /* a helper failed (adjust_head, adjust_room, store_bytes) */
   RINGLB_DV_PASS_UNSUPPORTED, /* tc only: a tunnel packet skb helpers cannot shrink (a VLAN
                                  tag still in the frame): untouched */
+  RINGLB_DV_DROP_SOURCE,      /* a tunnel packet from an outer source not allowed */
   RINGLB_DV_MAX,
+};
+
+/*
+ * Keys of the decap program's allowlists of outer sources (LPM tries, filled by
+ * `ringlb decap attach --allow CIDR`): a prefix length in bits, then the address in
+ * network order.
+ */
+#define RINGLB_DECAP_ALLOW_MAX 1024
+struct ringlb_decap_v4_key {
+  __u32 prefixlen;
+  __u32 addr;
+};
+struct ringlb_decap_v6_key {
+  __u32 prefixlen;
+  __u32 addr[4];
 };
 
 /*

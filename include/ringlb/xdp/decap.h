@@ -10,16 +10,37 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
+#include <vector>
 
 #include "ringlb/config/config.h"
+#include "ringlb/model/address.h"
 #include "ringlb/result.h"
 #include "ringlb/xdp/program.h"
 
 namespace ringlb::xdp {
 
+// An address prefix: "192.0.2.0/24", "2001:db8::/64"; an address alone is a host.
+struct IpPrefix {
+  IpAddress address;
+  uint32_t length = 0;  // bits
+};
+// Refuses text that is no prefix, a length beyond the family's, and host bits set
+// ("10.0.0.1/8"), naming the text.
+Result<IpPrefix> parse_prefix(std::string_view text);
+
+// Whose tunnel packets the decap program strips: the balancers' encapsulation sources
+// (`prefixes`), or anyone (`any`). A tunnel packet from another source is dropped.
+struct DecapAllow {
+  bool any = false;
+  std::vector<IpPrefix> prefixes;
+};
+
 class DecapProgram {
  public:
-  static Result<DecapProgram> load();
+  // Fails, naming the reason, when `allow` holds more than RINGLB_DECAP_ALLOW_MAX prefixes
+  // of one family.
+  static Result<DecapProgram> load(const DecapAllow& allow);
   // Attaches ringlb_decap to the XDP hook, as XdpProgram::attach does.
   Result<void> attach(int ifindex, XdpAttach mode, bool replace_other = false) const;
   // Attaches ringlb_decap_tc to the clsact ingress hook, creating the clsact qdisc when
