@@ -75,6 +75,6 @@ echo 1 >"$dir/ctl/reload" || fail "reload of a config without a seed"
 grep -q "hash_seed: no hash_seed in the config" "$dir/ctl/warnings" ||
   fail "no warning in the tree: $(cat "$dir/ctl/warnings")"
 grep -q "warning: no hash_seed in the config" "$dir/ringlbd.log" || fail "no warning in the log"
-"$ringlb" status --control-dir "$dir/ctl" 2>&1 | grep -q "daemon warning: hash_seed: no hash_seed" ||
+grep -q "daemon warning: hash_seed: no hash_seed" <<<"$("$ringlb" status --control-dir "$dir/ctl" 2>&1)" ||
   fail "ringlb status does not warn"
 echo "ok 4 - no seed: warned in the log, the tree's warnings and ringlb status"

@@ -166,8 +166,8 @@ grep -q " $dir/run " /proc/mounts || fail "the host does not see the control mou
 # 2. The host's view, and the daemon's credentials.
 grep -q "^proxy.accepted " "$dir/run/stats" || fail "root cannot read the control tree"
 python3 "$here/traffic.py" send "$port" 2 3 >/dev/null || fail "no traffic through the VIP"
-"$ringlb" stats --control-dir "$dir/run" | grep -q "proxy.accepted" || fail "ringlb stats fails"
-"$ringlb" status --control-dir "$dir/run" | grep -q "daemon: control filesystem at $dir/run" ||
+grep -q "proxy.accepted" <<<"$("$ringlb" stats --control-dir "$dir/run")" || fail "ringlb stats fails"
+grep -q "daemon: control filesystem at $dir/run" <<<"$("$ringlb" status --control-dir "$dir/run")" ||
   fail "ringlb status does not see the daemon"
 uid=$(id -u "$user")
 for task in /proc/$daemon/task/*; do
@@ -188,7 +188,7 @@ echo "ok 2 - uid $uid on every thread, caps within the unit's ($effective_caps),
 
 # 3. control_group.
 as_monitor=(setpriv --reuid="$monitor" --regid="$monitor" --init-groups)
-"${as_monitor[@]}" cat "$dir/run/stats" | grep -q "^proxy.accepted " || fail "the group member cannot read stats"
+grep -q "^proxy.accepted " <<<"$("${as_monitor[@]}" cat "$dir/run/stats")" || fail "the group member cannot read stats"
 "${as_monitor[@]}" sh -c "echo 5 >'$dir/run/vips/web/backends/alpha/weight'" 2>/dev/null &&
   fail "the group member wrote a weight"
 [[ $(cat "$dir/run/vips/web/backends/alpha/weight") == 1 ]] || fail "the weight changed"

@@ -45,7 +45,7 @@ done
 for method in POST PUT DELETE; do
   [[ $(code -X "$method" -d x "$url/metrics") == "405 "* ]] || fail "$method: $(code -X "$method" "$url/metrics")"
 done
-curl -sS --max-time 5 -i -X POST -d x "$url/metrics" | grep -q $'^Allow: GET, HEAD\r$' || fail "405 without Allow"
+grep -q $'^Allow: GET, HEAD\r$' <<<"$(curl -sS --max-time 5 -i -X POST -d x "$url/metrics")" || fail "405 without Allow"
 echo "HEAD: 200 without body; /, /metrics/x: 404; POST, PUT, DELETE: 405"
 
 # Traffic moves the counters by exactly what was sent.

@@ -229,7 +229,7 @@ python3 "$traffic" send "$vip_port" 5 1000 >"$dir/traffic.out" || fail "traffic 
 [[ $(grep -c ' alpha$' "$dir/traffic.out") == 5 ]] || fail "not every connection reached alpha: $(cat "$dir/traffic.out")"
 accepted=$(in_ct ringlb stats | awk '$1 == "proxy.accepted" { print $2 }')
 [[ $accepted == 5 ]] || fail "ringlb stats says proxy.accepted $accepted, want 5"
-curl -sf "http://127.0.0.1:$metrics_port/metrics" | grep -q '^ringlb_worker_accepted_total{worker="[01]"} [1-5]$' ||
+grep -q '^ringlb_worker_accepted_total{worker="[01]"} [1-5]$' <<<"$(curl -sf "http://127.0.0.1:$metrics_port/metrics")" ||
   fail "/metrics over HTTP does not show the accepted connections"
 echo "ok 3 - /run/ringlb is the service's mount (pid $main); ringlb stats: accepted 5; /metrics over HTTP"
 
@@ -249,7 +249,7 @@ done
 echo "ok 4 - uid $uid on every thread, no_new_privs, seccomp, capabilities $effective_caps"
 
 # 5. control_group.
-in_ct runuser -u ringlbmon -- cat /run/ringlb/stats | grep -q '^proxy.accepted 5$' ||
+grep -q '^proxy.accepted 5$' <<<"$(in_ct runuser -u ringlbmon -- cat /run/ringlb/stats)" ||
   fail "the control_group member cannot read stats"
 in_ct runuser -u ringlbmon -- sh -c 'echo 7 >/run/ringlb/vips/web/backends/alpha/weight' 2>/dev/null &&
   fail "the control_group member wrote a weight"
@@ -262,7 +262,7 @@ in_ct systemctl reload ringlbd || fail "systemctl reload failed"
 [[ $(in_ct cat /run/ringlb/vips/web/idle_timeout_ms) == 45000 ]] || fail "the reload did not apply idle_timeout_ms"
 put_config "$(config_with "" "this is not toml")"
 in_ct systemctl reload ringlbd 2>/dev/null && fail "a reload of a broken file succeeded"
-in_ct journalctl -u ringlbd --no-pager | grep -q "reload failed, keeping the running config: /etc/ringlb/ringlb.toml:" ||
+grep -q "reload failed, keeping the running config: /etc/ringlb/ringlb.toml:" <<<"$(in_ct journalctl -u ringlbd --no-pager)" ||
   fail "the journal does not say why the reload failed"
 [[ $(in_ct systemctl is-active ringlbd) == active ]] || fail "a failed reload stopped the service"
 python3 "$traffic" send "$vip_port" 2 100 >/dev/null || fail "no traffic after the failed reload"
@@ -275,7 +275,7 @@ sleep $((started + 12 - $(date +%s) > 0 ? started + 12 - $(date +%s) : 0))
 [[ $(in_ct systemctl is-active ringlbd) == active ]] || fail "not active past WatchdogSec"
 [[ $(in_ct systemctl show -p NRestarts --value ringlbd) == 0 ]] || fail "restarted (watchdog?)"
 [[ $(in_ct systemctl show -p MainPID --value ringlbd) == "$main" ]] || fail "MainPID changed"
-in_ct journalctl -u ringlbd RINGLB_VIP=web --no-pager -o cat | grep -q "vip=web backend=alpha .* end=client_fin" ||
+grep -q "vip=web backend=alpha .* end=client_fin" <<<"$(in_ct journalctl -u ringlbd RINGLB_VIP=web --no-pager -o cat)" ||
   fail "no connection log line with its journal fields"
 echo "ok 7 - past WatchdogSec still running, never restarted; the connection log is in the journal"
 
@@ -284,5 +284,5 @@ in_ct systemctl stop ringlbd || fail "systemctl stop failed"
 [[ $(in_ct systemctl show -p Result --value ringlbd) == success ]] ||
   fail "the service stopped with $(in_ct systemctl show -p Result --value ringlbd)"
 in_ct grep -q " /run/ringlb " /proc/mounts && fail "the control mount outlived the service"
-in_ct journalctl -u ringlbd --no-pager | grep -q "ringlbd: drained, exiting" || fail "no drain in the journal"
+grep -q "ringlbd: drained, exiting" <<<"$(in_ct journalctl -u ringlbd --no-pager)" || fail "no drain in the journal"
 echo "ok 8 - systemctl stop: drained, exited cleanly, mount gone"

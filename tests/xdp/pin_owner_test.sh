@@ -78,7 +78,7 @@ EOF
 write_config "$tmp/attach.toml" b1 b2
 write_config "$tmp/daemon.toml" b1 b2 b3
 attach() { inns $ns "$ringlb" attach v0 -c "$tmp/attach.toml" --pin-path "$pin" "$@"; }
-attached() { inns $ns ip -d link show v0 | grep -q "prog/xdp"; }
+attached() { grep -q "prog/xdp" <<<"$(inns $ns ip -d link show v0)"; }
 
 # --- 1. unreachable pin root ------------------------------------------------------------------
 out=$(attach --owner "$user" 2>&1) && fail "attach --owner succeeded below a 0700 directory: $out"
@@ -120,7 +120,7 @@ grep -qF "forward VIPs have no XDP data plane: Failed to open pinned map $pin/" 
   fail "ringlbd as $user did not say it cannot open root's pins"
 grep -qF "(pinned for another user: \`ringlb attach --owner $user\` gives them to this one)" "$tmp/ringlbd.log" ||
   fail "ringlbd did not say how to fix it"
-"$ringlb" xdp list --pin-path "$pin" | grep -q "backend b3" && fail "b3 is in the maps without ringlbd writing them"
+grep -q "backend b3" <<<"$("$ringlb" xdp list --pin-path "$pin")" && fail "b3 is in the maps without ringlbd writing them"
 stop_daemon
 echo "ok 2 - with root's pins, ringlbd as $user serves and says how to give it the maps"
 
@@ -140,7 +140,7 @@ for _ in $(seq 100); do
 done
 grep -q "XDP maps under $pin follow the config's forward VIPs" "$tmp/ringlbd.log" ||
   fail "ringlbd as $user did not take the maps"
-"$ringlb" xdp list --pin-path "$pin" | grep -q "backend b3" ||
+grep -q "backend b3" <<<"$("$ringlb" xdp list --pin-path "$pin")" ||
   fail "b3, only in ringlbd's config, is not in the pinned maps: $("$ringlb" xdp list --pin-path "$pin")"
 stop_daemon
 echo "ok 3 - attach --owner $user: pins $user's (0700/0600); ringlbd as $user ($caps) writes its forward VIP to them"
