@@ -130,6 +130,14 @@ struct {
 	__type(value, struct nexthop);
 } nexthops SEC(".maps");
 
+/* The rate limit of "too big" replies: each CPU's virtual scheduling clock (ns). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} icmp_clock SEC(".maps");
+
 /* steer mode: worker index (= CPU) -> cpumap queue. Filled by the loader. */
 struct {
 	__uint(type, BPF_MAP_TYPE_CPUMAP);

@@ -50,6 +50,7 @@ struct packet {
 	__u8 tos;      /* IPv4 TOS / IPv6 traffic class */
 	__u8 fragment; /* an IPv4 fragment or an IPv6 packet with a fragment header */
 	__u8 tcp_flags;
+	__u8 df; /* IPv4: the sender forbids fragmentation */
 	struct ringlb_flow_key flow; /* addresses, ports, protocol, family */
 };
 
@@ -117,6 +118,7 @@ static __always_inline int parse_iphdr(struct hdr_cursor *nh, void *data, void *
 	p->l3_len = tot_len;
 	p->tos = iph->tos;
 	p->fragment = (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;
+	p->df = (iph->frag_off & bpf_htons(IP_DF)) != 0;
 	p->flow.family = RINGLB_FAMILY_V4;
 	/* As whole key words (see copy_addr_words): the upper address word is 0. */
 	((__u64 *)p->flow.src)[0] = iph->saddr;

@@ -48,6 +48,13 @@ const volatile __u32 encap_source_v4 = 0;
 const volatile __u32 encap_source_v6[4] = {};
 /* How long a cached next hop is used before bpf_fib_lookup is asked again. */
 const volatile __u64 nexthop_refresh_jiffies = 100;
+/*
+ * "Too big" replies, per CPU: one every icmp_interval_ns on average, with bursts of up to
+ * icmp_burst_ns / icmp_interval_ns (the loader sets both from xdp.icmp_too_big_rate; an
+ * interval of 0 sends none).
+ */
+const volatile __u64 icmp_interval_ns = 1000000;
+const volatile __u64 icmp_burst_ns = 50000000;
 
 /*
  * The VIP address pre-filter: 0 when no VIP's address has the filter bit of `folded` (the
@@ -189,6 +196,26 @@ static __always_inline int nexthop_lookup(struct xdp_md *ctx, const struct packe
 }
 
 /*
+ * The rate limit of "too big" replies: a virtual scheduling clock per CPU (GCRA). A reply
+ * is allowed while the clock is at most icmp_burst_ns ahead of now; each one moves it on
+ * by icmp_interval_ns.
+ */
+static __always_inline int icmp_allowed(void)
+{
+	__u32 zero = 0;
+	__u64 *tat = bpf_map_lookup_elem(&icmp_clock, &zero);
+	__u64 now;
+
+	if (!tat || icmp_interval_ns == 0)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (*tat > now + icmp_burst_ns)
+		return 0;
+	*tat = (*tat > now ? *tat : now) + icmp_interval_ns;
+	return 1;
+}
+
+/*
  * Encapsulates the IP packet described by `p` toward backend `backend_id` and sends it.
  * The next hop comes from the per-CPU cache, refreshed through bpf_fib_lookup when it
  * expires. A packet too big for the path is answered (ICMP "too big") before the frame
@@ -229,6 +256,14 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 
 		if (!may_reply)
 			return verdict(RINGLB_V_DROP_FIB, XDP_DROP, bytes);
+		/*
+		 * IPv4 without DF asks routers to fragment, which XDP cannot: no "fragmentation
+		 * needed" (the sender would not expect one), the packet is dropped and counted.
+		 */
+		if (p->flow.family == RINGLB_FAMILY_V4 && !p->df)
+			return verdict(RINGLB_V_DROP_TOO_BIG_NO_DF, XDP_DROP, bytes);
+		if (!icmp_allowed())
+			return verdict(RINGLB_V_DROP_TOO_BIG_LIMITED, XDP_DROP, bytes);
 		if (p->flow.family == RINGLB_FAMILY_V4)
 			v = send_too_big_v4(ctx, p, nh->mtu - outer_len);
 		else

@@ -90,9 +90,9 @@ void read_daemon(Checker& check, const toml::table& table, DaemonConfig& daemon)
 void read_xdp(Checker& check, const toml::table& table, DaemonConfig& daemon, XdpConfig& xdp) {
   const std::string path = "xdp";
   xdp.enabled = true;
-  check.check_keys(
-      table, path,
-      {"interface", "attach", "hash_seed", "steer", "flow_entries", "flow_idle_timeout_ms"});
+  check.check_keys(table, path,
+                   {"interface", "attach", "hash_seed", "steer", "flow_entries",
+                    "flow_idle_timeout_ms", "icmp_too_big_rate"});
   if (auto name = check.read_string(table, table.source(), path, "interface", true)) {
     if (name->empty() || name->size() >= 16 || name->find('/') != std::string::npos) {
       check.error(table.get("interface")->source(), "xdp.interface",
@@ -123,6 +123,7 @@ void read_xdp(Checker& check, const toml::table& table, DaemonConfig& daemon, Xd
   }
   check.read_uint(table, path, "flow_idle_timeout_ms", kMinFlowIdleMs, kMaxFlowIdleMs,
                   xdp.flow_idle_timeout_ms);
+  check.read_uint(table, path, "icmp_too_big_rate", 0, kMaxIcmpTooBigRate, xdp.icmp_too_big_rate);
   if (auto seed = check.read_string(table, table.source(), path, "hash_seed", false)) {
     const auto key = parse_hash_seed(*seed);
     if (!key) {

@@ -125,6 +125,10 @@ std::string_view verdict_name(uint32_t verdict) {
       return "drop_no_neigh";
     case RINGLB_V_DROP_ERROR:
       return "drop_error";
+    case RINGLB_V_DROP_TOO_BIG_NO_DF:
+      return "drop_too_big_no_df";
+    case RINGLB_V_DROP_TOO_BIG_LIMITED:
+      return "drop_too_big_limited";
     case RINGLB_V_MAX:
       break;
   }

@@ -7,6 +7,7 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -49,6 +50,20 @@ Result<void> prepare_pin_root(const std::string& pin_root) {
                  " is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)"};
   }
   return {};
+}
+
+// Counters pinned by an older ringlb with fewer verdicts do not match this program's
+// map, which libbpf then refuses to reuse: unpinned, so that the load pins a new one.
+// Only the counts restart; the old program keeps its own map until it is replaced.
+void unpin_outgrown_counters(const std::string& pin_root) {
+  const std::string path = pin_root + "/verdict_stats";
+  UniqueFd fd(bpf_obj_get(path.c_str()));
+  bpf_map_info info{};
+  uint32_t length = sizeof(info);
+  if (fd.valid() && bpf_obj_get_info_by_fd(fd.get(), &info, &length) == 0 &&
+      info.max_entries != RINGLB_V_MAX) {
+    ::unlink(path.c_str());
+  }
 }
 
 // libbpf reuses a pinned map only if it matches the object's, and says no more than
@@ -97,6 +112,10 @@ void set_rodata(ringlb_xdp& skel, const LoadOptions& options) {
   skel.rodata->flow_buckets =
       std::bit_floor(std::max<uint32_t>(options.flow_entries / RINGLB_FLOW_WAYS, 1));
   skel.rodata->flow_idle_jiffies = idle_jiffies(options.flow_idle_ms);
+  const uint64_t interval =
+      options.icmp_too_big_rate == 0 ? 0 : 1000000000ull / options.icmp_too_big_rate;
+  skel.rodata->icmp_interval_ns = interval;
+  skel.rodata->icmp_burst_ns = interval * kIcmpTooBigBurst;
   skel.rodata->encap_source_v4 = options.source_v4;
   for (int i = 0; i < 4; ++i) {
     skel.rodata->encap_source_v6[i] = options.source_v6[i];
@@ -154,6 +173,7 @@ LoadOptions load_options(const Config& config) {
   options.maglev_table_size = config.daemon.maglev_table_size;
   options.flow_entries = config.xdp.flow_entries;
   options.flow_idle_ms = config.xdp.flow_idle_timeout_ms;
+  options.icmp_too_big_rate = config.xdp.icmp_too_big_rate;
   if (config.xdp.enabled && config.xdp.steer) {
     uint32_t workers = config.daemon.workers;
     if (workers == 0) {
@@ -190,6 +210,7 @@ Result<XdpProgram> XdpProgram::load(const LoadOptions& options) {
     return inner_template.error();
   }
   if (!pin_root.empty()) {
+    unpin_outgrown_counters(pin_root);
     if (auto checked = check_pinned_flow_table(pin_root, bpf_map__max_entries(skel.maps.flows),
                                                static_cast<uint32_t>(libbpf_num_possible_cpus()));
         !checked) {

@@ -10,6 +10,7 @@
 #include <linux/pkt_cls.h>
 #include <sys/socket.h>
 
+#include <iostream>
 #include <optional>
 #include <random>
 #include <utility>
@@ -441,6 +442,57 @@ TEST_F(XdpProgTest, AnswersTooBigIPv4WithFragmentationNeeded) {
   EXPECT_EQ(get16(r.out, 40), 1500 - 20) << "next-hop MTU leaves room for IPIP";
   EXPECT_EQ(inet_csum(&r.out[34], 8 + 68), 0) << "ICMP checksum";
   EXPECT_EQ(0, std::memcmp(&r.out[42], &in[14], 68)) << "quotes the packet";
+}
+
+// A full-MTU IPv4 SYN to web, with DF (the default) or without.
+Bytes too_big_v4(uint16_t sport, bool df = true) {
+  return Packet()
+      .Eth(kClientMac, kLbMac)
+      .IPv4("10.1.0.5", "10.0.0.10", {}, df ? 0x4000 : 0)
+      .TCP(sport, 80, kSyn)
+      .payload(1500 - 40)
+      .build();
+}
+
+TEST_F(XdpProgTest, TooBigIPv4WithoutDontFragmentIsDroppedAndCounted) {
+  const uint64_t before = XdpEnv::verdict_count(RINGLB_V_DROP_TOO_BIG_NO_DF);
+  const uint64_t replies = XdpEnv::verdict_count(RINGLB_V_TX_TOO_BIG);
+  const auto r = XdpEnv::run(too_big_v4(40010, false));
+  EXPECT_EQ(r.retval, static_cast<uint32_t>(XDP_DROP));
+  EXPECT_EQ(XdpEnv::verdict_count(RINGLB_V_DROP_TOO_BIG_NO_DF), before + 1);
+  EXPECT_EQ(XdpEnv::verdict_count(RINGLB_V_TX_TOO_BIG), replies) << "no ICMP for it";
+}
+
+// xdp.icmp_too_big_rate 10: a burst of 100 too-big packets gets the burst's 50 replies
+// (51: the first one is not ahead of the clock), the rest are dropped and counted; rate 0
+// sends none.
+TEST_F(XdpProgTest, TooBigRepliesAreRateLimitedPerCpu) {
+  for (const uint32_t rate : {10u, 0u}) {
+    auto options = lab_load_options(XdpEnv::config());
+    options.icmp_too_big_rate = rate;
+    auto program = xdp::XdpProgram::load(options);
+    ASSERT_TRUE(program) << program.error().message;
+    ASSERT_TRUE(program->apply(XdpEnv::config()));
+    int replies = 0;
+    for (uint16_t i = 0; i < 100; ++i) {
+      const auto r = XdpEnv::run_on(program->xdp_fd(), too_big_v4(41000 + i));
+      replies += r.retval == XDP_TX ? 1 : 0;
+    }
+    auto counts = xdp::read_counters(program->map_fd("verdict_stats"), RINGLB_V_MAX);
+    ASSERT_TRUE(counts);
+    const uint64_t limited = (*counts)[RINGLB_V_DROP_TOO_BIG_LIMITED].packets;
+    std::cout << "rate " << rate << "/s: " << replies << " replies, " << limited
+              << " limited of 100\n";
+    if (rate == 0) {
+      EXPECT_EQ(replies, 0);
+    } else {
+      // 100 runs take well under the 100 ms a new token needs; allow one for a slow VM.
+      EXPECT_GE(replies, 51);
+      EXPECT_LE(replies, 52);
+    }
+    EXPECT_EQ((*counts)[RINGLB_V_TX_TOO_BIG].packets, static_cast<uint64_t>(replies));
+    EXPECT_EQ(limited, 100u - static_cast<uint64_t>(replies));
+  }
 }
 
 TEST_F(XdpProgTest, AnswersTooBigIPv6WithPacketTooBig) {
@@ -1298,6 +1350,34 @@ TEST(XdpFlowEntries, SizeThePinnedTableAndAnotherSizeLaterIsANamedError) {
   options.flow_entries = 1024;
   auto again = xdp::XdpProgram::load(options);
   EXPECT_TRUE(again) << "the same size reuses the pins: " << again.error().message;
+}
+
+// Counters pinned by an older ringlb with fewer verdicts: the load replaces them (their
+// counts restart) instead of failing on libbpf's parameter mismatch.
+TEST(XdpPins, OutgrownVerdictCountersAreReplaced) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root (mounts a bpffs and loads the XDP program)";
+  }
+  ScratchBpffs bpffs;
+  if (!bpffs.mounted()) {
+    GTEST_SKIP() << "cannot mount a bpffs: " << strerror(errno);
+  }
+  auto config = parse_config(
+      "[xdp]\ninterface = \"lo\"\n[[vip]]\nname='w'\nlisten='192.0.2.1:80'\nmode='forward'\n"
+      "[[vip.backend]]\nname='b'\naddress='192.0.2.2'\n",
+      "t.toml");
+  ASSERT_TRUE(config) << config.error().message;
+  auto options = xdp::load_options(*config);
+  options.pin_root = bpffs.path() + "/ringlb";
+  ASSERT_EQ(::mkdir(options.pin_root.c_str(), 0700), 0);
+  const std::string path = options.pin_root + "/verdict_stats";
+  UniqueFd old(bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "verdict_stats", sizeof(uint32_t),
+                              sizeof(ringlb_counter), RINGLB_V_MAX - 2, nullptr));
+  ASSERT_TRUE(old.valid());
+  ASSERT_EQ(bpf_obj_pin(old.get(), path.c_str()), 0);
+  auto program = xdp::XdpProgram::load(options);
+  ASSERT_TRUE(program) << program.error().message;
+  EXPECT_EQ(pinned_max_entries(path), static_cast<uint32_t>(RINGLB_V_MAX));
 }
 
 }  // namespace

@@ -202,6 +202,8 @@ enum ringlb_verdict {
   RINGLB_V_DROP_FIB,          /* no route toward the backend */
   RINGLB_V_DROP_NO_NEIGH,     /* the next hop toward the backend has no neighbour entry */
   RINGLB_V_DROP_ERROR,        /* a helper failed (adjust_head, ...) */
+  RINGLB_V_DROP_TOO_BIG_NO_DF,   /* IPv4 too big for the tunnel, DF clear: cannot fragment */
+  RINGLB_V_DROP_TOO_BIG_LIMITED, /* too big, and the CPU's "too big" reply rate is spent */
   RINGLB_V_MAX,
 };
 

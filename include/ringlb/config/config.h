@@ -63,6 +63,11 @@ inline constexpr uint32_t kMaxFlowEntries = 1u << 22;
 inline constexpr uint32_t kDefaultFlowIdleMs = 60000;
 inline constexpr uint32_t kMinFlowIdleMs = 1000;
 inline constexpr uint32_t kMaxFlowIdleMs = 86400000;
+// [xdp] icmp_too_big_rate: ICMP "too big" replies per second per CPU (bursts of up to
+// kIcmpTooBigBurst); 0 sends none.
+inline constexpr uint32_t kDefaultIcmpTooBigRate = 1000;
+inline constexpr uint32_t kMaxIcmpTooBigRate = 1000000;
+inline constexpr uint32_t kIcmpTooBigBurst = 50;
 
 // How the XDP program attaches: in the driver (native) or in the generic hook.
 enum class XdpAttach : uint8_t { native, generic };
@@ -82,6 +87,8 @@ struct XdpConfig {
   // is full and holds no embryonic (SYN-only) entry; until then a new flow in that bucket
   // gets none, so a SYN flood cannot push out live flows.
   uint32_t flow_idle_timeout_ms = kDefaultFlowIdleMs;
+  // ICMP "fragmentation needed" / "packet too big" replies per second per CPU.
+  uint32_t icmp_too_big_rate = kDefaultIcmpTooBigRate;
   // xdp.hash_seed is another name for daemon.hash_seed: one key serves both planes (the
   // proxy's ip_hash and the XDP program must agree). Giving both with different values is
   // an error; either one sets DaemonConfig::hash_key.

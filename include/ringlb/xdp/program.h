@@ -48,6 +48,8 @@ struct LoadOptions {
   uint32_t flow_entries = RINGLB_DEFAULT_FLOW_ENTRIES;  // per CPU, rounded down to a power of 2
   // An idle established flow may give up its entry after this (xdp.flow_idle_timeout_ms).
   uint32_t flow_idle_ms = kDefaultFlowIdleMs;
+  // ICMP "too big" replies per second per CPU (xdp.icmp_too_big_rate); 0: none.
+  uint32_t icmp_too_big_rate = kDefaultIcmpTooBigRate;
   // Outer source addresses of encapsulated packets, network order (IPv4 in addr[0]).
   uint32_t source_v4 = 0;
   std::array<uint32_t, 4> source_v6{};
