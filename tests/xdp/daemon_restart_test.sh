@@ -108,15 +108,7 @@ inns $ns_l sysctl -qw net.ipv4.ip_forward=1  # bpf_fib_lookup needs it
 
 n=21
 for b in "${backends[@]}"; do
-  ns=rr$id$b
-  host "$ns" "p$b" 10.83.0.$n/24
-  inns "$ns" ip addr add $vip/32 dev lo
-  inns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-  inns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
-  inns "$ns" "$ringlb" decap attach eth0 --allow 10.83.0.2/32 >/dev/null || fail "decap attach in $ns"
-  ip netns exec "$ns" socat TCP-LISTEN:80,bind=$vip,fork,reuseaddr \
-    SYSTEM:"while read -r line; do echo $b; done" </dev/null >/dev/null 2>&1 &
-  pids+=($!)
+  backend_add rr$id$b "p$b" 10.83.0.$n/24 $vip 10.83.0.2/32 "$b"
   n=$((n + 1))
 done
 # The proxy VIP's backends, local to the lb.

@@ -41,12 +41,7 @@ need_root "network namespaces, XDP" ip socat ethtool mount
 cleanup() {
   set +e
   kill_started
-  for ns in $ns_c $ns_l $ns_sw "${backends[@]/#/rx$id}"; do
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
-  done
-  for ns in $ns_c $ns_l $ns_sw "${backends[@]/#/rx$id}"; do
-    ip netns del "$ns" 2>/dev/null
-  done
+  del_namespaces $ns_c $ns_l $ns_sw "${backends[@]/#/rx$id}"
   mountpoint -q "$pins" && umount "$pins"
   rm -rf "$tmp"
 }
@@ -54,36 +49,7 @@ trap cleanup EXIT
 trap "exit 143" TERM INT
 
 # --- topology -------------------------------------------------------------------------
-switch_add
-
-host $ns_c pc 10.79.0.100/24
-for i in $(seq 101 130); do
-  inns $ns_c ip addr add 10.79.0.$i/24 dev eth0
-done
-inns $ns_c ip route add 10.80.0.0/24 via 10.79.0.2
-# The client's TCP checksums would be left to offload and arrive unfilled after XDP_TX.
-inns $ns_c ethtool -K eth0 tx off >/dev/null
-
-host $ns_l pl 10.79.0.2/24
-inns $ns_l sysctl -qw net.ipv4.ip_forward=1
-
-n=21
-for b in "${backends[@]}"; do
-  ns=rx$id$b
-  host "$ns" "p$b" 10.79.0.$n/24
-  inns "$ns" ip addr add 10.80.0.10/32 dev lo
-  inns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-  inns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
-  inns "$ns" "$ringlb" decap attach eth0 --allow 10.79.0.2/32 >/dev/null || fail "decap attach in $ns"
-  # Each backend answers every line with its name, on a long-lived connection too.
-  ip netns exec "$ns" socat TCP-LISTEN:80,bind=10.80.0.10,fork,reuseaddr \
-    SYSTEM:"while read -r line; do echo $b; done" </dev/null >/dev/null 2>&1 &
-  pids+=($!)
-  n=$((n + 1))
-done
-
-mkdir -p "$pins"
-mount -t bpf bpf "$pins"
+forward_lab_add 10.79.0 10.80.0.10 rx$id 30
 
 # The attach config knows nothing of VIP web: it comes from the CLI only.
 cat >"$tmp/seed.toml" <<EOF
