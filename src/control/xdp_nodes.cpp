@@ -19,7 +19,7 @@ Result<std::optional<std::vector<telemetry::VerdictRow>>> read_verdicts(
   if (!map.valid()) {
     return std::optional<std::vector<telemetry::VerdictRow>>();  // no program pinned here
   }
-  auto counters = xdp::read_counters(map.get(), RINGLB_V_MAX);
+  auto counters = xdp::read_counters(map.get(), xdp::entries_of(map.get(), RINGLB_V_MAX));
   if (!counters) {
     return counters.error();
   }

@@ -53,6 +53,15 @@ Result<std::vector<ringlb_counter>> read_counters(int map_fd, uint32_t entries) 
   return sums;
 }
 
+uint32_t entries_of(int map_fd, uint32_t wanted) {
+  bpf_map_info info{};
+  uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(map_fd, &info, &length) != 0) {
+    return wanted;
+  }
+  return std::min(info.max_entries, wanted);
+}
+
 Result<std::vector<uint64_t>> read_event_counts(int map_fd, uint32_t entries) {
   const int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) {

@@ -149,7 +149,9 @@ Result<CounterMaps> open_counter_maps(const std::string& pin_path) {
 // Verdicts summed over CPUs, and every verdict summed per CPU.
 Result<void> read_verdicts(int fd, PerCpuCounters& reader, telemetry::XdpRows& rows) {
   std::vector<telemetry::Packets> per_cpu(reader.cpus());
-  for (uint32_t v = 0; v < RINGLB_V_MAX; ++v) {
+  // An older program's pins count fewer verdicts: those it has are shown.
+  const uint32_t verdicts = xdp::entries_of(fd, RINGLB_V_MAX);
+  for (uint32_t v = 0; v < verdicts; ++v) {
     auto values = reader.read(fd, v);
     if (!values) {
       return Error{"cannot read verdict_stats: " + errno_text(values.error().code)};

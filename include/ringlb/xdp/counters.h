@@ -35,6 +35,10 @@ class PerCpuCounters {
 // `entries` - 1 (verdict_stats: index enum ringlb_verdict, RINGLB_V_MAX entries).
 Result<std::vector<ringlb_counter>> read_counters(int map_fd, uint32_t entries);
 
+// How many of `wanted` entries the array `map_fd` has: fewer when an older program
+// pinned it (verdict_stats before verdicts were added); `wanted` when it cannot tell.
+uint32_t entries_of(int map_fd, uint32_t wanted);
+
 // The name of a verdict counter ("tx_forward"), for stats output; "unknown" past the
 // last verdict.
 std::string_view verdict_name(uint32_t verdict);
