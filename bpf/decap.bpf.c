@@ -88,8 +88,8 @@ static __always_inline int decap_verdict(enum ringlb_decap_verdict v, int action
  * IPv4 of version 4, IHL of at least 5, a total length within the frame, not a fragment;
  * IPv6 of version 6 with a payload length within the frame and no extension header
  * (ringlb sends none). Returns RINGLB_DV_DROP_SOURCE for a tunnel packet whose outer
- * source is not in the allowlist (unless decap_allow_any), RINGLB_DV_PASS_MALFORMED for a tunnel packet that fails
- * those checks and RINGLB_DV_PASS for anything else.
+ * source is not in the allowlist (unless decap_allow_any), RINGLB_DV_PASS_MALFORMED for
+ * a tunnel packet that fails those checks and RINGLB_DV_PASS for anything else.
  */
 static __always_inline enum ringlb_decap_verdict decap_parse(void *data, void *data_end,
 							     __u32 pkt_len, struct decap_hdr *h)

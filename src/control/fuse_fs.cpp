@@ -19,8 +19,6 @@
 
 namespace ringlb::control {
 
-namespace {}  // namespace
-
 // What the callbacks see (fuse private_data): the tree, and the file handles open on it.
 // A reader that still has a file open when the mount is torn down never gets its
 // release: ~ControlFs frees what is left.
