@@ -134,7 +134,8 @@ static __always_inline void flow_event(__u32 event)
  */
 static __always_inline void flow_insert(struct ringlb_flow_bucket *b,
 					const struct ringlb_flow_key *k, __u32 tag,
-					const struct ringlb_flow *flow, __u64 now, __u32 established)
+					const struct ringlb_flow *flow, __u64 now,
+					__u32 established)
 {
 	__u32 stamp = flow_stamp(now, established);
 	int i, victim = -1, embryonic = -1, idle = -1;

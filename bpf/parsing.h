@@ -50,7 +50,7 @@ struct packet {
 	__u8 tos;      /* IPv4 TOS / IPv6 traffic class */
 	__u8 fragment; /* an IPv4 fragment or an IPv6 packet with a fragment header */
 	__u8 tcp_flags;
-	__u8 df; /* IPv4: the sender forbids fragmentation */
+	__u8 df;		     /* IPv4: the sender forbids fragmentation */
 	struct ringlb_flow_key flow; /* addresses, ports, protocol, family */
 };
 

@@ -187,21 +187,21 @@ struct ringlb_counter {
  * complete.
  */
 enum ringlb_verdict {
-  RINGLB_V_PASS_NOT_IP = 0,   /* not IPv4/IPv6 (ARP, LLDP, ...) */
-  RINGLB_V_PASS_MALFORMED,    /* truncated or malformed headers */
-  RINGLB_V_PASS_NOT_VIP,      /* IP, but no VIP matches (addr, port, proto) */
-  RINGLB_V_PASS_FRAGMENT,     /* IP fragment to a VIP address: the kernel reassembles it */
-  RINGLB_V_PASS_ICMP,         /* ICMP to a VIP address, not about a forward-mode flow */
-  RINGLB_V_PASS_STEER_NO_CPU, /* steer VIP, but the worker's CPU has no cpumap entry */
-  RINGLB_V_TX_FORWARD,        /* encapsulated and sent back out the ingress device */
-  RINGLB_V_REDIRECT_FORWARD,  /* encapsulated and redirected to another device */
-  RINGLB_V_TX_ICMP_ERROR,     /* ICMP error about a VIP flow forwarded to its backend */
-  RINGLB_V_TX_TOO_BIG,        /* ICMP/ICMPv6 "too big" reply sent to the client */
-  RINGLB_V_REDIRECT_STEER,    /* redirected to the worker's CPU through the cpumap */
-  RINGLB_V_DROP_NO_BACKEND,   /* forward VIP with an empty table */
-  RINGLB_V_DROP_FIB,          /* no route toward the backend */
-  RINGLB_V_DROP_NO_NEIGH,     /* the next hop toward the backend has no neighbour entry */
-  RINGLB_V_DROP_ERROR,        /* a helper failed (adjust_head, ...) */
+  RINGLB_V_PASS_NOT_IP = 0,      /* not IPv4/IPv6 (ARP, LLDP, ...) */
+  RINGLB_V_PASS_MALFORMED,       /* truncated or malformed headers */
+  RINGLB_V_PASS_NOT_VIP,         /* IP, but no VIP matches (addr, port, proto) */
+  RINGLB_V_PASS_FRAGMENT,        /* IP fragment to a VIP address: the kernel reassembles it */
+  RINGLB_V_PASS_ICMP,            /* ICMP to a VIP address, not about a forward-mode flow */
+  RINGLB_V_PASS_STEER_NO_CPU,    /* steer VIP, but the worker's CPU has no cpumap entry */
+  RINGLB_V_TX_FORWARD,           /* encapsulated and sent back out the ingress device */
+  RINGLB_V_REDIRECT_FORWARD,     /* encapsulated and redirected to another device */
+  RINGLB_V_TX_ICMP_ERROR,        /* ICMP error about a VIP flow forwarded to its backend */
+  RINGLB_V_TX_TOO_BIG,           /* ICMP/ICMPv6 "too big" reply sent to the client */
+  RINGLB_V_REDIRECT_STEER,       /* redirected to the worker's CPU through the cpumap */
+  RINGLB_V_DROP_NO_BACKEND,      /* forward VIP with an empty table */
+  RINGLB_V_DROP_FIB,             /* no route toward the backend */
+  RINGLB_V_DROP_NO_NEIGH,        /* the next hop toward the backend has no neighbour entry */
+  RINGLB_V_DROP_ERROR,           /* a helper failed (adjust_head, ...) */
   RINGLB_V_DROP_TOO_BIG_NO_DF,   /* IPv4 too big for the tunnel, DF clear: cannot fragment */
   RINGLB_V_DROP_TOO_BIG_LIMITED, /* too big, and the CPU's "too big" reply rate is spent */
   RINGLB_V_MAX,
