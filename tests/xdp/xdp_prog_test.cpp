@@ -1313,22 +1313,39 @@ uint32_t pinned_max_entries(const std::string& path) {
   return info.max_entries;
 }
 
-TEST(XdpFlowEntries, SizeThePinnedTableAndAnotherSizeLaterIsANamedError) {
-  if (geteuid() != 0) {
-    GTEST_SKIP() << "needs root (mounts a bpffs and loads the XDP program)";
+// A program loaded with its maps pinned in a bpffs of the test's own, removed with it.
+class ScratchPins : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "needs root (mounts a bpffs and loads the XDP program)";
+    }
+    bpffs_.emplace();
+    if (!bpffs_->mounted()) {
+      GTEST_SKIP() << "cannot mount a bpffs: " << strerror(errno);
+    }
   }
-  ScratchBpffs bpffs;
-  if (!bpffs.mounted()) {
-    GTEST_SKIP() << "cannot mount a bpffs: " << strerror(errno);
+  // The load options of a one-VIP forward config with `xdp_keys` in [xdp], pinned under
+  // the scratch bpffs.
+  xdp::LoadOptions pinned_options(const std::string& xdp_keys = "") {
+    auto config = parse_config("[xdp]\ninterface = \"lo\"\n" + xdp_keys +
+                                   "[[vip]]\nname='w'\nlisten='192.0.2.1:80'\nmode='forward'\n"
+                                   "[[vip.backend]]\nname='b'\naddress='192.0.2.2'\n",
+                               "t.toml");
+    EXPECT_TRUE(config) << config.error().message;
+    auto options = config ? xdp::load_options(*config) : xdp::LoadOptions{};
+    options.pin_root = bpffs_->path() + "/ringlb";
+    return options;
   }
-  auto config = parse_config(
-      "[xdp]\ninterface = \"lo\"\nflow_entries = 1024\n"
-      "[[vip]]\nname='w'\nlisten='192.0.2.1:80'\nmode='forward'\n"
-      "[[vip.backend]]\nname='b'\naddress='192.0.2.2'\n",
-      "t.toml");
-  ASSERT_TRUE(config) << config.error().message;
-  auto options = xdp::load_options(*config);
-  options.pin_root = bpffs.path() + "/ringlb";
+
+ private:
+  std::optional<ScratchBpffs> bpffs_;
+};
+using XdpFlowEntries = ScratchPins;
+using XdpPins = ScratchPins;
+
+TEST_F(XdpFlowEntries, SizeThePinnedTableAndAnotherSizeLaterIsANamedError) {
+  auto options = pinned_options("flow_entries = 1024\n");
   const auto cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
   {
     auto program = xdp::XdpProgram::load(options);
@@ -1354,21 +1371,8 @@ TEST(XdpFlowEntries, SizeThePinnedTableAndAnotherSizeLaterIsANamedError) {
 
 // Counters pinned by an older ringlb with fewer verdicts: the load replaces them (their
 // counts restart) instead of failing on libbpf's parameter mismatch.
-TEST(XdpPins, OutgrownVerdictCountersAreReplaced) {
-  if (geteuid() != 0) {
-    GTEST_SKIP() << "needs root (mounts a bpffs and loads the XDP program)";
-  }
-  ScratchBpffs bpffs;
-  if (!bpffs.mounted()) {
-    GTEST_SKIP() << "cannot mount a bpffs: " << strerror(errno);
-  }
-  auto config = parse_config(
-      "[xdp]\ninterface = \"lo\"\n[[vip]]\nname='w'\nlisten='192.0.2.1:80'\nmode='forward'\n"
-      "[[vip.backend]]\nname='b'\naddress='192.0.2.2'\n",
-      "t.toml");
-  ASSERT_TRUE(config) << config.error().message;
-  auto options = xdp::load_options(*config);
-  options.pin_root = bpffs.path() + "/ringlb";
+TEST_F(XdpPins, OutgrownVerdictCountersAreReplaced) {
+  auto options = pinned_options();
   ASSERT_EQ(::mkdir(options.pin_root.c_str(), 0700), 0);
   const std::string path = options.pin_root + "/verdict_stats";
   UniqueFd old(bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "verdict_stats", sizeof(uint32_t),
