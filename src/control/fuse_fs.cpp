@@ -15,17 +15,27 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
-#include <unordered_set>
+#include <unordered_map>
 
 namespace ringlb::control {
 
-// What the callbacks see (fuse private_data): the tree, and the file handles open on it.
-// A reader that still has a file open when the mount is torn down never gets its
-// release: ~ControlFs frees what is left.
+namespace {
+
+// What one open file sees: the value rendered at open, so that a read in several chunks
+// is consistent.
+struct Handle {
+  std::string content;
+};
+
+}  // namespace
+
+// What the callbacks see (fuse private_data): the tree, and the handles open on it, by
+// fuse_file_info::fh. They are owned here, not by the kernel's release: a reader that
+// still has a file open when the mount is torn down never sends one.
 struct ControlFs::Served {
   ControlTree* tree = nullptr;
   std::mutex mu;
-  std::unordered_set<void*> open;
+  std::unordered_map<uint64_t, std::unique_ptr<Handle>> open;
 };
 
 namespace {
@@ -46,12 +56,6 @@ timespec mount_time{};
 // The group that may read the tree (config control_group); one mount per process.
 std::optional<gid_t> readers_gid;
 constexpr mode_t kRootMode = 0711;  // tools/systemd/ringlbd.service's RuntimeDirectoryMode
-
-// What one open file sees: the value rendered at open, so that a read in several chunks
-// is consistent.
-struct Handle {
-  std::string content;
-};
 
 int fs_getattr(const char* path, struct stat* st, fuse_file_info*) {
   auto info = tree().stat(path);
@@ -119,9 +123,9 @@ int fs_open(const char* path, fuse_file_info* fi) {
     handle->content = std::move(*content);
   }
   fi->direct_io = 1;  // sizes are not known ahead: no page cache, reads reach us
+  fi->fh = reinterpret_cast<uint64_t>(handle.get());
   std::lock_guard lock(served().mu);
-  served().open.insert(handle.get());
-  fi->fh = reinterpret_cast<uint64_t>(handle.release());
+  served().open.emplace(fi->fh, std::move(handle));
   return 0;
 }
 
@@ -152,9 +156,8 @@ int fs_truncate(const char* path, off_t, fuse_file_info*) {
 }
 
 int fs_release(const char*, fuse_file_info* fi) {
-  std::unique_ptr<Handle> handle(reinterpret_cast<Handle*>(fi->fh));
   std::lock_guard lock(served().mu);
-  served().open.erase(handle.get());
+  served().open.erase(fi->fh);
   return 0;
 }
 
@@ -310,11 +313,6 @@ ControlFs::~ControlFs() {
   if (fuse_ != nullptr) {
     fuse_unmount(fuse_);
     fuse_destroy(fuse_);
-  }
-  if (served_ != nullptr) {
-    for (void* handle : served_->open) {
-      delete static_cast<Handle*>(handle);
-    }
   }
   guardian_pipe_.reset();  // the guardian finds nothing left to detach, and exits
   if (guardian_ > 0) {
