@@ -23,6 +23,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vips SEC(".maps");
 
+/* (address, protocol) -> the one forward-mode VIP there, for fragments (see xdp_abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RINGLB_MAX_VIPS);
+	__type(key, struct ringlb_vip_key);
+	__type(value, struct ringlb_vip_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} frag_vips SEC(".maps");
+
 /*
  * The VIP index (struct ringlb_vip_slot): one entry, the current inner array. User
  * space swaps in a fully built array, so the program never sees a half-written one.

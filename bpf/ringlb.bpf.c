@@ -18,8 +18,9 @@
  *   - steer mode: the packet goes through the cpumap to the CPU of the worker that owns
  *     ringlb_reduce(hash(client), steer_workers); ringlb_reuseport (reuseport.bpf.c) hands the
  * connection to that worker's listener. ICMP errors about a forward-mode flow (a router telling the
- * VIP about a packet the backend sent) go to the backend of that flow. Fragments pass to the
- * kernel.
+ * VIP about a packet the backend sent) go to the backend of that flow. IP fragments to the one
+ * forward-mode VIP of their address and protocol go by the client hash alone (no ports in later
+ * fragments), every other fragment passes to the kernel.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_endian.h>
@@ -216,16 +217,19 @@ static __always_inline int icmp_allowed(void)
 }
 
 /*
- * Encapsulates the IP packet described by `p` toward backend `backend_id` and sends it.
+ * Encapsulates the IP packet described by `p` toward backend `backend_id` and sends it,
+ * counted as `sent` (RINGLB_V_TX_FORWARD, RINGLB_V_TX_ICMP_ERROR or RINGLB_V_TX_FRAGMENT)
+ * when it leaves with XDP_TX, as RINGLB_V_REDIRECT_FORWARD when redirected.
  * The next hop comes from the per-CPU cache, refreshed through bpf_fib_lookup when it
  * expires. A packet too big for the path is answered (ICMP "too big") before the frame
- * is touched; `may_reply` is 0 for ICMP errors (no ICMP about ICMP). Returns an XDP
+ * is touched, unless it is an ICMP error itself (no ICMP about ICMP). Returns an XDP
  * action.
  */
 static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packet *p,
 					  const struct ringlb_backend *be, __u32 backend_id,
-					  int may_reply, __u64 bytes, __u64 now)
+					  enum ringlb_verdict sent, __u64 bytes, __u64 now)
 {
+	int may_reply = sent != RINGLB_V_TX_ICMP_ERROR;
 	void *data, *data_end;
 	/* Once: the field is three dependent loads (rxq, device, ifindex). */
 	__u32 ingress = ctx->ingress_ifindex;
@@ -305,8 +309,7 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
 	}
 
 	if (nh->ifindex == ingress)
-		return verdict(may_reply ? RINGLB_V_TX_FORWARD : RINGLB_V_TX_ICMP_ERROR, XDP_TX,
-			       bytes);
+		return verdict(sent, XDP_TX, bytes);
 	action = bpf_redirect(nh->ifindex, 0);
 	return verdict(RINGLB_V_REDIRECT_FORWARD, action, bytes);
 }
@@ -345,7 +348,40 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *p,
 			    stale_flow && !is_syn ? FLOW_ESTABLISHED : 0);
 	}
 	counter_add(&backend_stats, backend_id, bytes);
-	return encap_and_send(ctx, p, be, backend_id, 1, bytes, now);
+	return encap_and_send(ctx, p, be, backend_id, RINGLB_V_TX_FORWARD, bytes, now);
+}
+
+/*
+ * An IP fragment to a VIP address (`proto`: the transport protocol its header names). Later
+ * fragments carry no ports, so the VIP comes from `frag_vips` (address and protocol) and the
+ * backend from the Maglev slot of the client's hash, never from the flow table: every
+ * fragment of a datagram then goes where its first one goes. Without one forward-mode VIP
+ * for the address and protocol, the kernel gets the fragment.
+ */
+static __always_inline int send_fragment(struct xdp_md *ctx, struct packet *p, int proto,
+					 __u64 bytes)
+{
+	struct ringlb_vip_key key = {};
+	struct ringlb_vip_info *info;
+	struct ringlb_backend *be;
+	__u32 backend_id;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return verdict(RINGLB_V_PASS_FRAGMENT, XDP_PASS, bytes);
+	__builtin_memcpy(key.addr, p->flow.dst, sizeof(key.addr));
+	key.proto = proto;
+	key.family = p->flow.family;
+	info = bpf_map_lookup_elem(&frag_vips, &key);
+	if (!info || info->mode != RINGLB_MODE_FORWARD)
+		return verdict(RINGLB_V_PASS_FRAGMENT, XDP_PASS, bytes);
+	counter_add(&vip_stats, info->vip_id, bytes);
+	if (maglev_pick(info->vip_id, client_hash(p->flow.src, p->flow.family), &backend_id) < 0)
+		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
+	be = bpf_map_lookup_elem(&backends, &backend_id);
+	if (!be || be->family == RINGLB_FAMILY_NONE)
+		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
+	counter_add(&backend_stats, backend_id, bytes);
+	return encap_and_send(ctx, p, be, backend_id, RINGLB_V_TX_FRAGMENT, bytes, bpf_jiffies64());
 }
 
 /* steer mode: to the CPU of the worker that owns hash(client). */
@@ -440,7 +476,8 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct packet *p, str
 		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
 	counter_add(&vip_stats, info->vip_id, bytes);
 	counter_add(&backend_stats, backend_id, bytes);
-	return encap_and_send(ctx, p, be, backend_id, 0, bytes, bpf_jiffies64());
+	return encap_and_send(ctx, p, be, backend_id, RINGLB_V_TX_ICMP_ERROR, bytes,
+			      bpf_jiffies64());
 }
 
 SEC("xdp")
@@ -488,7 +525,7 @@ int ringlb_xdp(struct xdp_md *ctx)
 	if (proto < 0)
 		return verdict(RINGLB_V_PASS_MALFORMED, XDP_PASS, bytes);
 	if (p.fragment)
-		return verdict(RINGLB_V_PASS_FRAGMENT, XDP_PASS, bytes);
+		return send_fragment(ctx, &p, proto, bytes);
 
 	switch (proto) {
 	case IPPROTO_TCP:
@@ -548,7 +585,8 @@ int ringlb_xdp(struct xdp_md *ctx)
 				}
 				counter_add(&vip_stats, vip_id, bytes);
 				counter_add(&backend_stats, backend_id, bytes);
-				return encap_and_send(ctx, &p, be, backend_id, 1, bytes, now);
+				return encap_and_send(ctx, &p, be, backend_id, RINGLB_V_TX_FORWARD,
+						      bytes, now);
 			}
 			stale_flow = 1;
 		}

@@ -138,6 +138,8 @@ std::string_view verdict_name(uint32_t verdict) {
       return "drop_too_big_no_df";
     case RINGLB_V_DROP_TOO_BIG_LIMITED:
       return "drop_too_big_limited";
+    case RINGLB_V_TX_FRAGMENT:
+      return "tx_fragment";
     case RINGLB_V_MAX:
       break;
   }

@@ -6,13 +6,18 @@
 
 #include <bpf/bpf.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "hook.h"
 #include "libbpf_log.h"
+#include "ringlb/fd.h"
+#include "ringlb/xdp/counters.h"
 #include "ringlb_decap.skel.h"
 
 namespace ringlb::xdp {
@@ -111,6 +116,102 @@ int DecapProgram::stats_fd() const {
 
 Result<bool> detach_decap_xdp(int ifindex) {
   return detach_named(ifindex, kDecapXdpName, "decap XDP program");
+}
+
+namespace {
+
+// The fd of the map named `name` that program `prog_id` uses, or an invalid fd.
+Result<UniqueFd> program_map(uint32_t prog_id, std::string_view name) {
+  UniqueFd prog(bpf_prog_get_fd_by_id(prog_id));
+  if (!prog.valid()) {
+    return system_error("Failed to open program " + std::to_string(prog_id), errno);
+  }
+  std::vector<uint32_t> map_ids(16);
+  bpf_prog_info info{};
+  info.nr_map_ids = static_cast<uint32_t>(map_ids.size());
+  info.map_ids = reinterpret_cast<uintptr_t>(map_ids.data());
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog.get(), &info, &len) != 0) {
+    return system_error("Failed to read program " + std::to_string(prog_id), errno);
+  }
+  map_ids.resize(std::min<size_t>(info.nr_map_ids, map_ids.size()));
+  for (uint32_t id : map_ids) {
+    UniqueFd map(bpf_map_get_fd_by_id(id));
+    bpf_map_info map_info{};
+    uint32_t map_len = sizeof(map_info);
+    if (map.valid() && bpf_obj_get_info_by_fd(map.get(), &map_info, &map_len) == 0 &&
+        name == map_info.name) {
+      return map;
+    }
+  }
+  return UniqueFd();
+}
+
+Result<std::optional<DecapHookStats>> hook_stats(uint32_t prog_id, const char* hook) {
+  if (prog_id == 0) {
+    return std::optional<DecapHookStats>();
+  }
+  auto map = program_map(prog_id, "decap_stats");
+  if (!map) {
+    return map.error();
+  }
+  if (!map->valid()) {
+    return Error{"ringlb's decap program " + std::to_string(prog_id) + " has no decap_stats map"};
+  }
+  auto counters = read_counters(map->get(), entries_of(map->get(), RINGLB_DV_MAX));
+  if (!counters) {
+    return counters.error();
+  }
+  return std::optional(DecapHookStats{.hook = hook, .verdicts = std::move(*counters)});
+}
+
+}  // namespace
+
+Result<std::vector<DecapHookStats>> read_decap_stats(int ifindex) {
+  auto attached = named_programs(ifindex, kDecapXdpName);
+  if (!attached) {
+    return attached.error();
+  }
+  std::vector<DecapHookStats> out;
+  for (const auto& program : *attached) {
+    auto stats = hook_stats(program.id, "xdp");
+    if (!stats) {
+      return stats.error();
+    }
+    out.push_back(std::move(**stats));
+  }
+  auto tc_id = decap_tc_program_id(ifindex);
+  if (!tc_id) {
+    return tc_id.error();
+  }
+  auto tc = hook_stats(*tc_id, "tc");
+  if (!tc) {
+    return tc.error();
+  }
+  if (*tc) {
+    out.push_back(std::move(**tc));
+  }
+  return out;
+}
+
+std::string_view decap_verdict_name(uint32_t verdict) {
+  switch (static_cast<ringlb_decap_verdict>(verdict)) {
+    case RINGLB_DV_PASS:
+      return "pass";
+    case RINGLB_DV_DECAP:
+      return "decap";
+    case RINGLB_DV_PASS_MALFORMED:
+      return "pass_malformed";
+    case RINGLB_DV_DROP_ERROR:
+      return "drop_error";
+    case RINGLB_DV_PASS_UNSUPPORTED:
+      return "pass_unsupported";
+    case RINGLB_DV_DROP_SOURCE:
+      return "drop_source";
+    case RINGLB_DV_MAX:
+      break;
+  }
+  return "unknown";
 }
 
 }  // namespace ringlb::xdp

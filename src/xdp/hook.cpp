@@ -201,26 +201,37 @@ Result<void> detach(int ifindex) {
   return {};
 }
 
-Result<bool> detach_named(int ifindex, std::string_view name, std::string_view what) {
-  const std::string device = interface_name(ifindex);
-  auto hook = query_hook(ifindex, device);
+Result<std::vector<NamedProgram>> named_programs(int ifindex, std::string_view name) {
+  auto hook = query_hook(ifindex, interface_name(ifindex));
   if (!hook) {
     return hook.error();
   }
-  const std::pair<uint32_t, uint32_t> attached[] = {{hook->drv_prog_id, XDP_FLAGS_DRV_MODE},
-                                                    {hook->skb_prog_id, XDP_FLAGS_SKB_MODE}};
-  bool detached = false;
-  for (const auto& [id, flags] : attached) {
-    if (id == 0) {
+  const NamedProgram attached[] = {{hook->drv_prog_id, XDP_FLAGS_DRV_MODE},
+                                   {hook->skb_prog_id, XDP_FLAGS_SKB_MODE}};
+  std::vector<NamedProgram> out;
+  for (const auto& program : attached) {
+    if (program.id == 0) {
       continue;
     }
-    auto attached_name = program_name(id);
+    auto attached_name = program_name(program.id);
     if (!attached_name) {
       return attached_name.error();
     }
-    if (*attached_name != name) {
-      continue;
+    if (*attached_name == name) {
+      out.push_back(program);
     }
+  }
+  return out;
+}
+
+Result<bool> detach_named(int ifindex, std::string_view name, std::string_view what) {
+  const std::string device = interface_name(ifindex);
+  auto attached = named_programs(ifindex, name);
+  if (!attached) {
+    return attached.error();
+  }
+  bool detached = false;
+  for (const auto& [id, flags] : *attached) {
     if (const int err = bpf_xdp_detach(ifindex, flags, nullptr); err != 0) {
       return libbpf_error("Failed to detach the " + std::string(what) + " from " + device, err);
     }

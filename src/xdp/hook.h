@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ringlb/config/config.h"
 #include "ringlb/result.h"
@@ -21,6 +22,16 @@ Result<std::string> program_name(uint32_t id);
 // is replaced only with `replace_other`; otherwise the attach fails, changing nothing,
 // and says how to go on.
 Result<void> attach_program(int ifindex, int prog_fd, XdpAttach mode, bool replace_other);
+
+// An XDP program on the hook: its id and the mode it is attached in (XDP_FLAGS_DRV_MODE or
+// XDP_FLAGS_SKB_MODE).
+struct NamedProgram {
+  uint32_t id = 0;
+  uint32_t flags = 0;
+};
+
+// The programs named `name` on the XDP hook of `ifindex` (native, then generic).
+Result<std::vector<NamedProgram>> named_programs(int ifindex, std::string_view name);
 
 // Detaches the program named `name` from the XDP hook, in whichever modes it is attached
 // (native, generic). Returns false, changing nothing, when no program of that name is

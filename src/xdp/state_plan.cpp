@@ -2,9 +2,13 @@
 // (state.h, state_plan.h). Nothing here touches a map.
 #include "ringlb/xdp/state_plan.h"
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <set>
+#include <tuple>
 
 #include "map_codec.h"
 #include "ringlb/model/validate.h"
@@ -205,6 +209,28 @@ std::vector<uint32_t> planned_table(const StatePlan& plan, const PlannedVip& vip
         plan.backend_ids.at(address_key(vip.spec->backends[table.slots[i]].address.ip));
   }
   return backend_ids;
+}
+
+std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>> fragment_vips(
+    const std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>>& vips) {
+  std::map<std::tuple<std::array<uint32_t, 4>, uint8_t, uint8_t>, std::vector<ringlb_vip_info>>
+      by_address;
+  for (const auto& [key, info] : vips) {
+    by_address[{std::to_array(key.addr), key.proto, key.family}].push_back(info);
+  }
+  std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>> entries;
+  for (const auto& [where, infos] : by_address) {
+    if (infos.size() != 1 || infos[0].mode != RINGLB_MODE_FORWARD) {
+      continue;  // ambiguous without ports, or not forwarded: the kernel's
+    }
+    ringlb_vip_key key{};
+    const auto& [addr, proto, family] = where;
+    std::copy(addr.begin(), addr.end(), key.addr);
+    key.proto = proto;
+    key.family = family;
+    entries.emplace_back(key, infos[0]);
+  }
+  return entries;
 }
 
 std::vector<ringlb_vip_slot> build_vip_index(

@@ -15,7 +15,9 @@
 #include <cerrno>
 #include <cstring>
 #include <iterator>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "map_codec.h"
 #include "ringlb/fd.h"
@@ -113,6 +115,33 @@ Result<void> write_tables(const MapFds& maps, const StatePlan& plan,
   return {};
 }
 
+// `frag_vips` becomes `entries`: they are written, then the keys not among them go.
+Result<void> write_fragment_vips(
+    const MapFds& maps, const std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>>& entries) {
+  std::set<std::vector<uint8_t>> kept;
+  for (const auto& [key, info] : entries) {
+    if (bpf_map_update_elem(maps.frag_vips, &key, &info, BPF_ANY) != 0) {
+      return system_error("Failed to update the frag_vips map", errno);
+    }
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&key);
+    kept.emplace(bytes, bytes + sizeof(key));
+  }
+  std::vector<ringlb_vip_key> stale;
+  ringlb_vip_key key{};
+  const void* previous = nullptr;
+  while (bpf_map_get_next_key(maps.frag_vips, previous, &key) == 0) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&key);
+    if (!kept.contains(std::vector<uint8_t>(bytes, bytes + sizeof(key)))) {
+      stale.push_back(key);
+    }
+    previous = &key;
+  }
+  for (const auto& gone : stale) {
+    bpf_map_delete_elem(maps.frag_vips, &gone);
+  }
+  return {};
+}
+
 // 3. VIPs, now that their tables are in place; then the VIPs no longer present go. The
 // address pre-filter covers old and new VIPs while both may be in the map, and only the
 // new ones at the end.
@@ -146,6 +175,9 @@ Result<void> write_vips(const MapFds& maps, StatePlan& plan) {
   // The index holds the new VIPs alone: the old ones still in `vips` are about to go.
   if (auto installed = install_vip_index(maps, build_vip_index(indexed)); !installed) {
     return installed;
+  }
+  if (auto written = write_fragment_vips(maps, fragment_vips(indexed)); !written) {
+    return written;
   }
   for (const auto& removed : plan.removed_vips) {
     bpf_map_delete_elem(maps.vips, &removed.key);

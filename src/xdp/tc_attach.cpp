@@ -153,6 +153,19 @@ Result<void> DecapProgram::attach_tc(int ifindex) const {
   return {};
 }
 
+Result<uint32_t> decap_tc_program_id(int ifindex) {
+  LogCapture log;  // as in detach_decap_tc
+  auto held_by = decap_filter_program(ifindex);
+  if (!held_by || *held_by == 0) {
+    return held_by;
+  }
+  auto name = program_name(*held_by);
+  if (!name) {
+    return name.error();
+  }
+  return *name == kDecapTcName ? *held_by : 0u;
+}
+
 Result<bool> detach_decap_tc(int ifindex) {
   LogCapture log;  // as in attach_tc ("Parent Qdisc doesn't exists" without clsact)
   auto held_name = decap_filter_name(ifindex);

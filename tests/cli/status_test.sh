@@ -115,7 +115,7 @@ jsonschema.validate(doc, json.load(open(sys.argv[1])))
 x = doc["xdp"]
 assert x["available"] and not doc["proxy"]["available"], doc
 verdicts = {v["verdict"]: v["counters"]["packets"] for v in x["verdicts"]}
-assert len(verdicts) == 17, verdicts  # enum ringlb_verdict
+assert len(verdicts) == 18, verdicts  # enum ringlb_verdict
 assert verdicts["pass_not_vip"] >= 3, verdicts  # the datagrams
 assert sum(c["counters"]["packets"] for c in x["cpus"]) == sum(verdicts.values()), x["cpus"]
 assert [(v["address"], v["mode"]) for v in x["vips"]] == [("10.92.0.10:80/tcp", "forward")], x["vips"]

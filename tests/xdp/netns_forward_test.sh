@@ -11,7 +11,8 @@
 # XDP one) and answer the client directly (DSR: the reply never crosses the lb's stack).
 # The same over IPv6 (VIP [fd00:78::10]:80, IP6IP6). Checks:
 #   1. real TCP from several client addresses (IPv4 and IPv6) reaches the backend
-#      `ringlb which` names, b2 (tc decap) among them;
+#      `ringlb which` names, b2 (tc decap) among them, and `ringlb decap stats` on b2
+#      shows what its tc hook decapsulated;
 #   2. replies come straight from the backend (the lb saw only client->VIP packets);
 #   3. adding a backend (ringlb attach with a grown config) keeps an open connection on
 #      its backend, while a new connection from that client goes to the new backend;
@@ -223,6 +224,12 @@ done
 [[ ${#seen6[@]} -ge 2 ]] || fail "11 IPv6 clients all landed on one backend: ${!seen6[*]}"
 [[ -n ${seen6[$tc_backend]:-} ]] || fail "$tc_backend (tc decap) served no IPv6 client: ${!seen6[*]}"
 echo "ok 1b - 11 IPv6 client addresses reached the backend the table names (${!seen6[*]})"
+# The tc variant counts on its own hook: `ringlb decap stats` finds it there.
+decap_stats=$(inns rl$id$tc_backend "$ringlb" decap stats eth0)
+tc_decapsulated=$(awk '$1 == "decap.tc.decap.packets" {print $2}' <<<"$decap_stats")
+[[ ${tc_decapsulated:-0} -gt 0 ]] || fail "decap stats on $tc_backend: $decap_stats"
+! grep -q '^decap.xdp' <<<"$decap_stats" || fail "decap stats on $tc_backend shows an XDP hook"
+echo "ok 1c - $tc_backend's tc decap counted $tc_decapsulated decapsulated packets"
 
 # --- 2. direct server return -----------------------------------------------------------
 # Backends have no route through the lb; had a reply crossed the lb's stack, it would

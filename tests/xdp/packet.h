@@ -149,6 +149,12 @@ class Packet {
     put32(rest);
     return *this;
   }
+  // The IP header's protocol (or last next header) alone, without a transport header: a
+  // later fragment's.
+  Packet& Protocol(uint8_t p) {
+    bytes_[proto_off_] = p;
+    return *this;
+  }
   // Raw bytes (e.g. a quoted packet inside an ICMP error).
   Packet& raw(const Bytes& data) {
     put(data.data(), data.size());

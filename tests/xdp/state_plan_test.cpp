@@ -3,8 +3,10 @@
 // `ringlb detach --unpin` removes, read from the skeleton's own map list.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -212,11 +214,56 @@ TEST(XdpStatePlan, ThePlannedTableIsTheBuildersTableInBackendIds) {
   EXPECT_TRUE(none.empty());
 }
 
+// A VIP key as `vips` has it.
+ringlb_vip_key vip_key(const char* addr, uint16_t port, uint8_t proto) {
+  ringlb_vip_key key{};
+  const auto ip = IpAddress::parse(addr);
+  EXPECT_TRUE(ip) << addr;
+  key.family = ip && !ip->is_v4() ? RINGLB_FAMILY_V6 : RINGLB_FAMILY_V4;
+  if (ip) {
+    std::memcpy(key.addr, ip->bytes(), ip->size());
+  }
+  key.port = htons(port);
+  key.proto = proto;
+  return key;
+}
+
+TEST(XdpStatePlan, FragmentsGoToTheOneForwardVipOfAnAddressAndProtocol) {
+  const ringlb_vip_info web{.vip_id = 1, .mode = RINGLB_MODE_FORWARD, .epoch = 3};
+  const ringlb_vip_info dns{.vip_id = 2, .mode = RINGLB_MODE_FORWARD, .epoch = 1};
+  const ringlb_vip_info tls{.vip_id = 3, .mode = RINGLB_MODE_FORWARD, .epoch = 1};
+  const ringlb_vip_info app{.vip_id = 4, .mode = RINGLB_MODE_STEER, .epoch = 1};
+  const ringlb_vip_info web6{.vip_id = 5, .mode = RINGLB_MODE_FORWARD, .epoch = 1};
+  const auto entries = xdp::fragment_vips({
+      {vip_key("10.0.0.10", 80, IPPROTO_TCP), web},
+      {vip_key("10.0.0.10", 53, IPPROTO_UDP), dns},
+      {vip_key("10.0.0.11", 80, IPPROTO_TCP), web},
+      {vip_key("10.0.0.11", 443, IPPROTO_TCP), tls},   // two on 10.0.0.11 TCP: ambiguous
+      {vip_key("10.0.0.20", 8080, IPPROTO_TCP), app},  // steer: the kernel's
+      {vip_key("fd00::10", 80, IPPROTO_TCP), web6},
+  });
+  std::vector<std::pair<std::string, uint32_t>> got;
+  for (const auto& [key, info] : entries) {
+    EXPECT_EQ(key.port, 0) << "a fragment key has no port";
+    const auto ip =
+        key.family == RINGLB_FAMILY_V4 ? IpAddress::v4(in_addr{key.addr[0]}) : IpAddress::v6([&] {
+          in6_addr a{};
+          std::memcpy(&a, key.addr, 16);
+          return a;
+        }());
+    got.emplace_back(ip.to_string() + "/" + std::to_string(key.proto), info.vip_id);
+  }
+  std::sort(got.begin(), got.end());
+  const std::vector<std::pair<std::string, uint32_t>> want = {
+      {"10.0.0.10/17", 2}, {"10.0.0.10/6", 1}, {"fd00::10/6", 5}};
+  EXPECT_EQ(got, want);
+}
+
 TEST(XdpPins, TheUnpinListIsTheSkeletonsPinnedMapsVipIndexIncluded) {
   auto names = xdp::pinned_map_names();
   ASSERT_TRUE(names) << names.error().message;
-  for (const char* expected : {"vips", "vip_index", "backends", "maglev_tables", "flows",
-                               "lb_state", "vip_state", "backend_state"}) {
+  for (const char* expected : {"vips", "frag_vips", "vip_index", "backends", "maglev_tables",
+                               "flows", "lb_state", "vip_state", "backend_state"}) {
     EXPECT_NE(std::find(names->begin(), names->end(), expected), names->end()) << expected;
   }
   // Each name once.

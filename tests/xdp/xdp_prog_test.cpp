@@ -213,11 +213,28 @@ std::vector<VerdictCase> verdict_cases() {
            .IPv4("10.1.0.5", "10.0.0.10", {}, 0x2000)
            .TCP(40000, 80, kSyn)
            .build(),
-       XDP_PASS, RINGLB_V_PASS_FRAGMENT},
-      {"ipv4_later_fragment",
+       XDP_TX, RINGLB_V_TX_FRAGMENT},
+      {"ipv4_later_udp_fragment",
        Packet()
            .Eth(kClientMac, kLbMac)
            .IPv4("10.1.0.5", "10.0.0.10", {}, 0x00b9)
+           .Protocol(17)
+           .payload(40)
+           .build(),
+       XDP_TX, RINGLB_V_TX_FRAGMENT},
+      {"ipv4_later_fragment_of_another_protocol",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv4("10.1.0.5", "10.0.0.10", {}, 0x00b9)
+           .Protocol(132)
+           .payload(40)
+           .build(),
+       XDP_PASS, RINGLB_V_PASS_FRAGMENT},
+      {"ipv4_fragment_to_a_steer_vip_address",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv4("10.1.0.5", "10.0.0.20", {}, 0x00b9)
+           .Protocol(6)
            .payload(40)
            .build(),
        XDP_PASS, RINGLB_V_PASS_FRAGMENT},
@@ -226,6 +243,14 @@ std::vector<VerdictCase> verdict_cases() {
            .Eth(kClientMac, kLbMac)
            .IPv6("fd00:1::5", "fd00::10", {{44, 8}})
            .TCP(40000, 80, kSyn)
+           .build(),
+       XDP_TX, RINGLB_V_TX_FRAGMENT},
+      {"ipv6_udp_fragment_without_a_udp_vip",
+       Packet()
+           .Eth(kClientMac, kLbMac)
+           .IPv6("fd00:1::5", "fd00::10", {{44, 8}})
+           .Protocol(17)
+           .payload(40)
            .build(),
        XDP_PASS, RINGLB_V_PASS_FRAGMENT},
       {"icmp_echo_to_vip",
@@ -746,6 +771,76 @@ TEST_F(XdpProgTest, FindsVipsInTheIndexAndLeftOutOnesInTheHash) {
   EXPECT_EQ(XdpEnv::run(syn).retval, static_cast<uint32_t>(XDP_PASS))
       << "an index that leaves nothing out is the whole truth";
   EXPECT_EQ(XdpEnv::verdict_count(RINGLB_V_PASS_NOT_VIP), not_vip + 1);
+}
+
+// --- Fragments ------------------------------------------------------------------------
+
+// A later IPv4 fragment of a TCP datagram from `client` to the web VIP (no ports).
+Bytes v4_later_fragment(const char* client) {
+  return Packet()
+      .Eth(kClientMac, kLbMac)
+      .IPv4(client, "10.0.0.10", {}, 0x2000 | 0x00b9)
+      .Protocol(6)
+      .payload(64)
+      .build();
+}
+
+// Every fragment of a datagram goes to the Maglev backend of its client, the first (with
+// ports) as the later ones (without); fragments never touch the flow table, so a flow's
+// entry does not decide them either.
+TEST_F(XdpProgTest, FragmentsGoToTheClientsTableBackendAndSkipTheFlowTable) {
+  const std::string base(kConfig);
+  const GrownPool grown = grown_pool();
+  ASSERT_FALSE(grown.mover.empty()) << "some client moves to b4";
+  const auto events_before =
+      xdp::read_event_counts(XdpEnv::program().map_fd("flow_stats"), RINGLB_FE_MAX);
+  ASSERT_TRUE(events_before);
+  for (int i = 1; i <= 50; ++i) {
+    const std::string client = "10.9.0." + std::to_string(i);
+    const IpAddress backend = expected_backend("web", client.c_str());
+    const Bytes first = Packet()
+                            .Eth(kClientMac, kLbMac)
+                            .IPv4(client.c_str(), "10.0.0.10", {}, 0x2000)
+                            .TCP(static_cast<uint16_t>(30000 + i), 80, kAck)
+                            .payload(64)
+                            .build();
+    EXPECT_TRUE(sent_to(XdpEnv::run(first), backend)) << client << " first fragment";
+    EXPECT_TRUE(sent_to(XdpEnv::run(v4_later_fragment(client.c_str())), backend))
+        << client << " later fragment";
+  }
+  const auto events_after =
+      xdp::read_event_counts(XdpEnv::program().map_fd("flow_stats"), RINGLB_FE_MAX);
+  ASSERT_TRUE(events_after);
+  EXPECT_EQ(*events_after, *events_before) << "fragments made no flow-table entry";
+
+  // A flow on its old backend after the pool grew: its unfragmented packets stay there,
+  // its fragments follow the new table, as every fragment of every client does.
+  const char* client = grown.mover.c_str();
+  const IpAddress before = expected_backend("web", client);
+  ASSERT_TRUE(sent_to(XdpEnv::run(v4_syn(client, "10.0.0.10", 45200, 80, kSyn)), before));
+  XdpEnv::apply(grown.text);
+  EXPECT_TRUE(sent_to(XdpEnv::run(v4_syn(client, "10.0.0.10", 45200, 80, kAck)), before));
+  EXPECT_TRUE(sent_to(XdpEnv::run(v4_later_fragment(client)), *IpAddress::parse("10.200.0.5")));
+  XdpEnv::apply(base);
+}
+
+// Fragments are found by address and protocol: two VIPs there (different ports) leave
+// them to the kernel, and removing one makes the other take them.
+TEST_F(XdpProgTest, FragmentsToAnAddressWithTwoVipsPassUntilOneIsLeft) {
+  const std::string base(kConfig);
+  std::string two = base;
+  const std::string anchor = "[[vip]]\nname = \"empty\"";
+  two.insert(two.find(anchor),
+             "[[vip]]\nname = \"web2\"\nlisten = \"10.0.0.10:8443\"\nmode = \"forward\"\n"
+             "[[vip.backend]]\nname = \"w\"\naddress = \"10.200.0.7\"\n\n");
+  XdpEnv::apply(two);
+  uint64_t passed = XdpEnv::verdict_count(RINGLB_V_PASS_FRAGMENT);
+  auto r = XdpEnv::run(v4_later_fragment("10.1.0.5"));
+  EXPECT_EQ(r.retval, static_cast<uint32_t>(XDP_PASS)) << "two TCP VIPs on 10.0.0.10";
+  EXPECT_EQ(XdpEnv::verdict_count(RINGLB_V_PASS_FRAGMENT), passed + 1);
+  XdpEnv::apply(base);
+  r = XdpEnv::run(v4_later_fragment("10.1.0.5"));
+  EXPECT_TRUE(sent_to(r, expected_backend("web", "10.1.0.5"))) << "web alone again";
 }
 
 // --- Hash parity --------------------------------------------------------------------

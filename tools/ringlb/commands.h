@@ -33,7 +33,7 @@ using CommandRunner = std::function<int()>;
 void add_simulate_command(CLI::App& app, CommandRunner& run);
 // seed: a new random hash_seed (seed.cpp).
 void add_seed_command(CLI::App& app, CommandRunner& run);
-// attach, detach, decap attach|detach (xdp_commands.cpp).
+// attach, detach, decap attach|detach|stats (xdp_commands.cpp).
 void add_xdp_commands(CLI::App& app, CommandRunner& run);
 // stats (stats.cpp), top (top.cpp), status (status.cpp).
 void add_stats_command(CLI::App& app, CommandRunner& run);

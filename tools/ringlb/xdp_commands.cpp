@@ -11,6 +11,10 @@
 //   ringlb decap detach DEV [--mode native|generic|tc]
 //       the decap program on the XDP hook (native, generic) or on clsact ingress (tc).
 //       detach removes only ringlb's decap program: without --mode, from both hooks.
+//   ringlb decap stats DEV
+//       what ringlb's decap program on DEV counted, per hook: one line per counter,
+//       "decap.HOOK.VERDICT.packets N" and ".bytes N" (HOOK xdp or tc); exit 1 when DEV
+//       has none.
 #include <grp.h>
 #include <pwd.h>
 
@@ -179,6 +183,24 @@ int run_decap_detach(const DecapOptions& options) {
   return 0;
 }
 
+int run_decap_stats(const DecapOptions& options) {
+  const int ifindex = value_or_throw(xdp::interface_index(options.interface));
+  const auto hooks = value_or_throw(xdp::read_decap_stats(ifindex));
+  if (hooks.empty()) {
+    throw std::runtime_error("no ringlb decap program on " + options.interface +
+                             " (neither on the XDP hook nor on clsact ingress)");
+  }
+  for (const auto& hook : hooks) {
+    for (uint32_t v = 0; v < hook.verdicts.size(); ++v) {
+      const std::string key = "decap." + hook.hook + "." + std::string(xdp::decap_verdict_name(v));
+      std::printf("%s.packets %llu\n%s.bytes %llu\n", key.c_str(),
+                  static_cast<unsigned long long>(hook.verdicts[v].packets), key.c_str(),
+                  static_cast<unsigned long long>(hook.verdicts[v].bytes));
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 void add_xdp_commands(CLI::App& app, CommandRunner& run) {
@@ -243,6 +265,13 @@ void add_xdp_commands(CLI::App& app, CommandRunner& run) {
         ->check(CLI::IsMember({"native", "generic", "tc"}));
     detach->callback([&run, detach_options] {
       run = [detach_options] { return run_decap_detach(*detach_options); };
+    });
+    auto stats_options = std::make_shared<DecapOptions>();
+    CLI::App* stats = decap->add_subcommand(
+        "stats", "Counters of ringlb's decap program on an interface (decapsulated, dropped)");
+    stats->add_option("interface", stats_options->interface, "Interface")->required();
+    stats->callback([&run, stats_options] {
+      run = [stats_options] { return run_decap_stats(*stats_options); };
     });
   }
 }

@@ -61,6 +61,15 @@ struct ringlb_vip_info {
   __u32 epoch;  /* = vip_epochs[vip_id] while this VIP owns the id */
 };
 
+/*
+ * Key of the `frag_vips` hash: a VIP key with port 0. An IP fragment after the first has no
+ * transport header, so the program finds the VIP of a fragment by address, protocol and
+ * family alone; user space adds an entry where exactly one VIP, a forward-mode one, has
+ * them, and the value is that VIP's ringlb_vip_info. The backend is the Maglev slot of the
+ * client's hash, as for a new flow, so every fragment of a datagram goes where its first
+ * one goes.
+ */
+
 /* Value of the `backends` array, indexed by backend id. family 0: removed. */
 struct ringlb_backend {
   __u32 addr[4];
@@ -190,7 +199,8 @@ enum ringlb_verdict {
   RINGLB_V_PASS_NOT_IP = 0,      /* not IPv4/IPv6 (ARP, LLDP, ...) */
   RINGLB_V_PASS_MALFORMED,       /* truncated or malformed headers */
   RINGLB_V_PASS_NOT_VIP,         /* IP, but no VIP matches (addr, port, proto) */
-  RINGLB_V_PASS_FRAGMENT,        /* IP fragment to a VIP address: the kernel reassembles it */
+  RINGLB_V_PASS_FRAGMENT,        /* IP fragment to a VIP address without one forward-mode VIP
+                                    for its protocol (see frag_vips): to the kernel */
   RINGLB_V_PASS_ICMP,            /* ICMP to a VIP address, not about a forward-mode flow */
   RINGLB_V_PASS_STEER_NO_CPU,    /* steer VIP, but the worker's CPU has no cpumap entry */
   RINGLB_V_TX_FORWARD,           /* encapsulated and sent back out the ingress device */
@@ -204,6 +214,8 @@ enum ringlb_verdict {
   RINGLB_V_DROP_ERROR,           /* a helper failed (adjust_head, ...) */
   RINGLB_V_DROP_TOO_BIG_NO_DF,   /* IPv4 too big for the tunnel, DF clear: cannot fragment */
   RINGLB_V_DROP_TOO_BIG_LIMITED, /* too big, and the CPU's "too big" reply rate is spent */
+  RINGLB_V_TX_FRAGMENT,          /* IP fragment to a forward VIP, encapsulated by the client
+                                    hash and sent back out the ingress device */
   RINGLB_V_MAX,
 };
 

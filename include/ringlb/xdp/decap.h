@@ -73,4 +73,22 @@ Result<bool> detach_decap_tc(int ifindex);
 // Returns false, changing nothing, when no program or another one is attached.
 Result<bool> detach_decap_xdp(int ifindex);
 
+// What ringlb's decap program attached to one hook of an interface counted: its
+// decap_stats, summed over CPUs, one entry per enum ringlb_decap_verdict.
+struct DecapHookStats {
+  std::string hook;  // "xdp" or "tc"
+  std::vector<ringlb_counter> verdicts;
+};
+
+// The counters of ringlb's decap program on each hook of `ifindex` that has one (the XDP
+// hook, then clsact ingress); empty when neither has.
+Result<std::vector<DecapHookStats>> read_decap_stats(int ifindex);
+
+// The id of the tc filter program at ringlb's handle and priority if it is ringlb's
+// decap program, else 0 (tc_attach.cpp).
+Result<uint32_t> decap_tc_program_id(int ifindex);
+
+// The name of a decap_stats entry ("drop_source"); "unknown" past the last.
+std::string_view decap_verdict_name(uint32_t verdict);
+
 }  // namespace ringlb::xdp

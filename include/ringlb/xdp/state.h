@@ -56,6 +56,7 @@ Result<void> validate_state(const XdpState& state);
 // The fds of the maps apply_state() reads and writes; not owned.
 struct MapFds {
   int vips = -1;
+  int frag_vips = -1;
   int vip_index = -1;
   int vip_epochs = -1;
   int vip_filter = -1;
@@ -112,6 +113,12 @@ Result<void> apply_state(const MapFds& maps, const XdpState& state,
 // the VIPs that did not fit (the program finds those in the `vips` map).
 // RINGLB_VIP_INDEX_ENTRIES entries. apply_state() installs it as a new inner map.
 std::vector<ringlb_vip_slot> build_vip_index(
+    const std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>>& vips);
+
+// The entries of `frag_vips` for `vips` (see xdp_abi.h): for each address, protocol and
+// family that exactly one VIP has, and that one in forward mode, the key with port 0 and
+// that VIP's info.
+std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>> fragment_vips(
     const std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>>& vips);
 
 // The VIP index the program uses now, or an error.
