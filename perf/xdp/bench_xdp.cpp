@@ -408,6 +408,30 @@ void BM_Warm_VipEstablishedManyFlowsV4(benchmark::State& state) {
   time_wrapped(state, env.program->xdp_fd(), v4_packet(0x10), XDP_TX, true, kManyFlows);
 }
 
+// The established floor with kManyFlows flows, put in by floor_insert, an ACK of the next
+// one each run: the floor of BM_Warm_VipEstablishedManyFlowsV4, with the same cache misses.
+void BM_Warm_FloorEstablishedManyFlows(benchmark::State& state) {
+  const uint32_t backend_id = 1;
+  const ringlb_backend backend{.addr = {htonl(0x0a020001), 0, 0, 0}, .family = RINGLB_FAMILY_V4};
+  if (bpf_map_update_elem(bpf_map__fd(env.floor->maps.floor_backends), &backend_id, &backend, 0) !=
+      0) {
+    state.SkipWithError("setting the floor's backend failed");
+    return;
+  }
+  ringlb_restore* prefill = open_wrapper(bpf_program__fd(env.floor->progs.floor_insert),
+                                         v4_packet(0x02), true, kManyFlows);
+  const bool filled =
+      prefill != nullptr &&
+      run_wrapper(prefill, v4_packet(0x02), static_cast<int>(kManyFlows), nullptr) == XDP_TX;
+  ringlb_restore__destroy(prefill);
+  if (!filled) {
+    state.SkipWithError("putting the flows in the floor's table failed");
+    return;
+  }
+  time_wrapped(state, bpf_program__fd(env.floor->progs.floor_established), v4_packet(0x10), XDP_TX,
+               true, kManyFlows);
+}
+
 // Every run a SYN from a new client and port: hash, VIP, Maglev, flow-table insert
 // (evicting once the table is full).
 void BM_Warm_VipSynNewFlowV4(benchmark::State& state) {
@@ -449,6 +473,7 @@ BENCHMARK(BM_Warm_FloorEstablished)->UseManualTime();
 BENCHMARK(BM_Warm_NonVipPass)->UseManualTime();
 BENCHMARK(BM_Warm_VipEstablishedFlowV4)->UseManualTime();
 BENCHMARK(BM_Warm_VipEstablishedManyFlowsV4)->UseManualTime();
+BENCHMARK(BM_Warm_FloorEstablishedManyFlows)->UseManualTime();
 BENCHMARK(BM_Warm_VipSynNewFlowV4)->UseManualTime();
 BENCHMARK(BM_Warm_VipSynNewFlowV4SmallTable)->UseManualTime();
 BENCHMARK(BM_Warm_VipUnknownFlowV4)->UseManualTime();

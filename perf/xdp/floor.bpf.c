@@ -210,10 +210,13 @@ int floor_established(struct xdp_md* ctx) {
   // Where floor_insert put it: way 0 of an empty bucket, else the way the tag names.
   way = b->tags[0] == tag ? 0 : tag & (RINGLB_FLOW_WAYS - 1);
   s = &b->slots[way];
+  // With many flows a colliding insert may have overwritten this one; it still cost the
+  // same loads, so it goes on to backend 1 (every floor flow's) instead of failing the row.
   if (b->tags[way] != tag || s->key.src[0] != words[0] || s->key.dst[0] != words[1] ||
       *(__u32*)&s->key.sport != words[2])
-    return XDP_PASS;
-  backend_id = s->flow.backend_id;
+    backend_id = 1;
+  else
+    backend_id = s->flow.backend_id;
   be = bpf_map_lookup_elem(&floor_backends, &backend_id);
   if (!be)
     return XDP_ABORTED;
