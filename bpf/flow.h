@@ -32,72 +32,49 @@ static __always_inline __u64 flow_key_tail(__u16 sport, __u16 dport, __u8 proto,
 }
 
 /*
- * The flow table (struct ringlb_flow_bucket). The bucket index and the tag are a keyed
- * multiply-xor hash of the 5-tuple: cheap, and without the key a client cannot aim its
- * flows at one bucket to push other flows out.
+ * The flow table (struct ringlb_flow_bucket): a bucket is one cache line of four entries,
+ * each known by its flow's fingerprint, ringlb_flow_hash() of the 5-tuple under the
+ * client hash key. Without the key a client cannot aim its flows at one bucket to push
+ * other flows out.
  *
  * An IPv4 key's address words past the first are 0 (every key is built in a zeroed struct
- * and only src[0] and dst[0] set), so with `v4` set the hash and the compare leave key
- * words 1 and 3 out: the same hash, fewer loads. The family is in word 4, so an IPv4 key
- * never equals an IPv6 one.
+ * and only src[0] and dst[0] set), so with `v4` set the hash leaves key words 1 and 3 out
+ * of the loads (the same hash). The family is in word 4, so an IPv4 key never hashes as
+ * an IPv6 one would by construction.
  */
 static __always_inline struct ringlb_flow_bucket *flow_bucket_as(const struct ringlb_flow_key *k,
-								 __u32 *tag, int v4)
+								 __u64 *fp, int v4)
 {
 	const __u64 *w = (const __u64 *)k;
-	__u64 h, upper = v4 ? 0 : w[1] ^ w[3];
+	__u64 words[5] = {w[0], v4 ? 0 : w[1], w[2], v4 ? 0 : w[3], w[4]};
 	__u32 index;
 
-	h = (w[0] ^ w[2] ^ hash_key_k0) * 0x9e3779b97f4a7c15ULL;
-	h ^= (upper ^ w[4] ^ hash_key_k1) * 0xc2b2ae3d27d4eb4fULL;
-	h ^= h >> 29;
-	*tag = (__u32)h | 1;
-	index = bpf_get_smp_processor_id() * flow_buckets + ((__u32)(h >> 32) & (flow_buckets - 1));
+	*fp = ringlb_flow_hash(words, hash_key_k0, hash_key_k1);
+	index =
+	    bpf_get_smp_processor_id() * flow_buckets + ((__u32)(*fp >> 32) & (flow_buckets - 1));
 	return bpf_map_lookup_elem(&flows, &index);
 }
 
 static __always_inline struct ringlb_flow_bucket *flow_bucket(const struct ringlb_flow_key *k,
-							      __u32 *tag)
+							      __u64 *fp)
 {
-	return flow_bucket_as(k, tag, 0);
+	return flow_bucket_as(k, fp, 0);
 }
 
-static __always_inline int flow_key_equal_as(const struct ringlb_flow_key *a,
-					     const struct ringlb_flow_key *b, int v4)
-{
-	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
-	__u64 upper = v4 ? 0 : (x[1] ^ y[1]) | (x[3] ^ y[3]);
-
-	return ((x[0] ^ y[0]) | (x[2] ^ y[2]) | (x[4] ^ y[4]) | upper) == 0;
-}
-
-static __always_inline int flow_key_equal(const struct ringlb_flow_key *a,
-					  const struct ringlb_flow_key *b)
-{
-	return flow_key_equal_as(a, b, 0);
-}
-
-/* The slot index of flow `k` in its bucket, or -1. */
-static __always_inline int flow_find_as(const struct ringlb_flow_bucket *b,
-					const struct ringlb_flow_key *k, __u32 tag, int v4)
+/* The way of the flow with fingerprint `fp` in its bucket, or -1. */
+static __always_inline int flow_find(const struct ringlb_flow_bucket *b, __u64 fp)
 {
 	int i;
 
 #pragma unroll
 	for (i = 0; i < RINGLB_FLOW_WAYS; i++)
-		if (b->tags[i] == tag && flow_key_equal_as(&b->slots[i].key, k, v4))
+		if (b->ways[i].fp == fp)
 			return i;
 	return -1;
 }
 
-static __always_inline int flow_find(const struct ringlb_flow_bucket *b,
-				     const struct ringlb_flow_key *k, __u32 tag)
-{
-	return flow_find_as(b, k, tag, 0);
-}
-
 /*
- * used[i]: the jiffy of slot i's last packet, shifted left one bit, with bit 0 set once
+ * used: the jiffy of the entry's last packet, shifted left one bit, with bit 0 set once
  * the flow is established. A TCP SYN or a first UDP datagram makes an embryonic entry;
  * the flow's next packet promotes it (the established path writes a stamp with bit 0
  * set). The shift halves the wrap of the low 32 bits of jiffies: 2^31 jiffies, 24 days
@@ -126,42 +103,50 @@ static __always_inline void flow_event(__u32 event)
 }
 
 /*
- * Binds flow `k` to `flow`: its own slot, else an empty one, else the oldest embryonic
- * one, else the least recently used established one if it has been idle for
- * flow_idle_jiffies. Otherwise the flow gets no entry (Maglev alone balances it): a
- * flood of SYNs from new sources only ever pushes out its own kind, never a live
- * established flow.
+ * Binds the flow with fingerprint `fp` to `bind` (ringlb_flow_bind): its own entry (also
+ * behind an empty one), else an empty one, else the oldest embryonic one, else the least recently
+ * used established one if it has been idle for flow_idle_jiffies. Otherwise the flow gets no entry
+ * (Maglev alone balances it): a flood of SYNs from new sources only ever pushes out its own kind,
+ * never a live established flow.
  */
-static __always_inline void flow_insert(struct ringlb_flow_bucket *b,
-					const struct ringlb_flow_key *k, __u32 tag,
-					const struct ringlb_flow *flow, __u64 now,
-					__u32 established)
+static __always_inline void flow_insert(struct ringlb_flow_bucket *b, __u64 fp, __u32 bind,
+					__u64 now, __u32 established)
 {
 	__u32 stamp = flow_stamp(now, established);
-	int i, victim = -1, embryonic = -1, idle = -1;
+	/* The oldest stamps so far, kept in registers: no reload through a found index. */
+	__u32 embryonic_used = 0, idle_used = 0;
+	int i, victim = -1, empty = -1, embryonic = -1, idle = -1;
 
 #pragma unroll
 	for (i = 0; i < RINGLB_FLOW_WAYS; i++) {
-		__u32 used = b->used[i];
+		__u64 held = b->ways[i].fp;
+		__u32 used = b->ways[i].used;
 
-		if (b->tags[i] == 0 || (b->tags[i] == tag && flow_key_equal(&b->slots[i].key, k))) {
+		if (held == fp) {
 			victim = i;
 			break;
 		}
-		if (!(used & FLOW_ESTABLISHED)) {
-			if (embryonic < 0 ||
-			    (__s32)(used - b->used[embryonic & (RINGLB_FLOW_WAYS - 1)]) < 0)
+		if (held == 0) {
+			if (empty < 0)
+				empty = i;
+		} else if (!(used & FLOW_ESTABLISHED)) {
+			if (embryonic < 0 || (__s32)(used - embryonic_used) < 0) {
 				embryonic = i;
-		} else if (idle < 0 || (__s32)(used - b->used[idle & (RINGLB_FLOW_WAYS - 1)]) < 0) {
+				embryonic_used = used;
+			}
+		} else if (idle < 0 || (__s32)(used - idle_used) < 0) {
 			idle = i;
+			idle_used = used;
 		}
 	}
 	if (victim < 0) {
-		if (embryonic >= 0) {
+		if (empty >= 0) {
+			victim = empty;
+		} else if (embryonic >= 0) {
 			victim = embryonic;
 			flow_event(RINGLB_FE_EVICT_EMBRYONIC);
-		} else if (idle >= 0 && (__s32)(stamp - b->used[idle & (RINGLB_FLOW_WAYS - 1)]) >=
-					    (__s32)(flow_idle_jiffies << 1)) {
+		} else if (idle >= 0 &&
+			   (__s32)(stamp - idle_used) >= (__s32)(flow_idle_jiffies << 1)) {
 			victim = idle;
 			flow_event(RINGLB_FE_EVICT_IDLE);
 		} else {
@@ -171,10 +156,9 @@ static __always_inline void flow_insert(struct ringlb_flow_bucket *b,
 	}
 	flow_event(established ? RINGLB_FE_INSERT_ESTABLISHED : RINGLB_FE_INSERT_EMBRYONIC);
 	victim &= RINGLB_FLOW_WAYS - 1;
-	b->slots[victim].key = *k;
-	b->slots[victim].flow = *flow;
-	b->used[victim] = stamp;
-	b->tags[victim] = tag;
+	b->ways[victim].fp = fp;
+	b->ways[victim].used = stamp;
+	b->ways[victim].bind = bind;
 }
 
 #endif /* RINGLB_BPF_FLOW_H */

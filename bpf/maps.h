@@ -52,7 +52,7 @@ struct {
 	__array(values, struct vip_index_table);
 } vip_index SEC(".maps");
 
-/* vip id -> epoch (see struct ringlb_flow). */
+/* vip id -> epoch (see ringlb_flow_bind in xdp_abi.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, RINGLB_MAX_VIPS);

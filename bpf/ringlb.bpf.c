@@ -320,13 +320,12 @@ static __always_inline int encap_and_send(struct xdp_md *ctx, const struct packe
  */
 static __always_inline int forward(struct xdp_md *ctx, struct packet *p,
 				   const struct ringlb_vip_info *info,
-				   struct ringlb_flow_bucket *bucket, __u32 tag, int stale_flow,
+				   struct ringlb_flow_bucket *bucket, __u64 fp, int stale_flow,
 				   __u64 bytes)
 {
 	int is_syn = p->flow.proto == IPPROTO_TCP &&
 		     (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 	struct ringlb_backend *be;
-	struct ringlb_flow entry;
 	__u64 now = bpf_jiffies64();
 	__u32 backend_id;
 
@@ -340,12 +339,9 @@ static __always_inline int forward(struct xdp_md *ctx, struct packet *p,
 	 * entry went stale; a TCP flow we did not see start is balanced but not inserted.
 	 */
 	if (bucket && (is_syn || stale_flow || p->flow.proto == IPPROTO_UDP)) {
-		entry.backend_id = backend_id;
-		entry.vip_id = info->vip_id;
-		entry.vip_epoch = info->epoch;
 		/* A flow that had an entry is established; a new one is embryonic. */
-		flow_insert(bucket, &p->flow, tag, &entry, now,
-			    stale_flow && !is_syn ? FLOW_ESTABLISHED : 0);
+		flow_insert(bucket, fp, ringlb_flow_bind(backend_id, info->vip_id, info->epoch),
+			    now, stale_flow && !is_syn ? FLOW_ESTABLISHED : 0);
 	}
 	counter_add(&backend_stats, backend_id, bytes);
 	return encap_and_send(ctx, p, be, backend_id, RINGLB_V_TX_FORWARD, bytes, now);
@@ -415,8 +411,9 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct packet *p, str
 	struct ringlb_vip_info *info;
 	struct ringlb_flow_bucket *bucket;
 	struct ringlb_backend *be;
-	__u32 backend_id, tag;
+	__u32 backend_id;
 	int slot = -1;
+	__u64 fp;
 	__u16 *ports;
 	__u8 type;
 
@@ -462,11 +459,11 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct packet *p, str
 	reverse.dport = ports[0];
 	reverse.proto = key.proto;
 	reverse.family = key.family;
-	bucket = flow_bucket(&reverse, &tag);
+	bucket = flow_bucket(&reverse, &fp);
 	if (bucket)
-		slot = flow_find(bucket, &reverse, tag);
+		slot = flow_find(bucket, fp);
 	if (bucket && slot >= 0) {
-		backend_id = bucket->slots[slot & (RINGLB_FLOW_WAYS - 1)].flow.backend_id;
+		backend_id = ringlb_flow_backend(bucket->ways[slot & (RINGLB_FLOW_WAYS - 1)].bind);
 	} else if (maglev_pick(info->vip_id, client_hash(reverse.src, reverse.family),
 			       &backend_id) < 0) {
 		return verdict(RINGLB_V_DROP_NO_BACKEND, XDP_DROP, bytes);
@@ -491,7 +488,7 @@ int ringlb_xdp(struct xdp_md *ctx)
 	struct ringlb_flow_bucket *bucket;
 	struct packet p = {};
 	int stale_flow = 0, slot, v4;
-	__u32 tag;
+	__u64 fp;
 	int h_proto, proto;
 
 	h_proto = parse_ethhdr(&nh, data_end, &p.vlan_depth);
@@ -555,33 +552,32 @@ int ringlb_xdp(struct xdp_md *ctx)
 	 * A client's RST ends its flow: forwarded, then the slot is freed.
 	 */
 	v4 = p.flow.family == RINGLB_FAMILY_V4;
-	bucket = v4 ? flow_bucket_as(&p.flow, &tag, 1) : flow_bucket_as(&p.flow, &tag, 0);
+	bucket = v4 ? flow_bucket_as(&p.flow, &fp, 1) : flow_bucket_as(&p.flow, &fp, 0);
 	if (bucket && !(p.flow.proto == IPPROTO_TCP &&
 			(p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)) {
-		slot = v4 ? flow_find_as(bucket, &p.flow, tag, 1)
-			  : flow_find_as(bucket, &p.flow, tag, 0);
+		slot = flow_find(bucket, fp);
 		if (slot >= 0) {
-			const struct ringlb_flow *flow =
-			    &bucket->slots[slot & (RINGLB_FLOW_WAYS - 1)].flow;
-			__u32 backend_id = flow->backend_id, vip_id = flow->vip_id;
+			struct ringlb_flow_entry *e = &bucket->ways[slot & (RINGLB_FLOW_WAYS - 1)];
+			__u32 bind = e->bind;
+			__u32 backend_id = ringlb_flow_backend(bind),
+			      vip_id = ringlb_flow_vip(bind);
 			struct ringlb_backend *be;
 			__u32 *epoch, stamp;
 			__u64 now;
 
 			epoch = bpf_map_lookup_elem(&vip_epochs, &vip_id);
 			be = bpf_map_lookup_elem(&backends, &backend_id);
-			if (epoch && *epoch == flow->vip_epoch && be &&
+			if (epoch && ringlb_flow_epoch_matches(bind, *epoch) && be &&
 			    be->family != RINGLB_FAMILY_NONE) {
-				slot &= RINGLB_FLOW_WAYS - 1;
 				now = bpf_jiffies64();
 				stamp = flow_stamp(now, FLOW_ESTABLISHED);
 				if (p.tcp_flags & TCP_FLAG_RST) {
-					bucket->tags[slot] = 0;
-				} else if (bucket->used[slot] != stamp) {
+					e->fp = 0;
+				} else if (e->used != stamp) {
 					/* The flow's second packet promotes its entry. */
-					if (!(bucket->used[slot] & FLOW_ESTABLISHED))
+					if (!(e->used & FLOW_ESTABLISHED))
 						flow_event(RINGLB_FE_PROMOTED);
-					bucket->used[slot] = stamp;
+					e->used = stamp;
 				}
 				counter_add(&vip_stats, vip_id, bytes);
 				counter_add(&backend_stats, backend_id, bytes);
@@ -607,7 +603,7 @@ int ringlb_xdp(struct xdp_md *ctx)
 	counter_add(&vip_stats, info->vip_id, bytes);
 	if (info->mode == RINGLB_MODE_STEER)
 		return steer(&p, bytes);
-	return forward(ctx, &p, info, bucket, tag, stale_flow, bytes);
+	return forward(ctx, &p, info, bucket, fp, stale_flow, bytes);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -18,7 +18,6 @@ static_assert(sizeof(ringlb_vip_slot) == 32);
 static_assert(sizeof(ringlb_backend) == 20);
 static_assert(sizeof(ringlb_flow_key) == 40);
 static_assert(offsetof(ringlb_flow_key, sport) == 32);
-static_assert(sizeof(ringlb_flow) == 12);
 static_assert(sizeof(ringlb_counter) == 16);
 static_assert(sizeof(ringlb_vip_filter) == RINGLB_VIP_FILTER_BITS / 8);
 
@@ -31,6 +30,13 @@ static_assert(sizeof(ringlb_member) == RINGLB_NAME_LEN + 24);
 // What the config and the model say of the same limits.
 static_assert(kMaxNameLength == RINGLB_NAME_LEN);
 static_assert(kDefaultFlowEntries == RINGLB_DEFAULT_FLOW_ENTRIES);
-static_assert(kMinFlowEntries == RINGLB_FLOW_WAYS);
+static_assert(kMinFlowEntries >= RINGLB_FLOW_WAYS && kMinFlowEntries % RINGLB_FLOW_WAYS == 0);
+
+// The flow table: one cache line per bucket, a binding's fields wide enough for every id.
+static_assert(sizeof(ringlb_flow_entry) == 16);
+static_assert(sizeof(ringlb_flow_bucket) == 64);
+static_assert(RINGLB_MAX_BACKENDS <= 1u << RINGLB_FLOW_BACKEND_BITS);
+static_assert(RINGLB_MAX_VIPS <= 1u << RINGLB_FLOW_VIP_BITS);
+static_assert(RINGLB_FLOW_BACKEND_BITS + RINGLB_FLOW_VIP_BITS + RINGLB_FLOW_EPOCH_BITS == 32);
 
 }  // namespace ringlb::xdp

@@ -80,6 +80,13 @@ Result<void> check_pinned_flow_table(const std::string& pin_root, uint32_t max_e
   if (bpf_obj_get_info_by_fd(fd.get(), &info, &length) != 0) {
     return system_error("Failed to read the pinned flow table " + path, errno);
   }
+  if (info.value_size != sizeof(ringlb_flow_bucket)) {
+    // An older ringlb's layout (issue 16 made buckets one cache line): replaced, as the
+    // counters are. Its flows fall back to the Maglev table, which keeps each on its
+    // backend unless the pool changed; the old program keeps its map until replaced.
+    ::unlink(path.c_str());
+    return {};
+  }
   if (info.max_entries != max_entries) {
     return Error{"The pinned flow table " + path + " holds " +
                  std::to_string(info.max_entries / cpus * RINGLB_FLOW_WAYS) +

@@ -25,6 +25,7 @@ struct StateMap {
 constexpr StateMap kStateMaps[] = {
     {&MapFds::vips, &SkeletonMaps::vips},
     {&MapFds::frag_vips, &SkeletonMaps::frag_vips},
+    {&MapFds::flows, &SkeletonMaps::flows},
     {&MapFds::vip_index, &SkeletonMaps::vip_index},
     {&MapFds::vip_epochs, &SkeletonMaps::vip_epochs},
     {&MapFds::vip_filter, &SkeletonMaps::vip_filter},

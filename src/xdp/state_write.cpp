@@ -74,8 +74,44 @@ Result<uint32_t> bump_epoch(const MapFds& maps, uint32_t vip_id) {
   if (bpf_map_update_elem(maps.vip_epochs, &vip_id, &epoch, BPF_ANY) != 0) {
     return system_error("Failed to update the epoch of vip id " + std::to_string(vip_id), errno);
   }
+  // Flow entries keep the epoch's low bits: when they come round, entries made
+  // 2^RINGLB_FLOW_EPOCH_BITS bumps ago would match again, so the id's entries go.
+  if ((epoch & ((1u << RINGLB_FLOW_EPOCH_BITS) - 1)) == 0) {
+    if (auto cleared = clear_vip_flows(maps.flows, vip_id); !cleared) {
+      return cleared.error();
+    }
+  }
   return epoch;
 }
+
+}  // namespace
+
+Result<void> clear_vip_flows(int flows_fd, uint32_t vip_id) {
+  bpf_map_info info{};
+  uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(flows_fd, &info, &length) != 0) {
+    return system_error("Failed to read the flow table", errno);
+  }
+  for (uint32_t index = 0; index < info.max_entries; ++index) {
+    ringlb_flow_bucket bucket{};
+    if (bpf_map_lookup_elem(flows_fd, &index, &bucket) != 0) {
+      return system_error("Failed to read the flow table", errno);
+    }
+    bool changed = false;
+    for (auto& way : bucket.ways) {
+      if (way.fp != 0 && ringlb_flow_vip(way.bind) == vip_id) {
+        way = ringlb_flow_entry{};
+        changed = true;
+      }
+    }
+    if (changed && bpf_map_update_elem(flows_fd, &index, &bucket, BPF_ANY) != 0) {
+      return system_error("Failed to clear flows of vip id " + std::to_string(vip_id), errno);
+    }
+  }
+  return {};
+}
+
+namespace {
 
 // 1. Backends first: a table never names a backend the program cannot resolve.
 Result<void> write_backends(const MapFds& maps, const StatePlan& plan) {

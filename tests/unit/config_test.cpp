@@ -175,7 +175,7 @@ const BadCase kBadCases[] = {
     {"flow entries not a power of two", "[xdp]\ninterface = 'eth0'\nflow_entries = 100000\n",
      "bad.toml:3:16: xdp.flow_entries: expected a power of two (65536 is the default), got "
      "100000"},
-    {"flow entries below one bucket", "[xdp]\ninterface = 'eth0'\nflow_entries = 4\n",
+    {"flow entries below the least", "[xdp]\ninterface = 'eth0'\nflow_entries = 4\n",
      "xdp.flow_entries: expected an integer in 8..4194304, got 4"},
     {"flow entries not an integer", "[xdp]\ninterface = 'eth0'\nflow_entries = '64k'\n",
      "xdp.flow_entries: expected an integer in 8..4194304, got a string"},

@@ -64,6 +64,21 @@ std::string backend_of(const RunResult& r) {
   return inet_ntop(AF_INET, &r.out[30], text, sizeof(text)) != nullptr ? text : "";
 }
 
+// The flow-table fingerprint of a TCP flow from `client`:`sport` to web (10.0.0.10:80).
+uint64_t flow_fingerprint(const std::string& client, uint16_t sport) {
+  ringlb_flow_key key{};
+  key.src[0] = ip4(client.c_str());
+  key.dst[0] = ip4("10.0.0.10");
+  key.sport = htons(sport);
+  key.dport = htons(80);
+  key.proto = IPPROTO_TCP;
+  key.family = RINGLB_FAMILY_V4;
+  __u64 words[5];
+  std::memcpy(words, &key, sizeof(words));
+  const auto& hash_key = XdpEnv::config().daemon.hash_key;
+  return ringlb_flow_hash(words, hash_key.k0, hash_key.k1);
+}
+
 std::vector<uint64_t> flow_events(const xdp::XdpProgram& program) {
   auto counts = xdp::read_event_counts(program.map_fd("flow_stats"), RINGLB_FE_MAX);
   return counts ? *counts : std::vector<uint64_t>(RINGLB_FE_MAX, ~0ull);
@@ -79,8 +94,8 @@ std::string pool_changed() {
 }
 
 TEST_F(FlowTableTest, ASynFloodLargerThanTheTableKeepsEveryEstablishedFlowOnItsBackend) {
-  constexpr uint32_t kEntries = 1024;  // per CPU: 128 buckets of 8
-  constexpr int kEstablished = 256;
+  constexpr uint32_t kEntries = 4096;  // per CPU: 1024 buckets of 4
+  constexpr int kEstablished = 256;    // none of their buckets gets more than 4
   constexpr int kFlood = 8 * kEntries;
   xdp::XdpProgram program = small_program(kEntries);
   const int fd = program.xdp_fd();
@@ -177,22 +192,66 @@ TEST_F(FlowTableTest, AnEstablishedFlowGivesUpItsEntryOnlyAfterTheIdleTimeout) {
   EXPECT_EQ(events[RINGLB_FE_EVICT_IDLE], 1u);
   EXPECT_EQ(events[RINGLB_FE_NOT_INSERTED], 1u);
 
-  // Which flows hold entries: the bucket of CPU 0 (the tests run there).
+  // Which flows hold entries: the bucket of CPU 0 (the tests run there), by fingerprint.
   ringlb_flow_bucket bucket{};
   const uint32_t index = 0;
   ASSERT_EQ(bpf_map_lookup_elem(program.map_fd("flows"), &index, &bucket), 0);
   std::vector<uint16_t> ports;
-  for (int i = 0; i < RINGLB_FLOW_WAYS; ++i) {
-    if (bucket.tags[i] != 0) {
-      ports.push_back(ntohs(bucket.slots[i].key.sport));
+  for (uint16_t port = 46000; port <= newcomer; ++port) {
+    const uint64_t fp = flow_fingerprint(client, port);
+    for (const auto& way : bucket.ways) {
+      if (way.fp == fp) {
+        ports.push_back(port);
+      }
     }
   }
-  std::sort(ports.begin(), ports.end());
   std::vector<uint16_t> want;
   for (uint16_t i = 1; i <= RINGLB_FLOW_WAYS; ++i) {
     want.push_back(46000 + i);
   }
   EXPECT_EQ(ports, want) << "the idle flow (port 46000) gave its slot to the newcomer";
+}
+
+// Entries keep the low bits of their VIP's epoch; when those come round, apply_state
+// clears the VIP's entries with clear_vip_flows. It empties exactly that VIP's entries, on
+// every CPU's buckets, and leaves the others.
+TEST_F(FlowTableTest, ClearingAVipsFlowsLeavesOnlyOtherVipsEntries) {
+  xdp::XdpProgram program = small_program(4096);
+  const int fd = program.xdp_fd();
+  for (int i = 1; i <= 100; ++i) {
+    const std::string client = "10.9.1." + std::to_string(i);
+    ASSERT_FALSE(backend_of(XdpEnv::run_on(fd, tcp_to_web(client, 41000, kSyn))).empty());
+    const Bytes dns = Packet()
+                          .Eth(kClientMac, kLbMac)
+                          .IPv4(client.c_str(), "10.0.0.10")
+                          .UDP(41000, 53)
+                          .payload(8)
+                          .build();
+    ASSERT_FALSE(backend_of(XdpEnv::run_on(fd, dns)).empty());
+  }
+  const auto web = xdp::pinned_vip_id(program.map_fds(), XdpEnv::vip("web"));
+  const auto dns = xdp::pinned_vip_id(program.map_fds(), XdpEnv::vip("dns"));
+  ASSERT_TRUE(web && dns);
+  const auto count = [&](uint32_t vip_id) {
+    const int flows = program.map_fd("flows");
+    bpf_map_info info{};
+    uint32_t length = sizeof(info);
+    EXPECT_EQ(bpf_obj_get_info_by_fd(flows, &info, &length), 0);
+    int n = 0;
+    for (uint32_t index = 0; index < info.max_entries; ++index) {
+      ringlb_flow_bucket bucket{};
+      EXPECT_EQ(bpf_map_lookup_elem(flows, &index, &bucket), 0);
+      for (const auto& way : bucket.ways) {
+        n += way.fp != 0 && ringlb_flow_vip(way.bind) == vip_id ? 1 : 0;
+      }
+    }
+    return n;
+  };
+  ASSERT_EQ(count(*web), 100);
+  ASSERT_EQ(count(*dns), 100);
+  ASSERT_TRUE(xdp::clear_vip_flows(program.map_fd("flows"), *web));
+  EXPECT_EQ(count(*web), 0);
+  EXPECT_EQ(count(*dns), 100) << "the other VIP's entries stay";
 }
 
 }  // namespace

@@ -6,10 +6,10 @@
 #   lb ns     (10.85.0.2)      ─┼─ bridge in a switch ns
 #   b1..b4 ns (10.85.0.21-.24) ─┘
 #
-# Forward VIP 10.86.0.10:80 over b1..b3, a flow table of 128 entries per CPU. Steps:
+# Forward VIP 10.86.0.10:80 over b1..b3, a flow table of 256 entries per CPU. Steps:
 #   1. 24 long-lived connections, one per client address, each answered by the backend
 #      `ringlb which` names;
-#   2. a flood of 4,000 SYNs from random sources (30 times the table) passes through;
+#   2. a flood of 4,000 SYNs from random sources (15 times the table) passes through;
 #   3. the pool changes under it all: b2 leaves, b4 joins;
 #   4. every connection not on b2 is still answered by its backend, although the new
 #      table alone would move some of them; the flow table's counters show embryonic
@@ -62,7 +62,7 @@ hash_seed = "8899aabbccddeeff0011223344556677"
 [xdp]
 interface = "eth0"
 steer = false
-flow_entries = 128
+flow_entries = 256
 [[vip]]
 name = "web"
 listen = "10.86.0.10:80"

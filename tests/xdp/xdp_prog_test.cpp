@@ -1398,14 +1398,18 @@ TEST_F(DecapTcAttachTest, RefusesAnotherProgramAtRinglbsHandle) {
 
 // --- Flow table size (xdp.flow_entries) ------------------------------------------------
 
-uint32_t pinned_max_entries(const std::string& path) {
+bpf_map_info pinned_info(const std::string& path) {
   UniqueFd fd(bpf_obj_get(path.c_str()));
   bpf_map_info info{};
   uint32_t length = sizeof(info);
   if (fd.get() < 0 || bpf_obj_get_info_by_fd(fd.get(), &info, &length) != 0) {
-    return 0;
+    return bpf_map_info{};
   }
-  return info.max_entries;
+  return info;
+}
+
+uint32_t pinned_max_entries(const std::string& path) {
+  return pinned_info(path).max_entries;
 }
 
 // A program loaded with its maps pinned in a bpffs of the test's own, removed with it.
@@ -1477,6 +1481,26 @@ TEST_F(XdpPins, OutgrownVerdictCountersAreReplaced) {
   auto program = xdp::XdpProgram::load(options);
   ASSERT_TRUE(program) << program.error().message;
   EXPECT_EQ(pinned_max_entries(path), static_cast<uint32_t>(RINGLB_V_MAX));
+}
+
+// A flow table pinned by a ringlb of the older bucket layout (a tag line, then a 64-byte
+// line per flow: 576-byte buckets of 8) is replaced by the load instead of failing on
+// libbpf's parameter mismatch; its flows fall back to the Maglev table.
+TEST_F(XdpPins, AFlowTableOfTheOlderLayoutIsReplaced) {
+  auto options = pinned_options("flow_entries = 1024\n");
+  ASSERT_EQ(::mkdir(options.pin_root.c_str(), 0700), 0);
+  const std::string path = options.pin_root + "/flows";
+  const uint32_t cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  constexpr uint32_t kOldBucketSize = 576;
+  UniqueFd old(bpf_map_create(BPF_MAP_TYPE_ARRAY, "flows", sizeof(uint32_t), kOldBucketSize,
+                              1024 / 8 * cpus, nullptr));
+  ASSERT_TRUE(old.valid());
+  ASSERT_EQ(bpf_obj_pin(old.get(), path.c_str()), 0);
+  auto program = xdp::XdpProgram::load(options);
+  ASSERT_TRUE(program) << program.error().message;
+  const bpf_map_info info = pinned_info(path);
+  EXPECT_EQ(info.value_size, sizeof(ringlb_flow_bucket));
+  EXPECT_EQ(info.max_entries, 1024 / RINGLB_FLOW_WAYS * cpus);
 }
 
 }  // namespace

@@ -18,7 +18,7 @@
 #define RINGLB_MAX_BACKENDS 4096
 /* Workers in steer mode: one per CPU, CPU i runs worker i. */
 #define RINGLB_MAX_WORKERS 256
-/* Default size of the flow table: flows per CPU (a power of two; 72 bytes each). */
+/* Default size of the flow table: flows per CPU (a power of two; 16 bytes each). */
 #define RINGLB_DEFAULT_FLOW_ENTRIES 65536
 /* Bits of the VIP address pre-filter (a power of two). */
 #define RINGLB_VIP_FILTER_BITS 4096
@@ -77,19 +77,23 @@ struct ringlb_backend {
 };
 
 /*
- * The forward-mode flow table (`flows`): per CPU, set-associative. Each CPU owns its own
- * range of buckets in one array (a per-CPU array would add a dependent load of the CPU's
- * pointer); a flow's bucket is a keyed hash of its 5-tuple. A bucket's first cache line
- * holds a tag (more bits of that hash) and a last-use time per slot, each slot one more
- * line: a lookup reads the tag line and, on a tag match, that slot's line; a miss costs
- * one cache line, however full the bucket. No lock, no allocation, no cross-CPU traffic.
- * A new flow takes an empty slot, else the oldest embryonic one (a SYN's, not yet
- * answered by the flow's next packet), else an established one idle for
- * xdp.flow_idle_timeout_ms, else none: a SYN flood cannot push out live flows. A flow lives in the
- * table of the CPU its packets arrive on (RSS and ECMP keep a flow on one CPU); if it
- * moves, the Maglev table still gives the same backend unless the pool changed.
+ * The forward-mode flow table (`flows`): per CPU, set-associative, one cache line per
+ * bucket. Each CPU owns its own range of buckets in one array (a per-CPU array would add a
+ * dependent load of the CPU's pointer). A flow is known by a keyed 64-bit hash of its
+ * 5-tuple (ringlb_flow_hash): its high half picks the bucket, and the whole hash, kept in
+ * the entry as its fingerprint, tells the flow from the others there. An entry is 16
+ * bytes, four to a bucket, so a lookup, a new flow's insert and an eviction each touch
+ * exactly one cache line. Two live flows of one bucket with equal fingerprints (about 3 in
+ * 2^49 per new flow at the default size) would share an entry; that is below the rate of
+ * undetected errors of the links the packets came over. No lock, no allocation, no
+ * cross-CPU traffic. A new flow takes an empty entry, else the oldest embryonic one (a
+ * SYN's, not yet answered by the flow's next packet), else an established one idle for
+ * xdp.flow_idle_timeout_ms, else none: a SYN flood cannot push out live flows. A flow
+ * lives in the table of the CPU its packets arrive on (RSS and ECMP keep a flow on one
+ * CPU); if it moves, the Maglev table still gives the same backend unless the pool
+ * changed.
  */
-#define RINGLB_FLOW_WAYS 8
+#define RINGLB_FLOW_WAYS 4
 
 /* A flow's key: the client's 5-tuple toward a VIP, padding zeroed. */
 struct ringlb_flow_key {
@@ -103,30 +107,70 @@ struct ringlb_flow_key {
 } __attribute__((aligned(8)));
 
 /*
- * What a flow is bound to. An established packet is forwarded from its flow entry alone
- * (no VIP lookup) while vip_epochs[vip_id] still equals vip_epoch; user space bumps the
- * epoch when it removes a VIP or changes its mode, which retires its flows.
+ * What a flow is bound to, in one word: its backend id, its VIP's id and the low
+ * RINGLB_FLOW_EPOCH_BITS of that VIP's epoch when the entry was made. An established packet
+ * is forwarded from its entry alone (no VIP lookup) while vip_epochs[vip id] still ends in
+ * those bits; user space bumps the epoch when it removes a VIP or changes its mode, which
+ * retires its flows (an entry would outlive 2^11 bumps of one VIP id only by staying in
+ * the table through all of them).
  */
-struct ringlb_flow {
-  __u32 backend_id;
-  __u32 vip_id;
-  __u32 vip_epoch;
-};
+#define RINGLB_FLOW_BACKEND_BITS 12 /* RINGLB_MAX_BACKENDS ids */
+#define RINGLB_FLOW_VIP_BITS 9      /* RINGLB_MAX_VIPS ids */
+#define RINGLB_FLOW_EPOCH_BITS 11
 
-struct ringlb_flow_slot {
-  struct ringlb_flow_key key;
-  struct ringlb_flow flow;
-} __attribute__((aligned(64)));
+static inline __u32 ringlb_flow_bind(__u32 backend_id, __u32 vip_id, __u32 epoch) {
+  return backend_id | vip_id << RINGLB_FLOW_BACKEND_BITS |
+         epoch << (RINGLB_FLOW_BACKEND_BITS + RINGLB_FLOW_VIP_BITS);
+}
+static inline __u32 ringlb_flow_backend(__u32 bind) {
+  return bind & ((1u << RINGLB_FLOW_BACKEND_BITS) - 1);
+}
+static inline __u32 ringlb_flow_vip(__u32 bind) {
+  return (bind >> RINGLB_FLOW_BACKEND_BITS) & ((1u << RINGLB_FLOW_VIP_BITS) - 1);
+}
+/* The epoch bits of `bind` equal those of `epoch`. */
+static inline int ringlb_flow_epoch_matches(__u32 bind, __u32 epoch) {
+  return (bind >> (RINGLB_FLOW_BACKEND_BITS + RINGLB_FLOW_VIP_BITS)) ==
+         (epoch & ((1u << RINGLB_FLOW_EPOCH_BITS) - 1));
+}
+
+struct ringlb_flow_entry {
+  __u64 fp;   /* ringlb_flow_hash() of the flow's key; 0: the entry is empty */
+  __u32 used; /* (jiffies << 1) | 1 once established, at the flow's last packet */
+  __u32 bind; /* ringlb_flow_bind() */
+};
 
 /*
  * Value of the `flows` array: CPU c's buckets are [c * flow_buckets, (c + 1) *
- * flow_buckets). tags[i] == 0: slot i is empty.
+ * flow_buckets).
  */
 struct ringlb_flow_bucket {
-  __u32 tags[RINGLB_FLOW_WAYS];
-  __u32 used[RINGLB_FLOW_WAYS]; /* low 32 bits of jiffies at the flow's last packet */
-  struct ringlb_flow_slot slots[RINGLB_FLOW_WAYS];
+  struct ringlb_flow_entry ways[RINGLB_FLOW_WAYS];
 } __attribute__((aligned(64)));
+
+static inline __u64 ringlb_flow_rotl(__u64 x, unsigned n) {
+  return x << n | x >> (64 - n);
+}
+
+/*
+ * The keyed hash of a flow key's five words (`w`, as in struct ringlb_flow_key; an IPv4
+ * key's words 1 and 3 are 0) under the client hash key (k0, k1): each word mixed with the
+ * key by its own odd multiplier (independent multiplies: no long dependency chain), the
+ * products rotated apart and folded, then finished. Never 0: 0 marks an empty entry. The
+ * bucket is (hash >> 32) & (flow_buckets - 1).
+ */
+static inline __u64 ringlb_flow_hash(const __u64 w[5], __u64 k0, __u64 k1) {
+  __u64 h = ((w[0] ^ k0) * 0x9e3779b97f4a7c15ULL) ^
+            ringlb_flow_rotl((w[1] ^ k1) * 0xc2b2ae3d27d4eb4fULL, 16) ^
+            ringlb_flow_rotl((w[2] ^ k1) * 0x165667b19e3779f9ULL, 32) ^
+            ringlb_flow_rotl((w[3] ^ k0) * 0xd6e8feb86659fd93ULL, 48) ^
+            ringlb_flow_rotl((w[4] ^ k0 ^ k1) * 0xff51afd7ed558ccdULL, 24);
+
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 32;
+  return h | 1;
+}
 
 /*
  * Value of the one-entry `vip_filter` array: a bit per ringlb_vip_filter_bit() of every

@@ -55,7 +55,7 @@ struct DaemonConfig {
 };
 
 // [xdp] flow_entries: the default equals RINGLB_DEFAULT_FLOW_ENTRIES (src/xdp checks it);
-// the least is one bucket of RINGLB_FLOW_WAYS flows.
+// the least is a whole number of buckets of RINGLB_FLOW_WAYS flows.
 inline constexpr uint32_t kDefaultFlowEntries = 65536;
 inline constexpr uint32_t kMinFlowEntries = 8;
 inline constexpr uint32_t kMaxFlowEntries = 1u << 22;
@@ -80,7 +80,7 @@ struct XdpConfig {
   XdpAttach attach = XdpAttach::native;
   bool steer = true;
   // Forward-mode flow table: flows per CPU, a power of two in kMinFlowEntries..
-  // kMaxFlowEntries (72 bytes each). More flows keep more established connections on
+  // kMaxFlowEntries (16 bytes each). More flows keep more established connections on
   // their backend through pool changes; fewer keep the table in cache.
   uint32_t flow_entries = kDefaultFlowEntries;
   // An established flow idle this long may give its entry to a new flow when its bucket

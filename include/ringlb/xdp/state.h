@@ -57,6 +57,7 @@ Result<void> validate_state(const XdpState& state);
 struct MapFds {
   int vips = -1;
   int frag_vips = -1;
+  int flows = -1;
   int vip_index = -1;
   int vip_epochs = -1;
   int vip_filter = -1;
@@ -120,6 +121,13 @@ std::vector<ringlb_vip_slot> build_vip_index(
 // that VIP's info.
 std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>> fragment_vips(
     const std::vector<std::pair<ringlb_vip_key, ringlb_vip_info>>& vips);
+
+// Empties every entry of the flow table `flows_fd` bound to `vip_id`, on every CPU.
+// apply_state() does it when a VIP id's epoch comes round to bits its entries could
+// still hold (every 2^RINGLB_FLOW_EPOCH_BITS bumps), so no entry outlives its epoch. An
+// entry the program writes into a bucket while it is being rewritten may be lost; its
+// flow then goes by the Maglev table.
+Result<void> clear_vip_flows(int flows_fd, uint32_t vip_id);
 
 // The VIP index the program uses now, or an error.
 Result<std::vector<ringlb_vip_slot>> read_vip_index(const MapFds& maps);
