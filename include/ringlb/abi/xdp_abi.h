@@ -148,27 +148,22 @@ struct ringlb_flow_bucket {
   struct ringlb_flow_entry ways[RINGLB_FLOW_WAYS];
 } __attribute__((aligned(64)));
 
-static inline __u64 ringlb_flow_rotl(__u64 x, unsigned n) {
-  return x << n | x >> (64 - n);
-}
-
 /*
  * The keyed hash of a flow key's five words (`w`, as in struct ringlb_flow_key; an IPv4
  * key's words 1 and 3 are 0) under the client hash key (k0, k1): each word mixed with the
- * key by its own odd multiplier (independent multiplies: no long dependency chain), the
- * products rotated apart and folded, then finished. Never 0: 0 marks an empty entry. The
- * bucket is (hash >> 32) & (flow_buckets - 1).
+ * key by its own odd multiplier, the products summed (independent multiplies, no long
+ * dependency chain, and no rotations, which BPF has no instruction for), then the sum's
+ * high half folded down and mixed again. Never 0: 0 marks an empty entry. The bucket is
+ * (hash >> 32) & (flow_buckets - 1).
  */
 static inline __u64 ringlb_flow_hash(const __u64 w[5], __u64 k0, __u64 k1) {
-  __u64 h = ((w[0] ^ k0) * 0x9e3779b97f4a7c15ULL) ^
-            ringlb_flow_rotl((w[1] ^ k1) * 0xc2b2ae3d27d4eb4fULL, 16) ^
-            ringlb_flow_rotl((w[2] ^ k1) * 0x165667b19e3779f9ULL, 32) ^
-            ringlb_flow_rotl((w[3] ^ k0) * 0xd6e8feb86659fd93ULL, 48) ^
-            ringlb_flow_rotl((w[4] ^ k0 ^ k1) * 0xff51afd7ed558ccdULL, 24);
+  __u64 h = (w[0] ^ k0) * 0x9e3779b97f4a7c15ULL + (w[1] ^ k1) * 0xc2b2ae3d27d4eb4fULL +
+            (w[2] ^ k1) * 0x165667b19e3779f9ULL + (w[3] ^ k0) * 0xd6e8feb86659fd93ULL +
+            (w[4] ^ k0 ^ k1) * 0xff51afd7ed558ccdULL;
 
-  h ^= h >> 29;
-  h *= 0xbf58476d1ce4e5b9ULL;
   h ^= h >> 32;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 29;
   return h | 1;
 }
 
