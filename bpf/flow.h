@@ -103,11 +103,11 @@ static __always_inline void flow_event(__u32 event)
 }
 
 /*
- * Binds the flow with fingerprint `fp` to `bind` (ringlb_flow_bind): its own entry (also
- * behind an empty one), else an empty one, else the oldest embryonic one, else the least recently
- * used established one if it has been idle for flow_idle_jiffies. Otherwise the flow gets no entry
- * (Maglev alone balances it): a flood of SYNs from new sources only ever pushes out its own kind,
- * never a live established flow.
+ * Binds the flow with fingerprint `fp` to `bind` (ringlb_flow_bind): its own entry (even
+ * behind an empty one), else an empty one, else the oldest embryonic one, else the least
+ * recently used established one if it has been idle for flow_idle_jiffies. Otherwise the
+ * flow gets no entry (Maglev alone balances it): a flood of SYNs from new sources only
+ * ever pushes out its own kind, never a live established flow.
  */
 static __always_inline void flow_insert(struct ringlb_flow_bucket *b, __u64 fp, __u32 bind,
 					__u64 now, __u32 established)
